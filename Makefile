@@ -1,0 +1,36 @@
+# Every target creates .venv and installs what it needs: a fresh clone with only
+# Python 3.11+ is enough. uv is installed into .tools/ (never assumed on PATH).
+PYTHON ?= python3
+UV_VERSION ?= 0.13.8
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: run test lint typecheck check bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced-run: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON) --no-dev
+	touch $@
+
+.venv/.synced-dev: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON) --extra dev
+	touch $@
+
+run: .venv/.synced-run  ## telehub on its embedded defaults (SQLite, 127.0.0.1:8000)
+	.venv/bin/telehub serve
+
+test: .venv/.synced-dev  ## lint, type-check and the whole test suite
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+	.venv/bin/pytest
+
+bench: .venv/.synced-dev  ## the ingest/query benchmark on SQLite and PostgreSQL
+	.venv/bin/python bench/ingest_query.py
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

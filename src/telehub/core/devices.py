@@ -1,0 +1,64 @@
+"""Device registry: create, list, change, delete, rotate credentials."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from telehub.core.auth import Authenticator
+from telehub.core.ports import Store
+from telehub.domain.devices import DEVICE_TOKEN_PREFIX, Device, hash_secret, new_secret
+from telehub.domain.readings import now_us
+from telehub.errors import NotFound
+
+
+class DeviceService:
+    def __init__(self, *, store: Store, auth: Authenticator) -> None:
+        self._store = store
+        self._auth = auth
+
+    async def create(
+        self, *, device_id: str | None, name: str | None, attributes: dict[str, Any]
+    ) -> tuple[Device, str]:
+        """Register a device; its token is returned once and only its hash is kept."""
+        device_id = device_id or f"dev-{secrets.token_hex(4)}"
+        secret = new_secret(DEVICE_TOKEN_PREFIX)
+        device = Device(
+            id=device_id, name=name or device_id, attributes=attributes, created_us=now_us()
+        )
+        await self._store.devices.create(device, token_hash=hash_secret(secret))
+        return device, secret
+
+    async def get(self, device_id: str) -> Device:
+        device = await self._store.devices.get(device_id)
+        if device is None:
+            raise NotFound(f"device {device_id!r} does not exist")
+        return device
+
+    async def page(
+        self, *, limit: int, after: str | None, attributes: Mapping[str, str]
+    ) -> list[Device]:
+        return await self._store.devices.page(limit=limit, after=after, attributes=attributes)
+
+    async def update(
+        self, device_id: str, *, name: str | None, attributes: dict[str, Any] | None
+    ) -> Device:
+        device = await self._store.devices.update(device_id, name=name, attributes=attributes)
+        if device is None:
+            raise NotFound(f"device {device_id!r} does not exist")
+        return device
+
+    async def delete(self, device_id: str) -> None:
+        """Remove the device with all its readings and state."""
+        if not await self._store.devices.delete(device_id):
+            raise NotFound(f"device {device_id!r} does not exist")
+        self._auth.forget()
+
+    async def rotate_token(self, device_id: str) -> str:
+        """Issue a new token; the old one stops working at once."""
+        secret = new_secret(DEVICE_TOKEN_PREFIX)
+        if not await self._store.devices.set_token_hash(device_id, hash_secret(secret)):
+            raise NotFound(f"device {device_id!r} does not exist")
+        self._auth.forget()
+        return secret

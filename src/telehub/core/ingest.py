@@ -1,0 +1,182 @@
+"""The one ingest path every transport uses.
+
+``submit`` puts validated telemetry on a bounded queue and returns only once
+the batch holding it is committed, so a transport can acknowledge (HTTP 202,
+MQTT PUBACK, gRPC summary) knowing the data is durable. A full queue refuses
+at once with :class:`Overloaded`; nothing accepted is ever dropped, and
+``run`` drains the queue before it returns on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from telehub.core.metrics import Metrics
+from telehub.core.ports import ReadingStore
+from telehub.domain.readings import Telemetry, now_us
+from telehub.errors import Overloaded, ShuttingDown, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+_RETRY_DELAYS = (0.05, 0.2, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    state: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    telemetry: Telemetry
+    weight: int
+    enqueued: float
+    done: asyncio.Future[IngestResult] = field(repr=False)
+
+
+class Ingestor:
+    """Bounded queue in front of a group-committing batch writer."""
+
+    def __init__(
+        self,
+        *,
+        store: ReadingStore,
+        metrics: Metrics,
+        queue_readings: int,
+        batch_readings: int,
+        max_wait: float,
+        retry_after: float,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._capacity = queue_readings
+        self._batch_readings = batch_readings
+        self._max_wait = max_wait
+        self._retry_after = retry_after
+        self._pending: deque[_Pending] = deque()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Readings (and state updates) accepted but not yet committed."""
+        return self._queued
+
+    async def submit(self, telemetry: Telemetry) -> IngestResult:
+        """Queue ``telemetry`` and wait until it is committed.
+
+        Raises:
+            Overloaded: the queue is full; nothing was accepted, retry later.
+            ShuttingDown: the hub is stopping.
+            StorageUnavailable: the database failed; nothing was acknowledged.
+        """
+        if self._closed:
+            raise ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
+        weight = max(1, len(telemetry.readings) + len(telemetry.state))
+        if self._queued + weight > self._capacity:
+            self._metrics.backpressure.inc()
+            raise Overloaded(
+                f"ingest queue is full ({self._queued} of {self._capacity} readings waiting)",
+                retry_after=self._retry_after,
+            )
+        done: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(telemetry, weight, time.monotonic(), done))
+        self._queued += weight
+        self._metrics.queue_depth.set(self._queued)
+        self._wakeup.set()
+        # A caller that goes away (client disconnect) does not take its data
+        # with it: the batch is still written, only the answer is lost.
+        return await asyncio.shield(done)
+
+    def close(self) -> None:
+        """Refuse new work; ``run`` returns once everything accepted is committed."""
+        self._closed = True
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """The batch writer: run it as a named task for the life of the hub."""
+        while True:
+            if not self._pending:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._linger()
+            await self._commit(self._take_batch())
+
+    async def _linger(self) -> None:
+        """Let the oldest reading wait up to ``max_wait`` for others to share its commit."""
+        deadline = self._pending[0].enqueued + self._max_wait
+        while self._queued < self._batch_readings and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> list[_Pending]:
+        batch = [self._pending.popleft()]
+        size = batch[0].weight
+        while self._pending and size + self._pending[0].weight <= self._batch_readings:
+            item = self._pending.popleft()
+            batch.append(item)
+            size += item.weight
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._write_with_retries(batch)
+        except Exception:
+            if len(batch) == 1:
+                self._fail(batch[0])
+            else:
+                # Isolate the item that breaks the batch; the others still land.
+                for item in batch:
+                    await self._commit([item])
+            return
+        for item, new in zip(batch, results, strict=True):
+            self._finish(item)
+            readings = len(item.telemetry.readings)
+            self._metrics.readings_accepted.inc(new)
+            self._metrics.readings_duplicate.inc(readings - new)
+            if not item.done.done():
+                item.done.set_result(IngestResult(new, readings - new, len(item.telemetry.state)))
+
+    async def _write_with_retries(self, batch: list[_Pending]) -> list[int]:
+        items = [p.telemetry for p in batch]
+        for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
+            started = time.perf_counter()
+            try:
+                results = await self._store.write(items, received_us=now_us())
+            except Exception:
+                self._metrics.commit_failures.inc()
+                if delay is None:
+                    log.exception("batch of %d submissions failed to commit", len(batch))
+                    raise
+                log.warning("batch commit failed (attempt %d); retrying", attempt + 1)
+                await asyncio.sleep(delay)
+                continue
+            self._metrics.commit_seconds.observe(time.perf_counter() - started)
+            self._metrics.batch_size.observe(sum(p.weight for p in batch))
+            return results
+        raise AssertionError("unreachable")
+
+    def _finish(self, item: _Pending) -> None:
+        self._queued -= item.weight
+        self._metrics.queue_depth.set(self._queued)
+
+    def _fail(self, item: _Pending) -> None:
+        self._finish(item)
+        if not item.done.done():
+            item.done.set_exception(StorageUnavailable("the database failed to commit the batch"))

@@ -1,0 +1,43 @@
+"""Prometheus instruments, one registry per running hub (so tests can run many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.readings_accepted = Counter(
+            "telehub_readings_accepted", "Readings committed for the first time", registry=r
+        )
+        self.readings_duplicate = Counter(
+            "telehub_readings_duplicate", "Readings already stored (resent)", registry=r
+        )
+        self.rejected = Counter(
+            "telehub_rejected", "Inputs refused, by reason", ["transport", "reason"], registry=r
+        )
+        self.backpressure = Counter(
+            "telehub_ingest_backpressure",
+            "Submissions refused because the queue was full",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "telehub_ingest_queue_readings", "Readings accepted but not yet committed", registry=r
+        )
+        self.batch_size = Histogram(
+            "telehub_ingest_batch_readings",
+            "Readings per commit",
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "telehub_ingest_commit_seconds",
+            "Time to write and commit one batch",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "telehub_ingest_commit_failures", "Batch commits that failed", registry=r
+        )

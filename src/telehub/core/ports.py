@@ -1,0 +1,105 @@
+"""What the core needs from storage, as small Protocols (storage implements them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from telehub.domain.devices import ApiToken, Device, RejectedInput
+from telehub.domain.readings import Telemetry
+
+
+class Aggregate(StrEnum):
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    ts_us: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValues:
+    readings: dict[str, Point]
+    state: dict[str, tuple[int, Any]]
+
+
+class DeviceStore(Protocol):
+    async def create(self, device: Device, *, token_hash: str) -> Device: ...
+    async def get(self, device_id: str) -> Device | None: ...
+    async def by_token_hash(self, token_hash: str) -> Device | None: ...
+    async def page(
+        self, *, limit: int, after: str | None, attributes: Mapping[str, str]
+    ) -> list[Device]: ...
+    async def update(
+        self, device_id: str, *, name: str | None, attributes: dict[str, Any] | None
+    ) -> Device | None: ...
+    async def delete(self, device_id: str) -> bool: ...
+    async def set_token_hash(self, device_id: str, token_hash: str) -> bool: ...
+
+
+class ReadingStore(Protocol):
+    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
+        """Commit all items in one transaction; return how many readings of each were new."""
+        ...
+
+    async def metrics(self, device_id: str) -> list[str]: ...
+    async def points(
+        self, *, device_id: str, metric: str, start_us: int, end_us: int, limit: int, desc: bool
+    ) -> list[Point]: ...
+    async def buckets(
+        self,
+        *,
+        device_id: str,
+        metric: str,
+        start_us: int,
+        end_us: int,
+        width_us: int,
+        agg: Aggregate,
+        limit: int,
+    ) -> list[Point]: ...
+    async def latest(self, device_id: str) -> LatestValues: ...
+
+
+class TokenStore(Protocol):
+    async def create(self, token: ApiToken, *, token_hash: str) -> None: ...
+    async def all(self) -> list[ApiToken]: ...
+    async def delete(self, token_id: str) -> bool: ...
+    async def by_hash(self, token_hash: str) -> ApiToken | None: ...
+    async def has_admin(self) -> bool: ...
+
+
+class RejectedStore(Protocol):
+    async def add(
+        self,
+        *,
+        received_us: int,
+        transport: str,
+        device_id: str | None,
+        reason: str,
+        detail: str,
+        excerpt: str,
+        keep: int,
+    ) -> None: ...
+    async def recent(
+        self, *, limit: int, before_id: int | None, device_id: str | None
+    ) -> list[RejectedInput]: ...
+
+
+class Store(Protocol):
+    """Everything the core persists, behind one object chosen by the database URL."""
+
+    devices: DeviceStore
+    readings: ReadingStore
+    tokens: TokenStore
+    rejected: RejectedStore
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...

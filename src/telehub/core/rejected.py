@@ -1,0 +1,51 @@
+"""The dead-letter record: every refused input is counted and kept (bounded) with why."""
+
+from __future__ import annotations
+
+import logging
+
+from telehub.core.metrics import Metrics
+from telehub.core.ports import Store
+from telehub.domain.devices import RejectedInput
+from telehub.domain.readings import now_us
+from telehub.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+EXCERPT_BYTES = 512
+
+
+class RejectedLog:
+    def __init__(self, *, store: Store, metrics: Metrics, keep: int) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._keep = keep
+
+    async def record(
+        self, *, transport: str, device_id: str | None, error: InvalidInput, payload: bytes
+    ) -> None:
+        self._metrics.rejected.labels(transport=transport, reason=error.reason).inc()
+        detail = error.detail
+        if error.errors:
+            detail += ": " + "; ".join(
+                f"{e.pointer or e.parameter}: {e.detail}" for e in error.errors[:10]
+            )
+        try:
+            await self._store.rejected.add(
+                received_us=now_us(),
+                transport=transport,
+                device_id=device_id,
+                reason=error.reason,
+                detail=detail[:2000],
+                excerpt=payload[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
+                keep=self._keep,
+            )
+        except Exception:
+            # The sender still gets its error; only the inspection copy is lost.
+            log.exception("could not record a rejected input")
+
+    async def recent(
+        self, *, limit: int, before_id: int | None, device_id: str | None
+    ) -> list[RejectedInput]:
+        return await self._store.rejected.recent(
+            limit=limit, before_id=before_id, device_id=device_id
+        )

@@ -1,0 +1,1 @@
+"""Frozen models and value objects shared by every transport."""

@@ -1,0 +1,75 @@
+"""Readings and the rules every reading obeys, whatever transport carried it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+METRIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+_METRIC_RE = re.compile(METRIC_NAME_PATTERN)
+_DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def is_metric_name(name: str) -> bool:
+    return bool(_METRIC_RE.match(name))
+
+
+def is_device_id(device_id: str) -> bool:
+    return bool(_DEVICE_RE.match(device_id))
+
+
+def to_micros(ts: datetime) -> int:
+    """Timestamps are stored as integer microseconds since the epoch, UTC.
+
+    Integers make server-side bucketing a plain integer division on both
+    SQLite and PostgreSQL, and keep the primary key compact.
+    """
+    delta = ts - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def now_us() -> int:
+    return to_micros(datetime.now(UTC))
+
+
+def from_micros(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One numeric sample: the unit the store keys on ``(device_id, metric, ts)``."""
+
+    device_id: str
+    metric: str
+    ts_us: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """A non-numeric field of a device (firmware version, door open, mode): latest wins."""
+
+    device_id: str
+    key: str
+    ts_us: int
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """Everything one submission carries for one device, already validated."""
+
+    device_id: str
+    readings: tuple[Reading, ...]
+    state: tuple[StateUpdate, ...]
+
+    @property
+    def last_ts_us(self) -> int | None:
+        stamps = [r.ts_us for r in self.readings] + [s.ts_us for s in self.state]
+        return max(stamps) if stamps else None

@@ -1,0 +1,232 @@
+"""The telemetry wire body shared by HTTP, MQTT and gRPC ingest.
+
+A body is one message ``{"ts": ..., "values": {...}}`` or a list of them.
+Numbers become readings; every other JSON value becomes device state.
+Validation lives here, in one place, so every transport rejects the same
+input with the same pointer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+
+from telehub.domain.readings import (
+    METRIC_NAME_PATTERN,
+    Reading,
+    StateUpdate,
+    Telemetry,
+    to_micros,
+)
+from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
+
+MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME_PATTERN)]
+_MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms_or_iso(value: Any) -> Any:
+    """Numbers are epoch milliseconds (never guessed seconds); naive ISO strings are UTC."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be an ISO 8601 string or epoch milliseconds")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("ts must be finite")
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("ts is out of range") from None
+    return value
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    return True
+
+
+def _finite(value: Any) -> Any:
+    """Infinity and NaN are neither readings nor storable JSON, at any depth."""
+    if not _all_finite(value):
+        raise ValueError("value must be a finite number")
+    return value
+
+
+FieldValue = Annotated[
+    float | bool | str | list[Any] | dict[str, Any] | None, BeforeValidator(_finite)
+]
+
+
+class TelemetryMessage(BaseModel):
+    """One timestamped set of values from one device."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"ts": "2026-11-24T10:00:00Z", "values": {"temperature": 21.5, "humidity": 40}}
+            ]
+        },
+    )
+
+    ts: Annotated[
+        datetime | None,
+        BeforeValidator(_epoch_ms_or_iso),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "integer", "description": "epoch milliseconds"},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(
+        None,
+        description="ISO 8601 (naive means UTC) or epoch milliseconds; default: time received",
+    )
+    values: dict[MetricName, FieldValue] = Field(
+        ...,
+        min_length=1,
+        description="numbers are readings; strings, booleans, null, objects and lists are state",
+    )
+
+    @field_validator("ts")
+    @classmethod
+    def _not_in_future(cls, ts: datetime | None, info: ValidationInfo) -> datetime | None:
+        if ts is None:
+            return None
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        ctx = info.context or {}
+        now: datetime = ctx.get("now") or datetime.now(UTC)
+        skew = timedelta(seconds=ctx.get("max_future_skew", 300.0))
+        if ts > now + skew:
+            raise ValueError(f"ts is more than {int(skew.total_seconds())} s in the future")
+        if ts < _MIN_TS:
+            raise ValueError("ts is before 1970-01-01")
+        return ts
+
+
+def _shape(value: Any) -> str:
+    return "batch" if isinstance(value, list) else "message"
+
+
+# A tagged union: errors come only from the shape the body actually has.
+_BodyShape = Annotated[
+    Annotated[TelemetryMessage, Tag("message")] | Annotated[list[TelemetryMessage], Tag("batch")],
+    Discriminator(_shape),
+]
+
+
+class TelemetryBody(RootModel[_BodyShape]):
+    """The request body: one message or a list of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ts": "2026-11-24T10:00:00Z", "values": {"temperature": 21.5, "humidity": 40}},
+                [
+                    {"ts": 1795514400000, "values": {"temperature": 21.5}},
+                    {"ts": 1795514460000, "values": {"temperature": 21.7, "door": "open"}},
+                ],
+            ]
+        }
+    )
+
+    def messages(self) -> Sequence[TelemetryMessage]:
+        return self.root if isinstance(self.root, list) else [self.root]
+
+
+def loc_to_pointer(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as an RFC 6901 JSON pointer in URI-fragment form."""
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc if p != "[key]"]
+    return "#/" + "/".join(parts) if parts else "#"
+
+
+_BRANCH_TAGS = {"message", "batch", "[key]"}
+
+
+def _is_union_branch(part: int | str) -> bool:
+    return isinstance(part, str) and (part in _BRANCH_TAGS or part.startswith("function-"))
+
+
+def validation_errors(exc: ValidationError) -> list[FieldError]:
+    """Pointers to what is wrong, without pydantic's union-branch noise."""
+    out: list[FieldError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False):
+        loc = [p for p in err["loc"] if not _is_union_branch(p)]
+        key = loc_to_pointer(loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if (key, msg) not in seen:
+            seen.add((key, msg))
+            out.append(FieldError(detail=msg, pointer=key))
+    return out
+
+
+def to_telemetry(
+    device_id: str,
+    body: TelemetryBody,
+    *,
+    received_at: datetime,
+    max_batch_readings: int,
+) -> Telemetry:
+    """Split a validated body into numeric readings and state updates for one device."""
+    default_us = to_micros(received_at)
+    readings: list[Reading] = []
+    state: list[StateUpdate] = []
+    for msg in body.messages():
+        ts_us = to_micros(msg.ts) if msg.ts is not None else default_us
+        for key, value in msg.values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                readings.append(Reading(device_id, key, ts_us, float(value)))
+            else:
+                state.append(StateUpdate(device_id, key, ts_us, value))
+    if len(readings) > max_batch_readings:
+        raise PayloadTooLarge(
+            f"batch holds {len(readings)} readings; the limit is {max_batch_readings}",
+            [FieldError(detail="too many readings", pointer="#")],
+        )
+    return Telemetry(device_id=device_id, readings=tuple(readings), state=tuple(state))
+
+
+def parse_telemetry_json(
+    device_id: str,
+    raw: bytes | str,
+    *,
+    received_at: datetime,
+    max_batch_readings: int,
+    max_future_skew: float,
+) -> Telemetry:
+    """Decode and validate a raw body (for transports that hand over bytes: MQTT, gRPC)."""
+    try:
+        body = TelemetryBody.model_validate_json(
+            raw, context={"now": received_at, "max_future_skew": max_future_skew}
+        )
+    except ValidationError as exc:
+        raise InvalidInput("telemetry body is invalid", validation_errors(exc)) from None
+    return to_telemetry(
+        device_id, body, received_at=received_at, max_batch_readings=max_batch_readings
+    )

@@ -1,0 +1,90 @@
+"""The one exception tree of telehub.
+
+The core raises these; each adapter maps them once to its wire format
+(HTTP problem+json, and later gRPC status codes and MQTT rejections)::
+
+    TelehubError
+    ├── ConfigError            a setting is wrong or a listener address is taken
+    ├── InvalidInput           bad input; carries the pointer to each offending field
+    │   └── PayloadTooLarge    the body or batch exceeds a hard limit
+    ├── AuthError
+    │   ├── Unauthenticated    no credentials, or unknown ones
+    │   └── Forbidden          valid credentials without the needed scope
+    ├── NotFound               the addressed resource does not exist
+    ├── Conflict               the resource already exists
+    ├── Overloaded             ingest queue is full: retry after ``retry_after`` seconds
+    │   └── ShuttingDown       the pipeline no longer accepts work
+    └── StorageUnavailable     the database failed to commit; nothing was acknowledged
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TelehubError(Exception):
+    """Base of every error telehub raises on purpose."""
+
+
+class ConfigError(TelehubError):
+    """A setting is invalid or cannot be honoured (for example a port in use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One offending field: an RFC 6901 JSON pointer (``#/values/x``) or a parameter name."""
+
+    detail: str
+    pointer: str | None = None
+    parameter: str | None = None
+
+
+class InvalidInput(TelehubError):
+    """Input that fails validation. ``reason`` is a stable machine-readable code."""
+
+    reason = "invalid-input"
+
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class PayloadTooLarge(InvalidInput):
+    reason = "payload-too-large"
+
+
+class AuthError(TelehubError):
+    """Base for authentication and authorization failures."""
+
+
+class Unauthenticated(AuthError):
+    pass
+
+
+class Forbidden(AuthError):
+    pass
+
+
+class NotFound(TelehubError):
+    pass
+
+
+class Conflict(TelehubError):
+    pass
+
+
+class Overloaded(TelehubError):
+    """The ingest pipeline is full; nothing was accepted from this request."""
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ShuttingDown(Overloaded):
+    pass
+
+
+class StorageUnavailable(TelehubError):
+    """The database could not commit; nothing from the request was acknowledged."""

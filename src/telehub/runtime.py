@@ -1,0 +1,73 @@
+"""The composition root: settings in, a running hub out.
+
+Only this module knows both the core and its storage implementation; every
+process (API, CLI, later MQTT and gRPC) opens one ``Hub`` and talks to its
+services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from telehub.config import Settings
+from telehub.core.auth import Authenticator, TokenService
+from telehub.core.devices import DeviceService
+from telehub.core.ingest import Ingestor
+from telehub.core.metrics import Metrics
+from telehub.core.rejected import RejectedLog
+from telehub.core.telemetry import TelemetryService
+from telehub.storage.store import SqlStore
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    settings: Settings
+    store: SqlStore
+    metrics: Metrics
+    auth: Authenticator
+    tokens: TokenService
+    devices: DeviceService
+    ingestor: Ingestor
+    telemetry: TelemetryService
+    rejected: RejectedLog
+
+
+@contextlib.asynccontextmanager
+async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Hub]:
+    """Open storage, start the batch writer; on exit flush everything accepted, then close."""
+    store = SqlStore(settings)
+    try:
+        if migrate:
+            await store.upgrade()
+        metrics = Metrics()
+        auth = Authenticator(store=store, cache_seconds=settings.auth_cache_seconds)
+        ingestor = Ingestor(
+            store=store.readings,
+            metrics=metrics,
+            queue_readings=settings.ingest_queue_readings,
+            batch_readings=settings.ingest_batch_readings,
+            max_wait=settings.ingest_batch_max_wait,
+            retry_after=settings.ingest_retry_after,
+        )
+        hub = Hub(
+            settings=settings,
+            store=store,
+            metrics=metrics,
+            auth=auth,
+            tokens=TokenService(store=store, auth=auth),
+            devices=DeviceService(store=store, auth=auth),
+            ingestor=ingestor,
+            telemetry=TelemetryService(store=store, ingestor=ingestor),
+            rejected=RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep),
+        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(ingestor.run(), name="ingest-writer")
+            try:
+                yield hub
+            finally:
+                ingestor.close()
+    finally:
+        await store.close()

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 storage: the only package that speaks SQL."""

@@ -1,0 +1,94 @@
+"""Table definitions shared by the repositories and the Alembic migrations.
+
+Timestamps are BIGINT microseconds since the epoch (UTC) everywhere: the same
+on SQLite and PostgreSQL, and bucketing is an integer division.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid key.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=True),
+)
+
+# The primary key is the dedupe key and the clustered range-scan index.
+readings = Table(
+    "readings",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("ts", BigInteger, primary_key=True),
+    Column("value", Double, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+device_latest = Table(
+    "device_latest",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+)
+
+device_state = Table(
+    "device_state",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("value", JSON, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+rejected_messages = Table(
+    "rejected_messages",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("received_us", BigInteger, nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("device_id", String(64), nullable=True),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),
+    Index(None, "device_id", "id"),
+)
