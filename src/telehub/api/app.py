@@ -1,0 +1,71 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from telehub import __version__
+from telehub.api import problems
+from telehub.api.limits import BodyLimitMiddleware
+from telehub.api.routes import admin, devices, health, telemetry
+from telehub.api.schemas import Problem
+from telehub.config import Settings
+from telehub.runtime import Hub, open_hub
+
+_PROBLEM_RESPONSE = {
+    "description": "Problem details (RFC 9457)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+    """Build the API. With ``hub`` given, the caller owns its lifetime (tests, ``serve``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if hub is not None:
+            app.state.hub = hub
+            yield
+            return
+        async with open_hub(settings) as running:
+            app.state.hub = running
+            yield
+
+    app = FastAPI(
+        title="telehub",
+        version=__version__,
+        summary="Self-hosted IoT telemetry and device-control hub",
+        lifespan=lifespan,
+        responses={code: _PROBLEM_RESPONSE for code in (401, 403, 404, 422)},
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    problems.install(app)
+    for module in (devices, telemetry, admin, health):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the models only referenced from hand-written bodies."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    body_schema = dict(telemetry.TELEMETRY_BODY_SCHEMA)
+    components.update(body_schema.pop("$defs", {}))
+    components["TelemetryBody"] = body_schema
+    components["Problem"] = Problem.model_json_schema()
+    op = schema["paths"]["/api/v1/devices/{device_id}/telemetry"]["post"]
+    op["requestBody"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/TelemetryBody"
+    }
+    app.openapi_schema = schema
+    return schema

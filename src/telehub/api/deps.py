@@ -1,0 +1,48 @@
+"""Dependency aliases: the hub from app.state, and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from telehub.core.auth import require
+from telehub.domain.devices import Principal, Scope
+from telehub.runtime import Hub
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token (tha_…) or, for telemetry ingest, a device token (thd_…)",
+)
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(_hub)]
+
+
+async def _principal(
+    hub: HubDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await hub.auth.authenticate(credentials.credentials if credentials else None)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def _scoped(scope: Scope) -> object:
+    async def check(principal: PrincipalDep) -> Principal:
+        require(principal, scope)
+        return principal
+
+    return Depends(check)
+
+
+ReadScope = Annotated[Principal, _scoped(Scope.READ)]
+WriteScope = Annotated[Principal, _scoped(Scope.WRITE)]
+AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]

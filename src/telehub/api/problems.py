@@ -1,0 +1,160 @@
+"""RFC 9457 problem+json: the one error contract of the HTTP API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from telehub.domain.telemetry import loc_to_pointer
+from telehub.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    StorageUnavailable,
+    TelehubError,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:telehub:problem:"
+
+# error class → (status, stable type slug, title)
+_MAPPING: list[tuple[type[TelehubError], int, str, str]] = [
+    (PayloadTooLarge, 413, "payload-too-large", "Payload too large"),
+    (InvalidInput, 422, "invalid-input", "Invalid input"),
+    (Unauthenticated, 401, "unauthenticated", "Authentication required"),
+    (Forbidden, 403, "forbidden", "Not allowed"),
+    (NotFound, 404, "not-found", "Not found"),
+    (Conflict, 409, "conflict", "Conflict"),
+    (Overloaded, 503, "overloaded", "Ingest is overloaded"),
+    (StorageUnavailable, 503, "storage-unavailable", "Storage unavailable"),
+]
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+    instance: str | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [
+            {
+                k: v
+                for k, v in (
+                    ("detail", e.detail),
+                    ("pointer", e.pointer),
+                    ("parameter", e.parameter),
+                )
+                if v is not None
+            }
+            for e in errors
+        ]
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def from_error(exc: TelehubError, request: Request) -> JSONResponse:
+    for cls, status, slug, title in _MAPPING:
+        if isinstance(exc, cls):
+            headers: dict[str, str] = {}
+            if isinstance(exc, Overloaded):
+                headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            if isinstance(exc, Unauthenticated):
+                headers["WWW-Authenticate"] = "Bearer"
+            errors = exc.errors if isinstance(exc, InvalidInput) else None
+            detail = exc.detail if isinstance(exc, InvalidInput) else str(exc)
+            return problem(
+                status,
+                slug,
+                title,
+                detail,
+                errors=errors,
+                headers=headers,
+                instance=request.url.path,
+            )
+    log.error("unmapped telehub error", exc_info=exc)
+    return problem(500, "internal", "Internal error", "unexpected error")
+
+
+def request_validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    """FastAPI's locations (``body``/``query``/``path``) as pointers or parameter names."""
+    out: list[FieldError] = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if p not in ("message", "batch", "[key]")]
+        where = loc[0] if loc else "body"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if where == "body":
+            out.append(FieldError(detail=msg, pointer=loc_to_pointer(loc[1:])))
+        else:
+            name = str(loc[1]) if len(loc) > 1 else str(where)
+            out.append(FieldError(detail=msg, parameter=name))
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Map every error to problem+json once, for the whole app."""
+
+    async def on_telehub_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TelehubError)
+        return from_error(exc, request)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        error = InvalidInput("the request is invalid", request_validation_errors(exc))
+        recorder = getattr(request.state, "record_rejected", None)
+        if recorder is not None:
+            await recorder(error)
+        return from_error(error, request)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        return problem(
+            exc.status_code,
+            slug,
+            title,
+            str(exc.detail),
+            headers=exc.headers,
+            instance=request.url.path,
+        )
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "internal", "Internal error", "unexpected error; see server log")
+
+    app.add_exception_handler(TelehubError, on_telehub_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)

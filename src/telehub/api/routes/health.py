@@ -1,0 +1,37 @@
+"""Liveness, readiness (database reachable) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from telehub.api.deps import HubDep, ReadScope
+from telehub.api.problems import problem
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no token needed)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(hub: HubDep, request: Request) -> dict[str, str] | Response:
+    """The database answers (no token needed)."""
+    try:
+        await hub.store.ping()
+    except Exception as exc:
+        log.warning("readiness check failed: %s", exc)
+        return problem(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(hub: HubDep, _: ReadScope) -> Response:
+    """Prometheus text format; needs a `read` token (Prometheus: `authorization` credentials)."""
+    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)

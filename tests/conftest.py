@@ -1,0 +1,108 @@
+"""Shared fixtures: every storage-backed test runs on SQLite and on real PostgreSQL.
+
+PostgreSQL tests get a fresh schema each (dropped afterwards) in the ``test``
+database. When PostgreSQL is not reachable they skip, unless
+``TELEHUB_REQUIRE_SERVICES=1`` (set by ``.ci/run``), which makes that a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from telehub.config import Settings, load_settings
+from telehub.runtime import Hub, open_hub
+
+PG_URL = os.environ.get(
+    "TELEHUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+RUN_ID = uuid.uuid4().hex[:8]
+_schemas = itertools.count()
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip when a service is missing, or fail when CI demands that services exist."""
+    message = f"{name} not available: {reason}"
+    if os.environ.get("TELEHUB_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (TELEHUB_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def _pg_dsn() -> str:
+    return PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _pg_exec(sql: str) -> None:
+    conn = await asyncpg.connect(_pg_dsn(), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _base_overrides() -> dict[str, object]:
+    return {"ingest_batch_max_wait": 0.002, "auth_cache_seconds": 0.0}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(
+    backend: str, tmp_path: os.PathLike[str]
+) -> Iterator[type[Settings] | object]:
+    """A factory of settings for this backend, with overrides; the schema is fresh."""
+    schema: str | None = None
+    if backend == "postgres":
+        schema = f"t_{RUN_ID}_{next(_schemas)}"
+        try:
+            asyncio.run(_pg_exec("SELECT 1"))
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            require_service("PostgreSQL", f"{PG_URL}: {exc}")
+
+    def factory(**overrides: object) -> Settings:
+        values = _base_overrides() | overrides
+        if backend == "postgres":
+            values.setdefault("database_url", PG_URL)
+            values.setdefault("database_schema", schema)
+        else:
+            values.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/telehub.db")
+        return load_settings(**values)
+
+    yield factory
+    if schema is not None:
+        asyncio.run(_pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def settings(make_settings: object) -> Settings:
+    return make_settings()  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+async def hub(settings: Settings) -> AsyncIterator[Hub]:
+    async with open_hub(settings) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _no_swallowed_exceptions(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Fail a test whose logs show an exception nobody expected."""
+    caplog.set_level(logging.WARNING)
+    yield
+    if request.node.get_closest_marker("allow_error_logs"):
+        return
+    bad = [r for r in caplog.get_records("call") if r.exc_info and r.levelno >= logging.ERROR]
+    if bad:
+        pytest.fail(f"exception logged during the test: {bad[0].getMessage()}")
