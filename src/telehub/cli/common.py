@@ -1,0 +1,74 @@
+"""What every command shares: settings from flags, and errors as one clean line."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from telehub.config import Settings, load_settings
+from telehub.errors import ConfigError, TelehubError
+
+T = TypeVar("T")
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the flags that were given on top."""
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValidationError, FileNotFoundError) as exc:
+        typer.echo(f"telehub: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a TelehubError becomes a message and exit code 2."""
+    try:
+        return asyncio.run(coro)
+    except (TelehubError, ExceptionGroup) as exc:
+        error = _first_telehub_error(exc)
+        if error is None:
+            raise
+        typer.echo(f"telehub: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _first_telehub_error(exc: BaseException) -> TelehubError | None:
+    """Errors raised inside a TaskGroup arrive wrapped; the user wants the one that matters."""
+    if isinstance(exc, TelehubError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_telehub_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def bind(host: str, port: int, *, setting: str, flag: str) -> socket.socket:
+    """Bind a listening socket now, so a taken port is a clear error naming its setting."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"{host}:{port} is already in use; choose another port with {setting} or {flag}"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def out(text: str) -> None:
+    sys.stdout.write(text + "\n")

@@ -1,0 +1,22 @@
+"""The ``telehub`` command: a thin typer app; each group lives in commands/."""
+
+from __future__ import annotations
+
+import typer
+
+from telehub.cli.commands import db, devices, serve, tokens
+
+app = typer.Typer(
+    help="telehub: self-hosted IoT telemetry and device-control hub.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(serve.serve)
+app.command()(serve.api)
+app.add_typer(db.app, name="db")
+app.add_typer(tokens.app, name="token")
+app.add_typer(devices.app, name="device")
+
+
+def main() -> None:
+    app()
