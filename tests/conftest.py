@@ -57,9 +57,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_settings(
-    backend: str, tmp_path: os.PathLike[str]
-) -> Iterator[type[Settings] | object]:
+def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[type[Settings] | object]:
     """A factory of settings for this backend, with overrides; the schema is fresh."""
     schema: str | None = None
     if backend == "postgres":

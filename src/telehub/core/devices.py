@@ -10,7 +10,7 @@ from telehub.core.auth import Authenticator
 from telehub.core.ports import Store
 from telehub.domain.devices import DEVICE_TOKEN_PREFIX, Device, hash_secret, new_secret
 from telehub.domain.readings import now_us
-from telehub.errors import NotFound
+from telehub.errors import FieldError, InvalidInput, NotFound
 
 
 class DeviceService:
@@ -39,6 +39,14 @@ class DeviceService:
     async def page(
         self, *, limit: int, after: str | None, attributes: Mapping[str, str]
     ) -> list[Device]:
+        """Devices ordered by id after the cursor; ``attributes`` match their JSON text form."""
+        for key in attributes:
+            # A JSON path cannot address such keys on SQLite; refuse rather than miss.
+            if not key or '"' in key or "\\" in key or len(key) > 200:
+                raise InvalidInput(
+                    f"attribute filter key {key!r} cannot be used",
+                    [FieldError(detail="no quotes or backslashes", parameter="attribute")],
+                )
         return await self._store.devices.page(limit=limit, after=after, attributes=attributes)
 
     async def update(

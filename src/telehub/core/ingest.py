@@ -40,6 +40,11 @@ class _Pending:
     done: asyncio.Future[IngestResult] = field(repr=False)
 
 
+def _consume(future: asyncio.Future[IngestResult]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Ingestor:
     """Bounded queue in front of a group-committing batch writer."""
 
@@ -87,6 +92,9 @@ class Ingestor:
                 retry_after=self._retry_after,
             )
         done: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        # Mark a failure as seen even if the caller has gone: it was reported to
+        # whoever still waits, and must not resurface as "never retrieved".
+        done.add_done_callback(_consume)
         self._pending.append(_Pending(telemetry, weight, time.monotonic(), done))
         self._queued += weight
         self._metrics.queue_depth.set(self._queued)
@@ -134,16 +142,17 @@ class Ingestor:
             size += item.weight
         return batch
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], *, retries: bool = True) -> None:
         try:
-            results = await self._write_with_retries(batch)
+            results = await self._write(batch, retries=retries)
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
-            else:
-                # Isolate the item that breaks the batch; the others still land.
-                for item in batch:
-                    await self._commit([item])
+                return
+            # Bisect to isolate a submission that breaks the batch; the rest still land.
+            half = len(batch) // 2
+            await self._commit(batch[:half], retries=False)
+            await self._commit(batch[half:], retries=False)
             return
         for item, new in zip(batch, results, strict=True):
             self._finish(item)
@@ -153,9 +162,10 @@ class Ingestor:
             if not item.done.done():
                 item.done.set_result(IngestResult(new, readings - new, len(item.telemetry.state)))
 
-    async def _write_with_retries(self, batch: list[_Pending]) -> list[int]:
+    async def _write(self, batch: list[_Pending], *, retries: bool) -> list[int]:
         items = [p.telemetry for p in batch]
-        for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
+        delays = (*_RETRY_DELAYS, None) if retries else (None,)
+        for attempt, delay in enumerate(delays):
             started = time.perf_counter()
             try:
                 results = await self._store.write(items, received_us=now_us())

@@ -64,6 +64,7 @@ class ReadingStore(Protocol):
         width_us: int,
         agg: Aggregate,
         limit: int,
+        desc: bool,
     ) -> list[Point]: ...
     async def latest(self, device_id: str) -> LatestValues: ...
 

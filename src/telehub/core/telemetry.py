@@ -21,7 +21,7 @@ DEFAULT_WINDOW = timedelta(hours=24)
 
 def parse_interval(text: str) -> int:
     """``30s``, ``1m``, ``1h``, ``1d`` (also ``ms``) as microseconds."""
-    match = _INTERVAL_RE.match(text)
+    match = _INTERVAL_RE.fullmatch(text)
     if match is None:
         raise InvalidInput(
             "interval must be a positive number with a unit: ms, s, m, h or d (e.g. 1m)",
@@ -92,7 +92,7 @@ class TelemetryService:
             }
         width = parse_interval(q.interval)
         first_bucket = (start_us // width) * width
-        if (end_us - first_bucket) // width >= MAX_POINTS:
+        if -(-(end_us - first_bucket) // width) > MAX_POINTS:
             raise InvalidInput(
                 f"the range holds more than {MAX_POINTS} buckets of {q.interval}",
                 [FieldError(detail="interval too small for the range", parameter="interval")],
@@ -107,8 +107,9 @@ class TelemetryService:
                 width_us=width,
                 agg=q.agg,
                 limit=q.limit,
+                desc=q.desc,
             )
-            out[m] = points[::-1] if q.desc else points
+            out[m] = points
         return out
 
     async def latest(self, device_id: str) -> LatestValues:

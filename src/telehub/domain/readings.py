@@ -16,11 +16,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_metric_name(name: str) -> bool:
-    return bool(_METRIC_RE.match(name))
+    return bool(_METRIC_RE.fullmatch(name))
 
 
 def is_device_id(device_id: str) -> bool:
-    return bool(_DEVICE_RE.match(device_id))
+    return bool(_DEVICE_RE.fullmatch(device_id))
 
 
 def to_micros(ts: datetime) -> int:

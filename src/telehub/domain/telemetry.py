@@ -204,10 +204,11 @@ def to_telemetry(
                 readings.append(Reading(device_id, key, ts_us, float(value)))
             else:
                 state.append(StateUpdate(device_id, key, ts_us, value))
-    if len(readings) > max_batch_readings:
+    # State fields count too: they take queue space like readings do.
+    if len(readings) + len(state) > max_batch_readings:
         raise PayloadTooLarge(
-            f"batch holds {len(readings)} readings; the limit is {max_batch_readings}",
-            [FieldError(detail="too many readings", pointer="#")],
+            f"batch holds {len(readings) + len(state)} values; the limit is {max_batch_readings}",
+            [FieldError(detail="too many values", pointer="#")],
         )
     return Telemetry(device_id=device_id, readings=tuple(readings), state=tuple(state))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -27,22 +28,28 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.close()
 
 
+def json_text(value: Any) -> str:
+    """JSON as stored: UTF-8 kept as is, so SQLite's JSON paths match non-ASCII keys."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """Build the engine for ``settings.database_url``; nothing connects until first use."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"json_serializer": json_text}
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {"server_settings": {"synchronous_commit": "on"}}
     if settings.database_schema:
-        if not _SCHEMA_RE.match(settings.database_schema):
+        if not _SCHEMA_RE.fullmatch(settings.database_schema):
             raise ConfigError(
                 f"TELEHUB_DATABASE_SCHEMA={settings.database_schema!r} is not a plain identifier"
             )
         connect_args["server_settings"]["search_path"] = settings.database_schema
     return create_async_engine(
         settings.database_url,
+        **kwargs,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, cast, delete, insert, select, update
+from sqlalchemy import String, cast, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telehub.domain.devices import ApiToken, Device, Scope
 from telehub.errors import Conflict
+from telehub.storage.database import json_text
 from telehub.storage.tables import api_tokens, device_latest, device_state, devices, readings
 
 _DEVICE_COLUMNS = (
@@ -35,6 +36,7 @@ def _device(row: Any) -> Device:
 class SqlDeviceStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._pg = engine.dialect.name == "postgresql"
 
     async def create(self, device: Device, *, token_hash: str) -> Device:
         try:
@@ -75,8 +77,11 @@ class SqlDeviceStore:
         if after is not None:
             query = query.where(devices.c.id > after)
         for key, value in attributes.items():
-            # Compare the attribute's text form, so "floor:3" matches 3 and "3" alike.
-            query = query.where(cast(devices.c.attributes[key].as_string(), String) == value)
+            # Compare the attribute's JSON text with the filter taken as a JSON
+            # literal (3, true) or as a string ("north"): the same on both databases.
+            path = key if self._pg else '$."' + key.replace('"', '""') + '"'
+            as_json = cast(devices.c.attributes.op("->")(literal(path)), String)
+            query = query.where(as_json.in_([value, json_text(value)]))
         async with self._engine.connect() as conn:
             return [_device(r) for r in await conn.execute(query)]
 

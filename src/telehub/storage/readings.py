@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import BigInteger, and_, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from telehub.core.ports import Aggregate, LatestValues, Point
 from telehub.domain.readings import Telemetry
@@ -64,6 +65,16 @@ class _Batch:
     state: list[tuple[str, str, int, Any]]
     device_ids: list[str]
     received_us: int
+
+
+def _in_range(device_id: str, metric: str, start_us: int, end_us: int) -> ColumnElement[bool]:
+    """One series, ``start <= ts < end``: a prefix range of the primary key."""
+    return and_(
+        readings.c.device_id == device_id,
+        readings.c.metric == metric,
+        readings.c.ts >= start_us,
+        readings.c.ts < end_us,
+    )
 
 
 class SqlReadingStore:
@@ -171,14 +182,7 @@ class SqlReadingStore:
     ) -> list[Point]:
         query = (
             select(readings.c.ts, readings.c.value)
-            .where(
-                and_(
-                    readings.c.device_id == device_id,
-                    readings.c.metric == metric,
-                    readings.c.ts >= start_us,
-                    readings.c.ts < end_us,
-                )
-            )
+            .where(_in_range(device_id, metric, start_us, end_us))
             .order_by(readings.c.ts.desc() if desc else readings.c.ts)
             .limit(limit)
         )
@@ -195,6 +199,7 @@ class SqlReadingStore:
         width_us: int,
         agg: Aggregate,
         limit: int,
+        desc: bool,
     ) -> list[Point]:
         # Buckets align to multiples of the width since the epoch, so the same
         # bucket has the same bounds whatever range a query asks for.
@@ -204,16 +209,9 @@ class SqlReadingStore:
         )(width)
         query = (
             select(bucket.label("bucket"), _AGG[agg](readings.c.value).label("value"))
-            .where(
-                and_(
-                    readings.c.device_id == device_id,
-                    readings.c.metric == metric,
-                    readings.c.ts >= start_us,
-                    readings.c.ts < end_us,
-                )
-            )
+            .where(_in_range(device_id, metric, start_us, end_us))
             .group_by(text("1"))
-            .order_by(text("1"))
+            .order_by(text("1 DESC") if desc else text("1"))
             .limit(limit)
         )
         async with self._engine.connect() as conn:
