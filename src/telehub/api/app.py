@@ -41,7 +41,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted IoT telemetry and device-control hub",
         lifespan=lifespan,
-        responses={code: _PROBLEM_RESPONSE for code in (401, 403, 404, 422)},
+        responses={code: _PROBLEM_RESPONSE for code in (400, 401, 403, 404, 409, 413, 422, 503)},
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     problems.install(app)
