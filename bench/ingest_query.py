@@ -1,0 +1,339 @@
+"""telehub ingest/query benchmark: each figure next to a baseline measured in the same run.
+
+    .venv/bin/python bench/ingest_query.py [--backend sqlite|postgres|both] [--quick]
+
+(1) REST batch ingest (100 readings a request, one device per client) vs the raw
+    driver's batched insert of the same rows, same table, same durability, in commits
+    of the size the server's group commit ended up using (from its /metrics);
+(2) single-reading POSTs vs a bare FastAPI endpoint with the same body model,
+    served the same way (bench/_bare_app.py), alternating rounds to share the noise;
+(3) a 500-bucket avg over 1,000,000 stored readings via GET .../telemetry vs the
+    same SQL run directly in the driver.
+
+The machine is shared and noisy: the ratios are what count. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from _harness import (
+    Backend,
+    Server,
+    drop_backend,
+    ingest_knobs,
+    make_backend,
+    run_async,
+    scrape,
+    setup_hub,
+)
+from _load import (
+    Client,
+    LoadResult,
+    Row,
+    batch_body,
+    batch_rows,
+    hammer,
+    probe_latency,
+    quantile,
+    single_body,
+    time_queries,
+)
+from _raw import (
+    QUERY_BUCKETS,
+    QUERY_METRIC,
+    WARMUPS,
+    pg_aggregate,
+    pg_insert,
+    pg_load_query_series,
+    query_range,
+    sqlite_aggregate,
+    sqlite_insert,
+    sqlite_load_query_series,
+)
+
+console = Console(width=max(130, shutil.get_terminal_size().columns))
+QUERY_TARGET_MS = {"sqlite": 250.0, "postgres": 100.0}
+
+
+@dataclass(frozen=True)
+class Plan:
+    clients: int
+    rounds: int
+    ingest_seconds: float  # per round
+    single_seconds: float  # per round, per side
+    query_repeat: int
+
+
+@dataclass
+class Figure:
+    what: str
+    value: str
+    baseline: str
+    ratio: float | None
+    target: str
+    ok: bool | None
+
+
+@dataclass
+class Report:
+    backend: str
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _interleaved_rows(clients: list[Client], first: list[int]) -> list[Row]:
+    """The rows each client sent since ``first[i]``, round-robin: the server's arrival order."""
+    sent = [c.done[f:] for c, f in zip(clients, first, strict=True)]
+    rows: list[Row] = []
+    for i in range(max((len(s) for s in sent), default=0)):
+        for c, seqs in zip(clients, sent, strict=True):
+            if i < len(seqs):
+                rows.extend(batch_rows(c.device_id, seqs[i]))
+    return rows
+
+
+def _raw_insert(backend: Backend, rows: list[Row], commit: int) -> float:
+    if backend.is_pg:
+        seconds: float = run_async(pg_insert(backend, rows, commit))
+        return seconds
+    return sqlite_insert(backend, rows, commit)
+
+
+def _check(result: LoadResult, label: str) -> None:
+    if result.errors:
+        raise RuntimeError(f"{label}: unexpected responses {dict(result.errors)}")
+
+
+def bench_batch_ingest(
+    backend: Backend, server: Server, admin: str, clients: list[Client], plan: Plan, rep: Report
+) -> None:
+    warm = run_async(hammer(server.base, clients, batch_body, per_client=2, record=True))
+    _check(warm, "batch warm-up")
+    _raw_insert(backend, _interleaved_rows(clients, [0] * len(clients)), 1000)  # same start
+    hub_rows = hub_s = raw_s = 0.0
+    start = scrape(server, admin)
+    commits: list[int] = []
+    latencies: list[float] = []
+    for _ in range(plan.rounds):
+        first = [len(c.done) for c in clients]
+        before = scrape(server, admin)
+        res = run_async(
+            hammer(server.base, clients, batch_body, duration=plan.ingest_seconds, record=True)
+        )
+        _check(res, "batch ingest")
+        stats = scrape(server, admin) - before
+        rows = _interleaved_rows(clients, first)
+        commit = max(1, round(stats.mean_batch))
+        commits.append(commit)
+        hub_rows += len(rows)
+        hub_s += res.seconds
+        raw_s += _raw_insert(backend, rows, commit)
+        latencies += res.latencies
+    stats_all = scrape(server, admin) - start  # the server is idle during raw inserts
+    hub_rate, raw_rate = hub_rows / hub_s, hub_rows / raw_s
+    driver = "asyncpg COPY" if backend.is_pg else "sqlite3 executemany"
+    rep.figures.append(
+        Figure(
+            f"batch ingest, {len(clients)} clients x 100 readings/request",
+            f"{hub_rate:,.0f} readings/s",
+            f"{raw_rate:,.0f} rows/s ({driver})",
+            hub_rate / raw_rate,
+            "ratio ≥ 0.5",
+            hub_rate / raw_rate >= 0.5,
+        )
+    )
+    rep.notes += [
+        f"batch ingest: {hub_rows:,.0f} readings in {hub_s:.1f} s over {plan.rounds} rounds; "
+        f"request latency p50 {1000 * quantile(latencies, 0.5):.1f} ms, "
+        f"p95 {1000 * quantile(latencies, 0.95):.1f} ms",
+        f"  server commits: {stats_all.commits:.0f}, mean {stats_all.mean_batch:,.0f} "
+        f"readings/commit, mean commit {stats_all.mean_commit_ms:.1f} ms "
+        f"({stats_all.seconds / hub_s:.0%} of wall time); batch sizes {stats_all.histogram()}",
+        f"  raw baseline commit size per round = server's mean batch: {commits} rows/commit",
+    ]
+
+
+def bench_single(
+    telehub: Server, bare: Server, admin: str, clients: list[Client], plan: Plan, rep: Report
+) -> None:
+    sides: dict[str, list[LoadResult]] = {"bare": [], "hub": []}
+    for srv in (bare, telehub):
+        _check(run_async(hammer(srv.base, clients, single_body, per_client=20)), srv.label)
+    before = scrape(telehub, admin)
+    for _ in range(plan.rounds):
+        for side, srv in (("bare", bare), ("hub", telehub)):
+            res = run_async(hammer(srv.base, clients, single_body, duration=plan.single_seconds))
+            _check(res, srv.label)
+            sides[side].append(res)
+    stats = scrape(telehub, admin) - before
+
+    def rate(side: str) -> float:
+        return sum(r.requests for r in sides[side]) / sum(r.seconds for r in sides[side])
+
+    def p50(side: str) -> float:
+        return 1000 * quantile([x for r in sides[side] for x in r.latencies], 0.5)
+
+    stall = {srv.label: 1000 * run_async(probe_latency(srv.base)) for srv in (telehub, bare)}
+    if max(stall.values()) > 20:
+        rep.notes.append(
+            "[yellow]warning[/]: one client's back-to-back GET /healthz takes "
+            + ", ".join(f"{ms:.0f} ms on {label}" for label, ms in stall.items())
+            + ": responses wait for a delayed ACK (Nagle: the accepted sockets lack "
+            "TCP_NODELAY), so every HTTP figure here is latency-bound by it"
+        )
+    ratio = rate("hub") / rate("bare")
+    per_round = [h.rate / b.rate for h, b in zip(sides["hub"], sides["bare"], strict=True)]
+    rep.figures.append(
+        Figure(
+            f"single-reading POST, {len(clients)} clients",
+            f"{rate('hub'):,.0f} req/s",
+            f"{rate('bare'):,.0f} req/s (bare FastAPI)",
+            ratio,
+            "ratio ≥ 0.8",
+            ratio >= 0.8,
+        )
+    )
+    rep.notes += [
+        f"single POST: latency p50 telehub {p50('hub'):.1f} ms vs bare {p50('bare'):.1f} ms; "
+        f"per-round ratios {', '.join(f'{x:.2f}' for x in per_round)}",
+        f"  server commits: {stats.commits:.0f}, mean {stats.mean_batch:,.1f} readings/commit, "
+        f"mean commit {stats.mean_commit_ms:.1f} ms; batch sizes {stats.histogram()}",
+    ]
+
+
+def bench_query(
+    backend: Backend, server: Server, admin: str, device: str, plan: Plan, rep: Report
+) -> None:
+    q = query_range(device, int(time.time()))
+    load: Callable[[], float] = (
+        (lambda: run_async(pg_load_query_series(backend, q)))
+        if backend.is_pg
+        else (lambda: sqlite_load_query_series(backend, q))
+    )
+    load_s = load()
+    iso = {"from": q.start_us, "to": q.end_us}
+    params = {
+        "metric": QUERY_METRIC,
+        **{k: datetime.fromtimestamp(v / 1e6, UTC).isoformat() for k, v in iso.items()},
+        "interval": f"{q.width_us // 1_000_000}s",
+        "agg": "avg",
+    }
+    http = run_async(
+        time_queries(
+            server.base,
+            admin,
+            device,
+            params,
+            repeat=plan.query_repeat,
+            buckets=QUERY_BUCKETS,
+            warmups=WARMUPS,
+        )
+    )
+    if backend.is_pg:
+        raw: list[float] = run_async(pg_aggregate(backend, q, plan.query_repeat, custom=False))
+        custom = run_async(pg_aggregate(backend, q, max(5, plan.query_repeat // 3), custom=True))
+        rep.notes.append(
+            f"query: raw SQL p50 with custom plans forced: {1000 * quantile(custom, 0.5):,.1f} ms "
+            "(after 5 runs PostgreSQL may switch a prepared statement to its generic plan)"
+        )
+    else:
+        raw = sqlite_aggregate(backend, q, plan.query_repeat)
+    target = QUERY_TARGET_MS[backend.name]
+    for label, quant in (("p50", 0.5), ("p95", 0.95)):
+        ms, raw_ms = 1000 * quantile(http, quant), 1000 * quantile(raw, quant)
+        rep.figures.append(
+            Figure(
+                f"range query {label}: 1M readings → {QUERY_BUCKETS} x avg",
+                f"{ms:,.1f} ms",
+                f"{raw_ms:,.1f} ms (raw SQL in driver)",
+                raw_ms / ms,
+                f"p50 ≤ {target:.0f} ms" if label == "p50" else "-",
+                ms <= target if label == "p50" else None,
+            )
+        )
+    rep.notes.append(
+        f"query: interval={params['interval']}, {plan.query_repeat} sequential GETs after "
+        f"{WARMUPS} warm-ups, on a restarted server; 1M readings loaded directly in {load_s:.1f} s"
+    )
+
+
+def bench_backend(name: str, plan: Plan) -> Report:
+    rep = Report(name)
+    backend = make_backend(name)
+    servers: list[Server] = []
+    try:
+        fixture = run_async(setup_hub(backend, plan.clients))
+        clients = [Client(dev, tok) for dev, tok in fixture.devices]
+        servers.append(Server.telehub(backend))
+        servers.append(Server.bare(backend))
+        for srv in servers:
+            srv.wait_ready()
+        telehub, bare = servers
+        console.print(f"[bold]{name}[/]: batch ingest …")
+        bench_batch_ingest(backend, telehub, fixture.admin, clients, plan, rep)
+        console.print(f"[bold]{name}[/]: single-reading POSTs …")
+        bench_single(telehub, bare, fixture.admin, clients, plan, rep)
+        console.print(f"[bold]{name}[/]: range query …")
+        # A fresh server: its pool then serves sequential GETs from one connection, on which
+        # the statement soon runs as often as it does on every connection of a busy server.
+        telehub.stop()
+        servers.append(Server.telehub(backend))
+        servers[-1].wait_ready()
+        bench_query(backend, servers[-1], fixture.admin, fixture.query_device, plan, rep)
+    finally:
+        for srv in servers:
+            srv.stop()
+        run_async(drop_backend(backend))
+    return rep
+
+
+def show(rep: Report, elapsed: float) -> None:
+    table = Table(title=f"telehub benchmark — {rep.backend} ({elapsed:.0f} s)", show_lines=False)
+    for col in ("measure", "telehub", "baseline (same run)", "ratio", "target", "result"):
+        table.add_column(col, justify="right" if col in ("ratio",) else "left")
+    for f in rep.figures:
+        result = "" if f.ok is None else ("[green]PASS[/]" if f.ok else "[red]MISS[/]")
+        ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
+        table.add_row(f.what, f.value, f.baseline, ratio, f.target, result)
+    console.print(table)
+    for note in rep.notes:
+        console.print(f"  {note}", highlight=False)
+    console.print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="shorter rounds (~1.5 min)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
+    args = parser.parse_args()
+    plan = (
+        Plan(args.clients, rounds=2, ingest_seconds=2.0, single_seconds=1.5, query_repeat=15)
+        if args.quick
+        else Plan(args.clients, rounds=3, ingest_seconds=3.5, single_seconds=3.0, query_repeat=30)
+    )
+    console.print(
+        f"telehub bench: python {platform.python_version()}, {os.cpu_count()} cpus, "
+        f"load avg {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {plan}; "
+        f"server knobs: {ingest_knobs() or 'defaults'}",
+        highlight=False,
+    )
+    names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for name in names:
+        t0 = time.perf_counter()
+        show(bench_backend(name, plan), time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()
