@@ -1,8 +1,8 @@
 """The single-POST baseline: a bare FastAPI endpoint with telehub's body model.
 
 Served exactly as ``telehub api`` serves (src/telehub/cli/commands/serve.py):
-the same socket set-up (``bind``), ``uvicorn.Server.serve`` inside ``asyncio.run``
-(so the same default asyncio loop, not uvloop), http="auto" (httptools),
+the same socket set-up (``bind``), ``uvicorn.Server.serve`` run by the CLI's own
+``run`` (so the same event loop, uvloop when installed), http="auto" (httptools),
 one worker, access log off. No auth, no ingest, no middleware: it parses and
 validates the body, then answers 202.
 """
@@ -10,13 +10,12 @@ validates the body, then answers 202.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 import uvicorn
 from fastapi import FastAPI, status
 
-from telehub.cli.common import bind
+from telehub.cli.common import bind, run
 from telehub.domain.telemetry import TelemetryBody
 
 app = FastAPI()
@@ -46,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(parser.parse_args().port))
+    run(_serve(parser.parse_args().port))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ _bearer = HTTPBearer(
 )
 
 
-def _hub(request: Request) -> Hub:
+async def _hub(request: Request) -> Hub:
+    # async: a sync dependency would send every request through the threadpool.
     hub: Hub = request.app.state.hub
     return hub
 

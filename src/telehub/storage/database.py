@@ -40,7 +40,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {"server_settings": {"synchronous_commit": "on"}}
+    connect_args: dict[str, Any] = {
+        "server_settings": {
+            "synchronous_commit": "on",
+            # Bucket queries are parameterised by width; a generic plan cannot see
+            # how few groups there are and sorts a million rows instead of hashing.
+            "plan_cache_mode": "force_custom_plan",
+        }
+    }
     if settings.database_schema:
         if not _SCHEMA_RE.fullmatch(settings.database_schema):
             raise ConfigError(
