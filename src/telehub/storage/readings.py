@@ -1,28 +1,25 @@
 """Readings: the batch write path and the range queries.
 
-The write path is the hot path, so it talks to the driver in bulk: multi-row
-INSERT ... RETURNING on SQLite, COPY into a staging table on PostgreSQL. In
-both, ``ON CONFLICT DO NOTHING`` on the ``(device_id, metric, ts)`` key makes
-a resent batch land once and tells which readings were new.
+The write path is the hot path, so it talks to the driver in bulk
+(``sqlite_writer``, ``pg_writer``). On both, the ``(device_id, metric, ts)``
+key makes a resent batch land once and tells which readings were new.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import BigInteger, and_, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from telehub.core.ports import Aggregate, LatestValues, Point
 from telehub.domain.readings import Telemetry
+from telehub.storage import pg_writer
+from telehub.storage.batch import build
+from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tables import device_latest, device_state, readings
-
-# SQLite allows 32766 bound parameters per statement; a reading takes four.
-_SQLITE_ROWS_PER_STATEMENT = 8000
 
 _AGG: dict[Aggregate, Callable[..., Any]] = {
     Aggregate.AVG: func.avg,
@@ -31,40 +28,6 @@ _AGG: dict[Aggregate, Callable[..., Any]] = {
     Aggregate.SUM: func.sum,
     Aggregate.COUNT: func.count,
 }
-
-
-def _newest_per_key(rows: Iterable[tuple[str, str, int, Any]]) -> list[tuple[str, str, int, Any]]:
-    """One row per (device, key): the newest. An upsert may touch each key once."""
-    best: dict[tuple[str, str], tuple[str, str, int, Any]] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        old = best.get(key)
-        if old is None or row[2] > old[2]:
-            best[key] = row
-    return list(best.values())
-
-
-def _upsert_sql(table: str, key: str, *, pg: bool) -> str:
-    """Latest wins by timestamp, not arrival: a late, older message never overwrites."""
-    marks = (
-        "($1, $2, $3, $4" + ("::json)" if table == "device_state" else ")")
-        if pg
-        else "(?, ?, ?, ?)"
-    )
-    return (
-        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {marks} "
-        f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
-        f"value = excluded.value WHERE excluded.ts > {table}.ts"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    rows: list[tuple[str, str, int, Any]]
-    latest: list[tuple[str, str, int, Any]]
-    state: list[tuple[str, str, int, Any]]
-    device_ids: list[str]
-    received_us: int
 
 
 def _in_range(device_id: str, metric: str, start_us: int, end_us: int) -> ColumnElement[bool]:
@@ -80,93 +43,24 @@ def _in_range(device_id: str, metric: str, start_us: int, end_us: int) -> Column
 class SqlReadingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._pg = engine.dialect.name == "postgresql"
+        self._sqlite_writer: SqliteBatchWriter | None = None
+        if engine.dialect.name == "sqlite":
+            self._sqlite_writer = SqliteBatchWriter(engine.url.database or "")
 
     async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
-        owner: dict[tuple[str, str, int], int] = {}
-        rows: list[tuple[str, str, int, Any]] = []
-        for index, item in enumerate(items):
-            for r in item.readings:
-                key = (r.device_id, r.metric, r.ts_us)
-                owner.setdefault(key, index)
-                rows.append((*key, r.value))
-        batch = _Batch(
-            rows=rows,
-            latest=_newest_per_key(rows),
-            state=_newest_per_key(
-                (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
-                for item in items
-                for s in item.state
-            ),
-            device_ids=sorted({item.device_id for item in items}),
-            received_us=received_us,
-        )
-        inserted = await (self._write_pg(batch) if self._pg else self._write_sqlite(batch))
+        batch, owner = build(items, received_us=received_us)
+        if self._sqlite_writer is not None:
+            inserted = await self._sqlite_writer.write(batch)
+        else:
+            inserted = await pg_writer.write(self._engine, batch)
         new = [0] * len(items)
         for key in inserted:
             new[owner[key]] += 1
         return new
 
-    async def _write_sqlite(self, batch: _Batch) -> list[tuple[str, str, int]]:
-        inserted: list[tuple[str, str, int]] = []
-        async with self._engine.begin() as conn:
-            raw = await conn.get_raw_connection()
-            db: Any = raw.driver_connection
-            for start in range(0, len(batch.rows), _SQLITE_ROWS_PER_STATEMENT):
-                chunk = batch.rows[start : start + _SQLITE_ROWS_PER_STATEMENT]
-                sql = (
-                    "INSERT INTO readings (device_id, metric, ts, value) VALUES "
-                    + ",".join(["(?,?,?,?)"] * len(chunk))
-                    + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
-                )
-                cursor = await db.execute(sql, [x for row in chunk for x in row])
-                inserted.extend(tuple(k) for k in await cursor.fetchall())
-                await cursor.close()
-            if batch.latest:
-                await db.executemany(_upsert_sql("device_latest", "metric", pg=False), batch.latest)
-            if batch.state:
-                await db.executemany(_upsert_sql("device_state", "key", pg=False), batch.state)
-            await db.execute(
-                "UPDATE devices SET last_seen_us = ? WHERE id IN "
-                f"({','.join('?' * len(batch.device_ids))})",
-                [batch.received_us, *batch.device_ids],
-            )
-        return inserted
-
-    async def _write_pg(self, batch: _Batch) -> list[tuple[str, str, int]]:
-        # The raw asyncpg connection in its own transaction: COPY is the only
-        # way to reach the row rates a telemetry store needs on PostgreSQL.
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            pg: Any = raw.driver_connection
-            async with pg.transaction():
-                await pg.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
-                    "(device_id varchar(64), metric varchar(64), ts bigint, value float8) "
-                    "ON COMMIT DELETE ROWS"
-                )
-                await pg.copy_records_to_table(
-                    "readings_staging",
-                    records=batch.rows,
-                    columns=["device_id", "metric", "ts", "value"],
-                )
-                inserted = await pg.fetch(
-                    "INSERT INTO readings (device_id, metric, ts, value) "
-                    "SELECT device_id, metric, ts, value FROM readings_staging "
-                    "ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
-                )
-                if batch.latest:
-                    await pg.executemany(
-                        _upsert_sql("device_latest", "metric", pg=True), batch.latest
-                    )
-                if batch.state:
-                    await pg.executemany(_upsert_sql("device_state", "key", pg=True), batch.state)
-                await pg.execute(
-                    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[])",
-                    batch.received_us,
-                    batch.device_ids,
-                )
-        return [(r[0], r[1], r[2]) for r in inserted]
+    def close(self) -> None:
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
 
     async def metrics(self, device_id: str) -> list[str]:
         async with self._engine.connect() as conn:
@@ -203,6 +97,10 @@ class SqlReadingStore:
     ) -> list[Point]:
         # Buckets align to multiples of the width since the epoch, so the same
         # bucket has the same bounds whatever range a query asks for.
+        if self._sqlite_writer is not None:
+            return await self._buckets_sqlite(
+                device_id, metric, start_us, end_us, width_us, agg, limit, desc
+            )
         width = literal(width_us, BigInteger)
         bucket = readings.c.ts.op("/", return_type=BigInteger)(width).op(
             "*", return_type=BigInteger
@@ -216,6 +114,42 @@ class SqlReadingStore:
         )
         async with self._engine.connect() as conn:
             return [Point(int(r.bucket), float(r.value)) for r in await conn.execute(query)]
+
+    async def _buckets_sqlite(
+        self,
+        device_id: str,
+        metric: str,
+        start_us: int,
+        end_us: int,
+        width_us: int,
+        agg: Aggregate,
+        limit: int,
+        desc: bool,
+    ) -> list[Point]:
+        # SQLite's GROUP BY over an expression sorts every row in a temporary
+        # B-tree; one primary-key range scan per bucket is ~4x faster over 1M rows.
+        # The core caps a query at 10,000 buckets.
+        first = (start_us // width_us) * width_us
+        sql = text(
+            "WITH RECURSIVE b(k) AS (SELECT :first UNION ALL "
+            "SELECT k + :width FROM b WHERE k + :width < :end) "
+            f"SELECT k, (SELECT {agg.value}(value) FROM readings "
+            "WHERE device_id = :device AND metric = :metric "
+            "AND ts >= max(k, :start) AND ts < min(k + :width, :end)) AS v "
+            f"FROM b ORDER BY k {'DESC' if desc else 'ASC'}"
+        ).bindparams(
+            first=first, width=width_us, end=end_us, start=start_us, device=device_id, metric=metric
+        )
+        out: list[Point] = []
+        async with self._engine.connect() as conn:
+            for k, v in await conn.execute(sql):
+                # Empty buckets are absent, as with GROUP BY (count gives 0, not NULL).
+                if v is None or (agg is Aggregate.COUNT and v == 0):
+                    continue
+                out.append(Point(int(k), float(v)))
+                if len(out) == limit:
+                    break
+        return out
 
     async def latest(self, device_id: str) -> LatestValues:
         async with self._engine.connect() as conn:

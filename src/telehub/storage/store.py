@@ -28,4 +28,5 @@ class SqlStore:
         await ping(self.engine)
 
     async def close(self) -> None:
+        self.readings.close()
         await self.engine.dispose()

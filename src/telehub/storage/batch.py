@@ -1,0 +1,70 @@
+"""One ingest batch, flattened into rows ready for either database's bulk path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from telehub.domain.readings import Telemetry
+
+Key = tuple[str, str, int]
+Row = tuple[str, str, int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    rows: list[Row]
+    latest: list[Row]
+    state: list[Row]
+    device_ids: list[str]
+    received_us: int
+
+
+def newest_per_key(rows: Iterable[Row]) -> list[Row]:
+    """One row per (device, key): the newest. An upsert may touch each key once."""
+    best: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (row[0], row[1])
+        old = best.get(key)
+        if old is None or row[2] > old[2]:
+            best[key] = row
+    return list(best.values())
+
+
+def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[Key, int]]:
+    """The batch, and which item each reading key came from (first one wins)."""
+    owner: dict[Key, int] = {}
+    rows: list[Row] = []
+    for index, item in enumerate(items):
+        for r in item.readings:
+            key = (r.device_id, r.metric, r.ts_us)
+            owner.setdefault(key, index)
+            rows.append((*key, r.value))
+    batch = Batch(
+        rows=rows,
+        latest=newest_per_key(rows),
+        state=newest_per_key(
+            (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
+            for item in items
+            for s in item.state
+        ),
+        device_ids=sorted({item.device_id for item in items}),
+        received_us=received_us,
+    )
+    return batch, owner
+
+
+def upsert_sql(table: str, key: str, *, pg: bool) -> str:
+    """Latest wins by timestamp, not arrival: a late, older message never overwrites."""
+    if pg:
+        marks = "($1, $2, $3, $4::json)" if table == "device_state" else "($1, $2, $3, $4)"
+    else:
+        marks = "(?, ?, ?, ?)"
+    return (
+        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {marks} "
+        f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
+        f"value = excluded.value WHERE excluded.ts > {table}.ts"
+    )
