@@ -38,14 +38,20 @@ def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[
     """The batch, and which item each reading key came from (first one wins)."""
     owner: dict[Key, int] = {}
     rows: list[Row] = []
+    latest: dict[tuple[str, str], Row] = {}
+    # One pass per reading: this runs on the event loop for every batch.
     for index, item in enumerate(items):
         for r in item.readings:
-            key = (r.device_id, r.metric, r.ts_us)
-            owner.setdefault(key, index)
-            rows.append((*key, r.value))
+            row = (r.device_id, r.metric, r.ts_us, r.value)
+            owner.setdefault(row[:3], index)
+            rows.append(row)
+            series = (r.device_id, r.metric)
+            newest = latest.get(series)
+            if newest is None or r.ts_us > newest[2]:
+                latest[series] = row
     batch = Batch(
         rows=rows,
-        latest=newest_per_key(rows),
+        latest=list(latest.values()),
         state=newest_per_key(
             (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
             for item in items
@@ -57,14 +63,10 @@ def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[
     return batch, owner
 
 
-def upsert_sql(table: str, key: str, *, pg: bool) -> str:
+def upsert_sql(table: str, key: str) -> str:
     """Latest wins by timestamp, not arrival: a late, older message never overwrites."""
-    if pg:
-        marks = "($1, $2, $3, $4::json)" if table == "device_state" else "($1, $2, $3, $4)"
-    else:
-        marks = "(?, ?, ?, ?)"
     return (
-        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {marks} "
+        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES (?, ?, ?, ?) "
         f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
         f"value = excluded.value WHERE excluded.ts > {table}.ts"
     )

@@ -13,21 +13,26 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telehub.storage.batch import Batch, Key, upsert_sql
+from telehub.storage.batch import Batch, Key, Row
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
 
 
-async def write(engine: AsyncEngine, batch: Batch) -> list[Key]:
+async def write(engine: AsyncEngine, batch: Batch) -> list[Key] | None:
+    """Commit the batch; return the keys of readings that were new (None: all were)."""
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         pg: Any = raw.driver_connection
         async with pg.transaction():
             inserted = await _insert(pg, batch)
             if batch.latest:
-                await pg.executemany(upsert_sql("device_latest", "metric", pg=True), batch.latest)
+                await pg.execute(
+                    _upsert_unnest("device_latest", "metric", "float8"), *_columns(batch.latest)
+                )
             if batch.state:
-                await pg.executemany(upsert_sql("device_state", "key", pg=True), batch.state)
+                await pg.execute(
+                    _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
+                )
             await pg.execute(
                 "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[])",
                 batch.received_us,
@@ -36,7 +41,21 @@ async def write(engine: AsyncEngine, batch: Batch) -> list[Key]:
     return inserted
 
 
-async def _insert(pg: Any, batch: Batch) -> list[Key]:
+def _columns(rows: list[Row]) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def _upsert_unnest(table: str, key: str, value_type: str) -> str:
+    """One set-based upsert from arrays: one round trip, however many series."""
+    return (
+        f"INSERT INTO {table} (device_id, {key}, ts, value) "
+        f"SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::{value_type}[]) "
+        f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
+        f"value = excluded.value WHERE excluded.ts > {table}.ts"
+    )
+
+
+async def _insert(pg: Any, batch: Batch) -> list[Key] | None:
     if not batch.rows:
         return []
     try:
@@ -45,7 +64,7 @@ async def _insert(pg: Any, batch: Batch) -> list[Key]:
     except asyncpg.UniqueViolationError:
         pass
     else:
-        return [(r[0], r[1], r[2]) for r in batch.rows]
+        return None
     await pg.execute(
         "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
         "(device_id varchar(64), metric varchar(64), ts bigint, value float8) "

@@ -53,6 +53,8 @@ class SqlReadingStore:
             inserted = await self._sqlite_writer.write(batch)
         else:
             inserted = await pg_writer.write(self._engine, batch)
+        if inserted is None:
+            return [len(item.readings) for item in items]
         new = [0] * len(items)
         for key in inserted:
             new[owner[key]] += 1

@@ -23,8 +23,8 @@ class SqliteBatchWriter:
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
 
-    async def write(self, batch: Batch) -> list[Key]:
-        """Commit the batch; return the keys of readings that were new."""
+    async def write(self, batch: Batch) -> list[Key] | None:
+        """Commit the batch; return the keys of readings that were new (None: all were)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._write, batch)
 
@@ -46,26 +46,17 @@ class SqliteBatchWriter:
             self._conn.close()
             self._conn = None
 
-    def _write(self, batch: Batch) -> list[Key]:
+    def _write(self, batch: Batch) -> list[Key] | None:
         conn = self._connection()
-        inserted: list[Key] = []
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
         # so the batch cannot fail half-way on a lock upgrade.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, len(batch.rows), _ROWS_PER_STATEMENT):
-                chunk = batch.rows[start : start + _ROWS_PER_STATEMENT]
-                sql = (
-                    "INSERT INTO readings (device_id, metric, ts, value) VALUES "
-                    + ",".join(["(?,?,?,?)"] * len(chunk))
-                    + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
-                )
-                cursor = conn.execute(sql, [x for row in chunk for x in row])
-                inserted.extend(cursor.fetchall())
+            inserted = self._insert(conn, batch)
             if batch.latest:
-                conn.executemany(upsert_sql("device_latest", "metric", pg=False), batch.latest)
+                conn.executemany(upsert_sql("device_latest", "metric"), batch.latest)
             if batch.state:
-                conn.executemany(upsert_sql("device_state", "key", pg=False), batch.state)
+                conn.executemany(upsert_sql("device_state", "key"), batch.state)
             conn.execute(
                 "UPDATE devices SET last_seen_us = ? WHERE id IN "
                 f"({','.join('?' * len(batch.device_ids))})",
@@ -76,4 +67,30 @@ class SqliteBatchWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        return inserted
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Key] | None:
+        # Fast path: a plain executemany. A key already stored (a resend) aborts
+        # it; then undo it and learn which readings are new from RETURNING.
+        conn.execute("SAVEPOINT fast")
+        try:
+            conn.executemany(
+                "INSERT INTO readings (device_id, metric, ts, value) VALUES (?,?,?,?)", batch.rows
+            )
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO fast")
+        else:
+            conn.execute("RELEASE fast")
+            return None
+        conn.execute("RELEASE fast")
+        inserted: list[Key] = []
+        for start in range(0, len(batch.rows), _ROWS_PER_STATEMENT):
+            chunk = batch.rows[start : start + _ROWS_PER_STATEMENT]
+            sql = (
+                "INSERT INTO readings (device_id, metric, ts, value) VALUES "
+                + ",".join(["(?,?,?,?)"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
+            )
+            inserted.extend(conn.execute(sql, [x for row in chunk for x in row]).fetchall())
         return inserted

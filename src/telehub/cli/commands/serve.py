@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Annotated
 
@@ -29,6 +30,10 @@ async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) ->
             if secret is not None:
                 out("First start: bootstrap admin token (shown only now, keep it safe):")
                 out(f"  {secret}")
+        # Startup objects (app, schemas, ORM) live forever: keep them out of the
+        # collector's full passes, which otherwise land on the ingest hot path.
+        gc.collect()
+        gc.freeze()
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         server = uvicorn.Server(
