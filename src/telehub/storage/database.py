@@ -40,27 +40,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {
-        "server_settings": {
-            "synchronous_commit": "on",
-            # Bucket queries are parameterised by width; a generic plan cannot see
-            # how few groups there are and sorts a million rows instead of hashing.
-            "plan_cache_mode": "force_custom_plan",
-        }
+    return create_async_engine(
+        settings.database_url,
+        **kwargs,
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": pg_server_settings(settings)},
+    )
+
+
+def pg_server_settings(settings: Settings) -> dict[str, str]:
+    """Session settings of every PostgreSQL connection telehub opens."""
+    server_settings = {
+        "synchronous_commit": "on",
+        # Bucket queries are parameterised by width; a generic plan cannot see
+        # how few groups there are and sorts a million rows instead of hashing.
+        "plan_cache_mode": "force_custom_plan",
     }
     if settings.database_schema:
         if not _SCHEMA_RE.fullmatch(settings.database_schema):
             raise ConfigError(
                 f"TELEHUB_DATABASE_SCHEMA={settings.database_schema!r} is not a plain identifier"
             )
-        connect_args["server_settings"]["search_path"] = settings.database_schema
-    return create_async_engine(
-        settings.database_url,
-        **kwargs,
-        pool_size=settings.database_pool_size,
-        pool_pre_ping=True,
-        connect_args=connect_args,
-    )
+        server_settings["search_path"] = settings.database_schema
+    return server_settings
 
 
 async def ensure_schema(engine: AsyncEngine, schema: str | None) -> None:

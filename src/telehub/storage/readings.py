@@ -16,8 +16,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from telehub.core.ports import Aggregate, LatestValues, Point
 from telehub.domain.readings import Telemetry
-from telehub.storage import pg_writer
 from telehub.storage.batch import build
+from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tables import device_latest, device_state, readings
 
@@ -41,18 +41,14 @@ def _in_range(device_id: str, metric: str, start_us: int, end_us: int) -> Column
 
 
 class SqlReadingStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, writer: SqliteBatchWriter | PgBatchWriter) -> None:
         self._engine = engine
-        self._sqlite_writer: SqliteBatchWriter | None = None
-        if engine.dialect.name == "sqlite":
-            self._sqlite_writer = SqliteBatchWriter(engine.url.database or "")
+        self._writer = writer
+        self._sqlite = isinstance(writer, SqliteBatchWriter)
 
     async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
         batch, owner = build(items, received_us=received_us)
-        if self._sqlite_writer is not None:
-            inserted = await self._sqlite_writer.write(batch)
-        else:
-            inserted = await pg_writer.write(self._engine, batch)
+        inserted = await self._writer.write(batch)
         if inserted is None:
             return [len(item.readings) for item in items]
         new = [0] * len(items)
@@ -61,8 +57,7 @@ class SqlReadingStore:
         return new
 
     def close(self) -> None:
-        if self._sqlite_writer is not None:
-            self._sqlite_writer.close()
+        self._writer.close()
 
     async def metrics(self, device_id: str) -> list[str]:
         async with self._engine.connect() as conn:
@@ -99,7 +94,7 @@ class SqlReadingStore:
     ) -> list[Point]:
         # Buckets align to multiples of the width since the epoch, so the same
         # bucket has the same bounds whatever range a query asks for.
-        if self._sqlite_writer is not None:
+        if self._sqlite:
             return await self._buckets_sqlite(
                 device_id, metric, start_us, end_us, width_us, agg, limit, desc
             )

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from telehub.config import Settings
 from telehub.storage import migrate
-from telehub.storage.database import create_engine, ping
+from telehub.storage.database import create_engine, pg_server_settings, ping
 from telehub.storage.devices import SqlDeviceStore, SqlTokenStore
+from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.readings import SqlReadingStore
 from telehub.storage.rejected import SqlRejectedStore
+from telehub.storage.sqlite_writer import SqliteBatchWriter
+
+
+def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter | PgBatchWriter:
+    """The ingest write path gets its own connection and thread, apart from the pool."""
+    if engine.dialect.name == "sqlite":
+        return SqliteBatchWriter(engine.url.database or "")
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return PgBatchWriter(dsn=dsn, server_settings=pg_server_settings(settings))
 
 
 class SqlStore:
@@ -17,7 +29,7 @@ class SqlStore:
         self._settings = settings
         self.engine = create_engine(settings)
         self.devices = SqlDeviceStore(self.engine)
-        self.readings = SqlReadingStore(self.engine)
+        self.readings = SqlReadingStore(self.engine, writer=_batch_writer(settings, self.engine))
         self.tokens = SqlTokenStore(self.engine)
         self.rejected = SqlRejectedStore(self.engine)
 
