@@ -63,10 +63,14 @@ def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[
     return batch, owner
 
 
-def upsert_sql(table: str, key: str) -> str:
-    """Latest wins by timestamp, not arrival: a late, older message never overwrites."""
+def upsert_sql(table: str, key: str, *, rows: int) -> str:
+    """Latest wins by timestamp, not arrival: a late, older message never overwrites.
+
+    ``rows`` placeholders groups; the rows must have distinct keys (``newest_per_key``).
+    """
+    values = ",".join(["(?, ?, ?, ?)"] * rows)
     return (
-        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES (?, ?, ?, ?) "
+        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {values} "
         f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
         f"value = excluded.value WHERE excluded.ts > {table}.ts"
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from telehub.storage.batch import Batch, Key, upsert_sql
+from telehub.storage.batch import Batch, Key, Row, upsert_sql
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
@@ -53,10 +54,16 @@ class SqliteBatchWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             inserted = self._insert(conn, batch)
-            if batch.latest:
-                conn.executemany(upsert_sql("device_latest", "metric"), batch.latest)
-            if batch.state:
-                conn.executemany(upsert_sql("device_state", "key"), batch.state)
+            for start, count in _chunks(len(batch.latest)):
+                conn.execute(
+                    upsert_sql("device_latest", "metric", rows=count),
+                    _flat(batch.latest[start : start + count]),
+                )
+            for start, count in _chunks(len(batch.state)):
+                conn.execute(
+                    upsert_sql("device_state", "key", rows=count),
+                    _flat(batch.state[start : start + count]),
+                )
             conn.execute(
                 "UPDATE devices SET last_seen_us = ? WHERE id IN "
                 f"({','.join('?' * len(batch.device_ids))})",
@@ -71,13 +78,14 @@ class SqliteBatchWriter:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Key] | None:
-        # Fast path: a plain executemany. A key already stored (a resend) aborts
-        # it; then undo it and learn which readings are new from RETURNING.
+        # Fast path: multi-row INSERTs, one statement per 8000 readings, so the
+        # thread takes the GIL back once per statement, not once per row. A key
+        # already stored (a resend) aborts it; then undo it and learn which
+        # readings are new from RETURNING.
         conn.execute("SAVEPOINT fast")
         try:
-            conn.executemany(
-                "INSERT INTO readings (device_id, metric, ts, value) VALUES (?,?,?,?)", batch.rows
-            )
+            for start, count in _chunks(len(batch.rows)):
+                conn.execute(_INSERT + _values(count), _flat(batch.rows[start : start + count]))
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO fast")
         else:
@@ -85,12 +93,28 @@ class SqliteBatchWriter:
             return None
         conn.execute("RELEASE fast")
         inserted: list[Key] = []
-        for start in range(0, len(batch.rows), _ROWS_PER_STATEMENT):
-            chunk = batch.rows[start : start + _ROWS_PER_STATEMENT]
+        for start, count in _chunks(len(batch.rows)):
             sql = (
-                "INSERT INTO readings (device_id, metric, ts, value) VALUES "
-                + ",".join(["(?,?,?,?)"] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
+                _INSERT + _values(count) + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
             )
-            inserted.extend(conn.execute(sql, [x for row in chunk for x in row]).fetchall())
+            rows = conn.execute(sql, _flat(batch.rows[start : start + count])).fetchall()
+            inserted.extend(rows)
         return inserted
+
+
+_INSERT = "INSERT INTO readings (device_id, metric, ts, value) VALUES "
+
+
+def _values(count: int) -> str:
+    return ",".join(["(?,?,?,?)"] * count)
+
+
+def _chunks(total: int) -> list[tuple[int, int]]:
+    return [
+        (start, min(_ROWS_PER_STATEMENT, total - start))
+        for start in range(0, total, _ROWS_PER_STATEMENT)
+    ]
+
+
+def _flat(rows: list[Row]) -> list[Any]:
+    return [x for row in rows for x in row]
