@@ -13,7 +13,7 @@ from sqlalchemy import text
 from telehub.config import Settings
 from telehub.core.ingest import Ingestor, IngestResult
 from telehub.core.metrics import Metrics
-from telehub.core.ports import Point, ReadingStore
+from telehub.core.ports import Point, ReadingStore, SeriesRange
 from telehub.domain.readings import Reading, StateUpdate, Telemetry
 from telehub.errors import Overloaded, ShuttingDown, StorageUnavailable
 from telehub.runtime import Hub, open_hub
@@ -46,9 +46,7 @@ def state(device_id: str, ts_us: int, **values: Any) -> Telemetry:
 
 
 async def stored(store: ReadingStore, device_id: str, metric: str) -> list[Point]:
-    return await store.points(
-        device_id=device_id, metric=metric, start_us=0, end_us=2**62, limit=100_000, desc=False
-    )
+    return await store.points(SeriesRange(device_id, metric, 0, 2**62, 100_000))
 
 
 def make_ingestor(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from telehub.core.auth import require
-from telehub.core.ports import Aggregate, Point
+from telehub.core.ports import Aggregate, Point, SeriesRange
 from telehub.core.telemetry import MAX_POINTS, SeriesQuery, parse_interval
 from telehub.domain.devices import Principal, Scope
 from telehub.domain.readings import Reading, Telemetry, from_micros
@@ -241,9 +241,7 @@ async def test_api_token_writes_need_write_scope_and_a_known_device(hub: Hub) ->
     with pytest.raises(NotFound):
         await hub.telemetry.ingest(WRITER, readings("ghost", "t", {1: 1.0}))
     for device_id in ["a", "ghost"]:
-        stored = await hub.store.readings.points(
-            device_id=device_id, metric="t", start_us=0, end_us=2**62, limit=10, desc=False
-        )
+        stored = await hub.store.readings.points(SeriesRange(device_id, "t", 0, 2**62, 10))
         assert stored == []
 
 

@@ -26,6 +26,19 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesRange:
+    """One series, ``start_us <= ts < end_us``, at most ``limit`` points, oldest first
+    unless ``desc``."""
+
+    device_id: str
+    metric: str
+    start_us: int
+    end_us: int
+    limit: int
+    desc: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LatestValues:
     readings: dict[str, Point]
     state: dict[str, tuple[int, Any]]
@@ -51,20 +64,9 @@ class ReadingStore(Protocol):
         ...
 
     async def metrics(self, device_id: str) -> list[str]: ...
-    async def points(
-        self, *, device_id: str, metric: str, start_us: int, end_us: int, limit: int, desc: bool
-    ) -> list[Point]: ...
+    async def points(self, series: SeriesRange) -> list[Point]: ...
     async def buckets(
-        self,
-        *,
-        device_id: str,
-        metric: str,
-        start_us: int,
-        end_us: int,
-        width_us: int,
-        agg: Aggregate,
-        limit: int,
-        desc: bool,
+        self, series: SeriesRange, *, width_us: int, agg: Aggregate
     ) -> list[Point]: ...
     async def latest(self, device_id: str) -> LatestValues: ...
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from telehub.core.ingest import Ingestor, IngestResult
-from telehub.core.ports import Aggregate, LatestValues, Point, Store
+from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange, Store
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry, is_metric_name, to_micros
 from telehub.errors import FieldError, Forbidden, InvalidInput, NotFound
@@ -78,18 +78,9 @@ class TelemetryService:
                 f"at most {MAX_METRICS_PER_QUERY} metrics per query",
                 [FieldError(detail="too many metrics", parameter="metric")],
             )
+        ranges = [SeriesRange(device_id, m, start_us, end_us, q.limit, q.desc) for m in metrics]
         if q.interval is None:
-            return {
-                m: await self._store.readings.points(
-                    device_id=device_id,
-                    metric=m,
-                    start_us=start_us,
-                    end_us=end_us,
-                    limit=q.limit,
-                    desc=q.desc,
-                )
-                for m in metrics
-            }
+            return {r.metric: await self._store.readings.points(r) for r in ranges}
         width = parse_interval(q.interval)
         first_bucket = (start_us // width) * width
         if -(-(end_us - first_bucket) // width) > MAX_POINTS:
@@ -97,20 +88,10 @@ class TelemetryService:
                 f"the range holds more than {MAX_POINTS} buckets of {q.interval}",
                 [FieldError(detail="interval too small for the range", parameter="interval")],
             )
-        out: dict[str, list[Point]] = {}
-        for m in metrics:
-            points = await self._store.readings.buckets(
-                device_id=device_id,
-                metric=m,
-                start_us=start_us,
-                end_us=end_us,
-                width_us=width,
-                agg=q.agg,
-                limit=q.limit,
-                desc=q.desc,
-            )
-            out[m] = points
-        return out
+        return {
+            r.metric: await self._store.readings.buckets(r, width_us=width, agg=q.agg)
+            for r in ranges
+        }
 
     async def latest(self, device_id: str) -> LatestValues:
         await self._require_device(device_id)

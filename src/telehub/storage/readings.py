@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, and_, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from telehub.core.ports import Aggregate, LatestValues, Point
+from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange
 from telehub.domain.readings import Telemetry
 from telehub.storage.batch import build
 from telehub.storage.pg_writer import PgBatchWriter
@@ -30,13 +30,13 @@ _AGG: dict[Aggregate, Callable[..., Any]] = {
 }
 
 
-def _in_range(device_id: str, metric: str, start_us: int, end_us: int) -> ColumnElement[bool]:
+def _in_range(series: SeriesRange) -> ColumnElement[bool]:
     """One series, ``start <= ts < end``: a prefix range of the primary key."""
     return and_(
-        readings.c.device_id == device_id,
-        readings.c.metric == metric,
-        readings.c.ts >= start_us,
-        readings.c.ts < end_us,
+        readings.c.device_id == series.device_id,
+        readings.c.metric == series.metric,
+        readings.c.ts >= series.start_us,
+        readings.c.ts < series.end_us,
     )
 
 
@@ -68,74 +68,55 @@ class SqlReadingStore:
             )
             return [r.metric for r in rows]
 
-    async def points(
-        self, *, device_id: str, metric: str, start_us: int, end_us: int, limit: int, desc: bool
-    ) -> list[Point]:
+    async def points(self, series: SeriesRange) -> list[Point]:
         query = (
             select(readings.c.ts, readings.c.value)
-            .where(_in_range(device_id, metric, start_us, end_us))
-            .order_by(readings.c.ts.desc() if desc else readings.c.ts)
-            .limit(limit)
+            .where(_in_range(series))
+            .order_by(readings.c.ts.desc() if series.desc else readings.c.ts)
+            .limit(series.limit)
         )
         async with self._engine.connect() as conn:
             return [Point(r.ts, r.value) for r in await conn.execute(query)]
 
-    async def buckets(
-        self,
-        *,
-        device_id: str,
-        metric: str,
-        start_us: int,
-        end_us: int,
-        width_us: int,
-        agg: Aggregate,
-        limit: int,
-        desc: bool,
-    ) -> list[Point]:
+    async def buckets(self, series: SeriesRange, *, width_us: int, agg: Aggregate) -> list[Point]:
         # Buckets align to multiples of the width since the epoch, so the same
         # bucket has the same bounds whatever range a query asks for.
         if self._sqlite:
-            return await self._buckets_sqlite(
-                device_id, metric, start_us, end_us, width_us, agg, limit, desc
-            )
+            return await self._buckets_sqlite(series, width_us, agg)
         width = literal(width_us, BigInteger)
         bucket = readings.c.ts.op("/", return_type=BigInteger)(width).op(
             "*", return_type=BigInteger
         )(width)
         query = (
             select(bucket.label("bucket"), _AGG[agg](readings.c.value).label("value"))
-            .where(_in_range(device_id, metric, start_us, end_us))
+            .where(_in_range(series))
             .group_by(text("1"))
-            .order_by(text("1 DESC") if desc else text("1"))
-            .limit(limit)
+            .order_by(text("1 DESC") if series.desc else text("1"))
+            .limit(series.limit)
         )
         async with self._engine.connect() as conn:
             return [Point(int(r.bucket), float(r.value)) for r in await conn.execute(query)]
 
     async def _buckets_sqlite(
-        self,
-        device_id: str,
-        metric: str,
-        start_us: int,
-        end_us: int,
-        width_us: int,
-        agg: Aggregate,
-        limit: int,
-        desc: bool,
+        self, series: SeriesRange, width_us: int, agg: Aggregate
     ) -> list[Point]:
         # SQLite's GROUP BY over an expression sorts every row in a temporary
         # B-tree; one primary-key range scan per bucket is ~4x faster over 1M rows.
         # The core caps a query at 10,000 buckets.
-        first = (start_us // width_us) * width_us
         sql = text(
             "WITH RECURSIVE b(k) AS (SELECT :first UNION ALL "
             "SELECT k + :width FROM b WHERE k + :width < :end) "
             f"SELECT k, (SELECT {agg.value}(value) FROM readings "
             "WHERE device_id = :device AND metric = :metric "
             "AND ts >= max(k, :start) AND ts < min(k + :width, :end)) AS v "
-            f"FROM b ORDER BY k {'DESC' if desc else 'ASC'}"
+            f"FROM b ORDER BY k {'DESC' if series.desc else 'ASC'}"
         ).bindparams(
-            first=first, width=width_us, end=end_us, start=start_us, device=device_id, metric=metric
+            first=(series.start_us // width_us) * width_us,
+            width=width_us,
+            start=series.start_us,
+            end=series.end_us,
+            device=series.device_id,
+            metric=series.metric,
         )
         out: list[Point] = []
         async with self._engine.connect() as conn:
@@ -144,7 +125,7 @@ class SqlReadingStore:
                 if v is None or (agg is Aggregate.COUNT and v == 0):
                     continue
                 out.append(Point(int(k), float(v)))
-                if len(out) == limit:
+                if len(out) == series.limit:
                     break
         return out
 
