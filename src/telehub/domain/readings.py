@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 METRIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -41,9 +41,11 @@ def from_micros(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One numeric sample: the unit the store keys on ``(device_id, metric, ts)``."""
+class Reading(NamedTuple):
+    """One numeric sample: the unit the store keys on ``(device_id, metric, ts)``.
+
+    A tuple, because the write path hands millions of them to the driver as rows.
+    """
 
     device_id: str
     metric: str

@@ -34,22 +34,19 @@ def newest_per_key(rows: Iterable[Row]) -> list[Row]:
     return list(best.values())
 
 
-def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[Key, int]]:
-    """The batch, and which item each reading key came from (first one wins)."""
-    owner: dict[Key, int] = {}
+def build(items: Sequence[Telemetry], *, received_us: int) -> Batch:
+    """Flatten the items into rows; keep the newest reading of each series for ``latest``."""
     rows: list[Row] = []
     latest: dict[tuple[str, str], Row] = {}
     # One pass per reading: this runs on the event loop for every batch.
-    for index, item in enumerate(items):
-        for r in item.readings:
-            row = (r.device_id, r.metric, r.ts_us, r.value)
-            owner.setdefault(row[:3], index)
-            rows.append(row)
-            series = (r.device_id, r.metric)
+    for item in items:
+        rows.extend(item.readings)
+        for row in item.readings:
+            series = (row[0], row[1])
             newest = latest.get(series)
-            if newest is None or r.ts_us > newest[2]:
+            if newest is None or row[2] > newest[2]:
                 latest[series] = row
-    batch = Batch(
+    return Batch(
         rows=rows,
         latest=list(latest.values()),
         state=newest_per_key(
@@ -60,7 +57,15 @@ def build(items: Sequence[Telemetry], *, received_us: int) -> tuple[Batch, dict[
         device_ids=sorted({item.device_id for item in items}),
         received_us=received_us,
     )
-    return batch, owner
+
+
+def owners(items: Sequence[Telemetry]) -> dict[Key, int]:
+    """Which item each reading key came from (the first, if several carry it)."""
+    owner: dict[Key, int] = {}
+    for index, item in enumerate(items):
+        for r in item.readings:
+            owner.setdefault((r[0], r[1], r[2]), index)
+    return owner
 
 
 def upsert_sql(table: str, key: str, *, rows: int) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange
 from telehub.domain.readings import Telemetry
-from telehub.storage.batch import build
+from telehub.storage.batch import build, owners
 from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tables import device_latest, device_state, readings
@@ -47,10 +47,11 @@ class SqlReadingStore:
         self._sqlite = isinstance(writer, SqliteBatchWriter)
 
     async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
-        batch, owner = build(items, received_us=received_us)
-        inserted = await self._writer.write(batch)
+        inserted = await self._writer.write(build(items, received_us=received_us))
         if inserted is None:
             return [len(item.readings) for item in items]
+        # Only a resend gets here: find whose readings were the new ones.
+        owner = owners(items)
         new = [0] * len(items)
         for key in inserted:
             new[owner[key]] += 1
