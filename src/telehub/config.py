@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
+    http_workers: int = Field(
+        1, ge=1, le=64, description="`telehub api` processes sharing the HTTP port"
+    )
 
     ingest_queue_readings: int = Field(
         200_000, ge=10_000, description="readings accepted but not yet committed, at most"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -50,13 +51,13 @@ async def _admin_token(settings: Settings) -> str:
 class Server:
     """One uvicorn process on a free port; its output goes to a log file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, command: tuple[str, ...]) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [TELEHUB, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [TELEHUB, *command, "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -103,7 +104,7 @@ class Server:
             self.process.wait()
 
 
-Start = Callable[[], AbstractContextManager[Server]]
+Start = Callable[..., AbstractContextManager[Server]]
 
 
 @pytest.fixture
@@ -124,8 +125,9 @@ def start(server_env: dict[str, str], tmp_path: Path) -> Iterator[Start]:
     started: list[Server] = []
 
     @contextmanager
-    def running() -> Iterator[Server]:
-        server = Server(server_env, tmp_path / f"server-{len(started)}.log")
+    def running(*command: str) -> Iterator[Server]:
+        log = tmp_path / f"server-{len(started)}.log"
+        server = Server(server_env, log, command or ("serve",))
         started.append(server)
         server.wait_healthy()
         yield server
@@ -216,3 +218,38 @@ def test_a_taken_port_is_a_clear_error_naming_the_setting(server_env: dict[str, 
     assert f"127.0.0.1:{port} is already in use" in done.stderr
     assert "TELEHUB_HTTP_PORT" in done.stderr
     assert "--port" in done.stderr
+
+
+def test_api_workers_share_the_port_and_lose_nothing(start: Start, admin: str) -> None:
+    """`telehub api --workers 2`: concurrent batches and resends land exactly once."""
+    bearer = {"Authorization": f"Bearer {admin}"}
+    with start("serve") as first, httpx.Client(base_url=first.base_url, timeout=10) as http:
+        created = http.post("/api/v1/devices", json={"id": "dev-w"}, headers=bearer)
+        device = {"Authorization": f"Bearer {created.json()['token']}"}
+        first.terminate()
+
+    def batch(n: int) -> list[dict[str, object]]:
+        return [{"ts": 1_735_689_600_000 + n * 100 + i, "values": {"v": 1.0}} for i in range(100)]
+
+    with start("api", "--workers", "2") as server:
+        assert "with 2 processes" in server.output()
+
+        def send(n: int) -> tuple[int, int]:
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                r = client.post("/api/v1/devices/dev-w/telemetry", json=batch(n), headers=device)
+                assert r.status_code == 202, r.text
+                return r.json()["accepted"], r.json()["duplicates"]
+
+        # 40 distinct batches, each sent twice, from 8 threads at once.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(send, [n % 40 for n in range(80)]))
+        assert sum(a for a, _ in results) == 4000
+        assert sum(d for _, d in results) == 4000
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            counted = http.get(
+                "/api/v1/devices/dev-w/telemetry",
+                params={**WINDOW, "interval": "1d", "agg": "count"},
+                headers=bearer,
+            )
+        assert counted.json()["series"]["v"][0]["value"] == 4000
+        server.terminate()

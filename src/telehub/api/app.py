@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from telehub.api import problems
 from telehub.api.limits import BodyLimitMiddleware
 from telehub.api.routes import admin, devices, health, telemetry
 from telehub.api.schemas import Problem
-from telehub.config import Settings
+from telehub.config import Settings, load_settings
 from telehub.runtime import Hub, open_hub
 
 _PROBLEM_RESPONSE = {
@@ -23,17 +24,19 @@ _PROBLEM_RESPONSE = {
 }
 
 
-def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = True) -> FastAPI:
     """Build the API. With ``hub`` given, the caller owns its lifetime (tests, ``serve``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if hub is not None:
             app.state.hub = hub
+            _freeze_startup_objects()
             yield
             return
-        async with open_hub(settings) as running:
+        async with open_hub(settings, migrate=migrate) as running:
             app.state.hub = running
+            _freeze_startup_objects()
             yield
 
     app = FastAPI(
@@ -49,6 +52,21 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``telehub api --workers N`` process: settings from the environment.
+
+    The parent process has already checked the schema, so workers do not migrate.
+    """
+    return create_app(load_settings(), migrate=False)
+
+
+def _freeze_startup_objects() -> None:
+    # Startup objects (app, schemas, ORM) live forever: keep them out of the
+    # collector's full passes, which otherwise land on the ingest hot path.
+    gc.collect()
+    gc.freeze()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -46,13 +46,17 @@ def build(items: Sequence[Telemetry], *, received_us: int) -> Batch:
             newest = latest.get(series)
             if newest is None or row[2] > newest[2]:
                 latest[series] = row
+    # Upserts touch rows in key order, so concurrent writers (several API
+    # processes) lock them in the same order and cannot deadlock.
     return Batch(
         rows=rows,
-        latest=list(latest.values()),
-        state=newest_per_key(
-            (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
-            for item in items
-            for s in item.state
+        latest=sorted(latest.values()),
+        state=sorted(
+            newest_per_key(
+                (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
+                for item in items
+                for s in item.state
+            )
         ),
         device_ids=sorted({item.device_id for item in items}),
         received_us=received_us,

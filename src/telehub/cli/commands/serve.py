@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Annotated
 
 import typer
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
 from telehub.cli.common import bind, out, run, settings
@@ -15,9 +15,10 @@ from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.runtime import open_hub
 from telehub.storage import migrate
+from telehub.storage.store import SqlStore
 
-HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP address [env TELEHUB_HTTP_HOST]")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port [env TELEHUB_HTTP_PORT]")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP address (env TELEHUB_HTTP_HOST)")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELEHUB_HTTP_PORT)")]
 
 
 async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) -> None:
@@ -30,10 +31,6 @@ async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) ->
             if secret is not None:
                 out("First start: bootstrap admin token (shown only now, keep it safe):")
                 out(f"  {secret}")
-        # Startup objects (app, schemas, ORM) live forever: keep them out of the
-        # collector's full passes, which otherwise land on the ingest hot path.
-        gc.collect()
-        gc.freeze()
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         server = uvicorn.Server(
@@ -54,7 +51,40 @@ def serve(host: HostOpt = None, port: PortOpt = None) -> None:
     run(_serve_http(settings(http_host=host, http_port=port), migrate_first=True, bootstrap=True))
 
 
-def api(host: HostOpt = None, port: PortOpt = None) -> None:
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="processes sharing the port (env TELEHUB_HTTP_WORKERS)"),
+]
+
+
+def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) -> None:
     """Run only the HTTP API (REST, docs, metrics); the schema must already be upgraded."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(_serve_http(settings(http_host=host, http_port=port), migrate_first=False, bootstrap=False))
+    cfg = settings(http_host=host, http_port=port, http_workers=workers)
+    if cfg.http_workers == 1:
+        run(_serve_http(cfg, migrate_first=False, bootstrap=False))
+        return
+    # Several processes on one listening socket, each with its own hub and batch
+    # writer; the database serialises their commits.
+    sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
+    run(_require_current_schema(cfg))
+    bound_host, bound_port = sock.getsockname()[:2]
+    out(f"telehub API on http://{bound_host}:{bound_port} with {cfg.http_workers} processes")
+    config = uvicorn.Config(
+        "telehub.api.app:app_from_env",
+        factory=True,
+        workers=cfg.http_workers,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    Multiprocess(config, sockets=[sock]).run()
+
+
+async def _require_current_schema(cfg: Settings) -> None:
+    store = SqlStore(cfg)
+    try:
+        if await migrate.pending(store.engine):
+            raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
+    finally:
+        await store.close()
