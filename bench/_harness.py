@@ -32,7 +32,15 @@ TELEHUB = Path(sys.executable).parent / "telehub"
 
 
 def ingest_knobs() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith("TELEHUB_INGEST_")}
+    """TELEHUB_INGEST_* and TELEHUB_HTTP_WORKERS pass through to the server, to try settings.
+
+    With several workers, /metrics (and so the commit figures) covers one process only.
+    """
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("TELEHUB_INGEST_") or k == "TELEHUB_HTTP_WORKERS"
+    }
 
 
 @dataclass
@@ -60,7 +68,7 @@ class Backend:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
-        env.update(ingest_knobs())  # TELEHUB_INGEST_* pass through, to try other settings
+        env.update(ingest_knobs())
         env["TELEHUB_DATABASE_URL"] = self.url
         if self.schema:
             env["TELEHUB_DATABASE_SCHEMA"] = self.schema
