@@ -99,9 +99,9 @@ class Ingestor:
         self._queued += weight
         self._metrics.queue_depth.set(self._queued)
         self._wakeup.set()
-        # A caller that goes away (client disconnect) does not take its data
-        # with it: the batch is still written, only the answer is lost.
-        return await asyncio.shield(done)
+        # A caller that goes away (client disconnect) cancels only its answer:
+        # the item stays queued and is written; the writer skips done futures.
+        return await done
 
     def close(self) -> None:
         """Refuse new work; ``run`` returns once everything accepted is committed."""
