@@ -72,14 +72,13 @@ def owners(items: Sequence[Telemetry]) -> dict[Key, int]:
     return owner
 
 
-def upsert_sql(table: str, key: str, *, rows: int) -> str:
-    """Latest wins by timestamp, not arrival: a late, older message never overwrites.
+def latest_wins(table: str, key: str) -> str:
+    """The ON CONFLICT clause of the latest-value tables, the same on both databases.
 
-    ``rows`` placeholders groups; the rows must have distinct keys (``newest_per_key``).
+    Latest wins by timestamp, not arrival: a late, older message never overwrites.
+    An upsert statement may touch each key once, hence ``newest_per_key``.
     """
-    values = ",".join(["(?, ?, ?, ?)"] * rows)
     return (
-        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {values} "
         f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
         f"value = excluded.value WHERE excluded.ts > {table}.ts"
     )

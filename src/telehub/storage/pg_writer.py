@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from telehub.storage.batch import Batch, Key, Row
+from telehub.storage.batch import Batch, Key, Row, latest_wins
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
 
@@ -95,8 +95,7 @@ def _upsert_unnest(table: str, key: str, value_type: str) -> str:
     return (
         f"INSERT INTO {table} (device_id, {key}, ts, value) "
         f"SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::{value_type}[]) "
-        f"ON CONFLICT (device_id, {key}) DO UPDATE SET ts = excluded.ts, "
-        f"value = excluded.value WHERE excluded.ts > {table}.ts"
+        + latest_wins(table, key)
     )
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from telehub.storage.batch import Batch, Key, Row, upsert_sql
+from telehub.storage.batch import Batch, Key, Row, latest_wins
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
@@ -56,12 +56,12 @@ class SqliteBatchWriter:
             inserted = self._insert(conn, batch)
             for start, count in _chunks(len(batch.latest)):
                 conn.execute(
-                    upsert_sql("device_latest", "metric", rows=count),
+                    _upsert("device_latest", "metric", count),
                     _flat(batch.latest[start : start + count]),
                 )
             for start, count in _chunks(len(batch.state)):
                 conn.execute(
-                    upsert_sql("device_state", "key", rows=count),
+                    _upsert("device_state", "key", count),
                     _flat(batch.state[start : start + count]),
                 )
             conn.execute(
@@ -103,6 +103,13 @@ class SqliteBatchWriter:
 
 
 _INSERT = "INSERT INTO readings (device_id, metric, ts, value) VALUES "
+
+
+def _upsert(table: str, key: str, count: int) -> str:
+    return (
+        f"INSERT INTO {table} (device_id, {key}, ts, value) VALUES {_values(count)} "
+        + latest_wins(table, key)
+    )
 
 
 def _values(count: int) -> str:
