@@ -55,12 +55,6 @@ class Settings(BaseSettings):
         le=0.5,
         description="seconds the oldest queued reading waits for others to share its commit",
     )
-    ingest_writers: int | None = Field(
-        None,
-        ge=1,
-        le=16,
-        description="concurrent batch commits; default 2 on PostgreSQL, always 1 on SQLite",
-    )
     ingest_retry_after: float = Field(1.0, gt=0, description="Retry-After sent when full")
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -85,13 +79,6 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def batch_writers(self) -> int:
-        """SQLite has one writer at a time anyway; PostgreSQL overlaps commits."""
-        if self.is_sqlite:
-            return 1
-        return self.ingest_writers or 2
 
     @classmethod
     def settings_customise_sources(

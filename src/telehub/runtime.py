@@ -51,7 +51,6 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             batch_readings=settings.ingest_batch_readings,
             max_wait=settings.ingest_batch_max_wait,
             retry_after=settings.ingest_retry_after,
-            writers=settings.batch_writers,
         )
         hub = Hub(
             settings=settings,

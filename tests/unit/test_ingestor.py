@@ -55,7 +55,6 @@ def make_ingestor(
     queue_readings: int = 100_000,
     batch_readings: int = 10_000,
     retry_after: float = 1.0,
-    writers: int = 1,
 ) -> tuple[Ingestor, Metrics]:
     """An ingestor on the hub's real store with its own limits; its writer is not started."""
     metrics = Metrics()
@@ -66,7 +65,6 @@ def make_ingestor(
         batch_readings=batch_readings,
         max_wait=0.0,
         retry_after=retry_after,
-        writers=writers,
     )
     return ingestor, metrics
 
@@ -348,21 +346,3 @@ async def test_latest_wins_by_timestamp_within_one_commit(hub: Hub, newest_first
     latest = await hub.telemetry.latest("dev-g")
     assert latest.readings == {"temp": Point(BASE_US + 2_000_000, 20.0)}
     assert latest.state == {"cfg": (BASE_US + 2_000_000, {"mode": "new"})}
-
-
-async def test_concurrent_writers_store_overlapping_resends_exactly_once(hub: Hub) -> None:
-    """Two writers commit side by side (PostgreSQL's default); resends still land once."""
-    ingestor, metrics = make_ingestor(hub, batch_readings=50, writers=2)
-    data = [batch(f"dev-{n % 3}", "temp", 20 + n % 7) for n in range(60)]
-    tasks = await enqueue(ingestor, data)
-    async with writer(ingestor):
-        results = await asyncio.gather(*tasks)
-    # Each device got batches of 20..26 readings from the same start: the longest wins.
-    stored_total = 0
-    for device in ("dev-0", "dev-1", "dev-2"):
-        stored_total += len(await stored(hub.store.readings, device, "temp"))
-    assert stored_total == 3 * 26
-    assert sum(r.accepted for r in results) == stored_total
-    assert sum(r.accepted + r.duplicates for r in results) == sum(len(d.readings) for d in data)
-    assert sample(metrics, "telehub_ingest_batch_readings_count") > 1
-    assert ingestor.queued == 0

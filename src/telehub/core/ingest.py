@@ -46,11 +46,7 @@ def _consume(future: asyncio.Future[IngestResult]) -> None:
 
 
 class Ingestor:
-    """Bounded queue in front of group-committing batch writers.
-
-    With ``writers`` > 1 (PostgreSQL), one writer gathers the next batch while
-    others commit theirs, so the database is never idle between commits.
-    """
+    """Bounded queue in front of a group-committing batch writer."""
 
     def __init__(
         self,
@@ -61,7 +57,6 @@ class Ingestor:
         batch_readings: int,
         max_wait: float,
         retry_after: float,
-        writers: int = 1,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -70,10 +65,7 @@ class Ingestor:
         self._max_wait = max_wait
         self._retry_after = retry_after
         self._pending: deque[_Pending] = deque()
-        self._queued = 0  # accepted, not yet committed (waiting or being written)
-        self._waiting = 0  # accepted, not yet taken into a batch
-        self._writers = writers
-        self._assembling = asyncio.Lock()
+        self._queued = 0
         self._wakeup = asyncio.Event()
         self._closed = False
 
@@ -105,7 +97,6 @@ class Ingestor:
         done.add_done_callback(_consume)
         self._pending.append(_Pending(telemetry, weight, time.monotonic(), done))
         self._queued += weight
-        self._waiting += weight
         self._metrics.queue_depth.set(self._queued)
         self._wakeup.set()
         # A caller that goes away (client disconnect) cancels only its answer:
@@ -118,33 +109,21 @@ class Ingestor:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """The batch writers: run this as a named task for the life of the hub."""
-        async with asyncio.TaskGroup() as writers:
-            for n in range(self._writers):
-                writers.create_task(self._write_loop(), name=f"ingest-writer-{n}")
-
-    async def _write_loop(self) -> None:
+        """The batch writer: run it as a named task for the life of the hub."""
         while True:
-            # One writer assembles a batch while the others commit theirs.
-            async with self._assembling:
-                batch = await self._next_batch()
-            if batch is None:
-                return
-            await self._commit(batch)
-
-    async def _next_batch(self) -> list[_Pending] | None:
-        while not self._pending:
-            if self._closed:
-                return None
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        await self._linger()
-        return self._take_batch()
+            if not self._pending:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._linger()
+            await self._commit(self._take_batch())
 
     async def _linger(self) -> None:
         """Let the oldest reading wait up to ``max_wait`` for others to share its commit."""
         deadline = self._pending[0].enqueued + self._max_wait
-        while self._waiting < self._batch_readings and not self._closed:
+        while self._queued < self._batch_readings and not self._closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -161,7 +140,6 @@ class Ingestor:
             item = self._pending.popleft()
             batch.append(item)
             size += item.weight
-        self._waiting -= size
         return batch
 
     async def _commit(self, batch: list[_Pending], *, retries: bool = True) -> None:

@@ -24,11 +24,10 @@ _COLUMNS = ["device_id", "metric", "ts", "value"]
 
 
 class PgBatchWriter:
-    def __init__(self, *, dsn: str, server_settings: dict[str, str], connections: int) -> None:
+    def __init__(self, *, dsn: str, server_settings: dict[str, str]) -> None:
         self._dsn = dsn
         self._server_settings = server_settings
-        self._connections = connections
-        self._pool: asyncio.Task[Any] | None = None
+        self._conn: Any = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="telehub-pg-writer", daemon=True
@@ -47,49 +46,44 @@ class PgBatchWriter:
         self._loop.close()
 
     async def _close(self) -> None:
-        if self._pool is not None and self._pool.done() and not self._failed(self._pool):
-            await self._pool.result().close()
-        self._pool = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
-    @staticmethod
-    def _failed(task: asyncio.Task[Any]) -> bool:
-        return task.cancelled() or task.exception() is not None
-
-    async def _connections_ready(self) -> Any:
-        """The pool, created on first use; one task, so concurrent writers share it.
-
-        A failed creation (database down) is retried by the next batch.
-        """
-        if self._pool is None or (self._pool.done() and self._failed(self._pool)):
-            self._pool = asyncio.ensure_future(self._create_pool())
-        return await self._pool
-
-    async def _create_pool(self) -> Any:
-        return await asyncpg.create_pool(
-            self._dsn,
-            min_size=0,
-            max_size=self._connections,
-            server_settings=self._server_settings,
-        )
+    async def _connection(self) -> Any:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
+        return self._conn
 
     async def _write(self, batch: Batch) -> list[Key] | None:
-        pool = await self._connections_ready()
-        async with pool.acquire() as pg, pg.transaction():
-            inserted = await _insert(pg, batch)
-            if batch.latest:
+        pg = await self._connection()
+        try:
+            async with pg.transaction():
+                inserted = await _insert(pg, batch)
+                if batch.latest:
+                    await pg.execute(
+                        _upsert_unnest("device_latest", "metric", "float8"),
+                        *_columns(batch.latest),
+                    )
+                if batch.state:
+                    await pg.execute(
+                        _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
+                    )
                 await pg.execute(
-                    _upsert_unnest("device_latest", "metric", "float8"), *_columns(batch.latest)
+                    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[])",
+                    batch.received_us,
+                    batch.device_ids,
                 )
-            if batch.state:
-                await pg.execute(
-                    _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
-                )
-            await pg.execute(
-                "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[])",
-                batch.received_us,
-                batch.device_ids,
-            )
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            # A broken connection is replaced on the next batch (the Ingestor retries).
+            await self._discard()
+            raise
         return inserted
+
+    async def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
 
 
 def _columns(rows: list[Row]) -> tuple[list[Any], ...]:

@@ -19,9 +19,7 @@ def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter 
     if engine.dialect.name == "sqlite":
         return SqliteBatchWriter(engine.url.database or "")
     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PgBatchWriter(
-        dsn=dsn, server_settings=pg_server_settings(settings), connections=settings.batch_writers
-    )
+    return PgBatchWriter(dsn=dsn, server_settings=pg_server_settings(settings))
 
 
 class SqlStore:
