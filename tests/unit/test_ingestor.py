@@ -346,3 +346,22 @@ async def test_latest_wins_by_timestamp_within_one_commit(hub: Hub, newest_first
     latest = await hub.telemetry.latest("dev-g")
     assert latest.readings == {"temp": Point(BASE_US + 2_000_000, 20.0)}
     assert latest.state == {"cfg": (BASE_US + 2_000_000, {"mode": "new"})}
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_writer_reconnects_after_its_database_session_is_killed(hub: Hub) -> None:
+    """PostgreSQL restarts, failovers and idle-killers end sessions; ingest carries on."""
+    assert (await hub.ingestor.submit(batch("dev-a", "temp", 3))).accepted == 3
+    async with hub.store.engine.connect() as conn:
+        killed = await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": f"telehub-writer/{hub.settings.database_schema}"},
+        )
+        assert killed.all() == [(True,)]
+    second = batch("dev-a", "temp", 6)
+    assert (await hub.ingestor.submit(second)).accepted == 3
+    assert len(await stored(hub.store.readings, "dev-a", "temp")) == 6

@@ -52,6 +52,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def pg_server_settings(settings: Settings) -> dict[str, str]:
     """Session settings of every PostgreSQL connection telehub opens."""
     server_settings = {
+        "application_name": "telehub",
         "synchronous_commit": "on",
         # Bucket queries are parameterised by width; a generic plan cannot see
         # how few groups there are and sorts a million rows instead of hashing.

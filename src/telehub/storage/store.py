@@ -19,7 +19,11 @@ def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter 
     if engine.dialect.name == "sqlite":
         return SqliteBatchWriter(engine.url.database or "")
     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PgBatchWriter(dsn=dsn, server_settings=pg_server_settings(settings))
+    server_settings = pg_server_settings(settings)
+    # Named, so an operator (or a test) can tell the ingest writer in pg_stat_activity.
+    schema = f"/{settings.database_schema}" if settings.database_schema else ""
+    server_settings["application_name"] = f"telehub-writer{schema}"[:63]
+    return PgBatchWriter(dsn=dsn, server_settings=server_settings)
 
 
 class SqlStore:
