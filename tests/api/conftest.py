@@ -130,3 +130,7 @@ async def serve_api(hub: Hub) -> AsyncIterator[Api]:
 async def api(hub: Hub) -> AsyncIterator[Api]:
     async with serve_api(hub) as running:
         yield running
+
+
+def url(device_id: str = "dev-1", what: str = "telemetry") -> str:
+    return f"/api/v1/devices/{device_id}/{what}"
