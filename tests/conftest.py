@@ -27,6 +27,23 @@ RUN_ID = uuid.uuid4().hex[:8]
 _schemas = itertools.count()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under TELEHUB_REQUIRE_SERVICES=1, a skipped ``services`` test is a failed one,
+    whatever skipped it: CI must prove the service-backed tests ran."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if (
+        report.skipped
+        and os.environ.get("TELEHUB_REQUIRE_SERVICES") == "1"
+        and item.get_closest_marker("services") is not None
+    ):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"services test skipped under TELEHUB_REQUIRE_SERVICES=1: {report.longrepr}"
+        )
+
+
 def require_service(name: str, reason: str) -> None:
     """Skip when a service is missing, or fail when CI demands that services exist."""
     message = f"{name} not available: {reason}"
