@@ -1,7 +1,8 @@
-"""Readiness tells the truth when the database is unreachable."""
+"""Health, readiness and the API docs: what operators and new users reach first."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -9,6 +10,7 @@ import httpx
 from telehub.api.app import create_app
 from telehub.config import load_settings
 from telehub.runtime import open_hub
+from tests.api.conftest import Api
 
 
 def _closed_port() -> int:
@@ -32,3 +34,16 @@ async def test_readyz_is_503_problem_when_the_database_is_unreachable() -> None:
     assert ready.headers["content-type"] == "application/problem+json"
     assert ready.json()["type"] == "urn:telehub:problem:not-ready"
     assert alive.status_code == 200
+
+
+async def test_api_docs_are_served_without_a_cdn(api: Api) -> None:
+    """Swagger UI must work on a network with no way out."""
+    page = await api.client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text
+    assets = re.findall(r'(?:src|href)="(/[^"]+)"', page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert (await api.client.get(asset)).status_code == 200, asset
+    schema = (await api.client.get("/openapi.json")).json()
+    assert schema["paths"]["/api/v1/devices/{device_id}/telemetry"]["post"]["requestBody"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from telehub import __version__
 from telehub.api import problems
@@ -39,7 +40,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
             _freeze_startup_objects()
             yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not a CDN: a self-hosted hub
+    # is often on a network that cannot reach one.
+    app = FastAPIOffline(
         title="telehub",
         version=__version__,
         summary="Self-hosted IoT telemetry and device-control hub",
