@@ -15,7 +15,7 @@ from telehub.core.ingest import Ingestor, IngestResult
 from telehub.core.metrics import Metrics
 from telehub.core.ports import Point, ReadingStore, SeriesRange
 from telehub.domain.readings import Reading, StateUpdate, Telemetry
-from telehub.errors import Overloaded, ShuttingDown, StorageUnavailable
+from telehub.errors import NotFound, Overloaded, ShuttingDown, StorageUnavailable
 from telehub.runtime import Hub, open_hub
 
 BASE_US = 1_700_000_000_000_000
@@ -47,6 +47,22 @@ def state(device_id: str, ts_us: int, **values: Any) -> Telemetry:
 
 async def stored(store: ReadingStore, device_id: str, metric: str) -> list[Point]:
     return await store.points(SeriesRange(device_id, metric, 0, 2**62, 100_000))
+
+
+DEVICES = ("dev-a", "dev-b", "dev-c", "dev-d", "dev-e", "dev-f", "dev-g")
+
+
+async def register(hub: Hub) -> None:
+    """The store keeps readings of registered devices only."""
+    for device_id in DEVICES:
+        await hub.devices.create(device_id=device_id, name=None, attributes={})
+
+
+@pytest.fixture
+async def hub(hub: Hub) -> Hub:
+    """The shared running hub, with this module's devices registered."""
+    await register(hub)
+    return hub
 
 
 def make_ingestor(
@@ -195,6 +211,7 @@ async def test_close_drains_every_accepted_submission_then_refuses(hub: Hub) -> 
 
 async def test_leaving_open_hub_commits_everything_accepted(settings: Settings) -> None:
     async with open_hub(settings) as first:
+        await register(first)
         tasks = await enqueue(first.ingestor, [batch("dev-c", f"m{i}", 50) for i in range(20)])
     assert [r.accepted for r in await asyncio.gather(*tasks)] == [50] * 20
     with pytest.raises(ShuttingDown):
@@ -231,6 +248,7 @@ async def test_commits_are_split_by_batch_size(hub: Hub) -> None:
 
 async def test_hub_batches_never_exceed_the_configured_size(make_settings: Any) -> None:
     async with open_hub(make_settings(ingest_batch_readings=10)) as hub:
+        await register(hub)
         await asyncio.gather(*(hub.ingestor.submit(batch("dev-d", f"m{i}", 1)) for i in range(40)))
         commits = sample(hub.metrics, "telehub_ingest_batch_readings_count")
         assert commits is not None
@@ -272,7 +290,7 @@ async def test_failed_commit_raises_storage_unavailable_and_recovers(hub: Hub) -
 async def test_a_submission_the_database_refuses_does_not_sink_its_batch(hub: Hub) -> None:
     # Validation normally stops both; here they reach the database, which refuses
     # the row (SQLite stores NaN as NULL in a NOT NULL column; PostgreSQL checks varchar(64)).
-    poison = batch("x" * 65, "temp", 1, value=float("nan"))
+    poison = batch("dev-f", "x" * 65, 1, value=float("nan"))
     ingestor, _ = make_ingestor(hub)
     good = [batch("dev-e", f"m{i}", 2) for i in range(5)]
     tasks = await enqueue(ingestor, [*good[:2], poison, *good[2:]])
@@ -312,7 +330,6 @@ async def test_hub_queue_depth_is_zero_after_commits(hub: Hub) -> None:
 
 
 async def test_latest_wins_by_timestamp_not_arrival(hub: Hub) -> None:
-    await hub.devices.create(device_id="dev-g", name=None, attributes={})
     newer = state("dev-g", BASE_US + 2_000_000, temp=20, mode="new")
     older = state("dev-g", BASE_US + 1_000_000, temp=10, mode="old")
     assert await hub.ingestor.submit(newer) == IngestResult(accepted=1, duplicates=0, state=1)
@@ -332,7 +349,6 @@ async def test_latest_wins_by_timestamp_not_arrival(hub: Hub) -> None:
 
 @pytest.mark.parametrize("newest_first", [True, False])
 async def test_latest_wins_by_timestamp_within_one_commit(hub: Hub, newest_first: bool) -> None:
-    await hub.devices.create(device_id="dev-g", name=None, attributes={})
     items = [
         state("dev-g", BASE_US + 2_000_000, temp=20, cfg={"mode": "new"}),
         state("dev-g", BASE_US + 1_000_000, temp=10, cfg={"mode": "old"}),
@@ -365,3 +381,26 @@ async def test_writer_reconnects_after_its_database_session_is_killed(hub: Hub) 
     second = batch("dev-a", "temp", 6)
     assert (await hub.ingestor.submit(second)).accepted == 3
     assert len(await stored(hub.store.readings, "dev-a", "temp")) == 6
+
+
+async def test_device_deleted_while_queued_gets_not_found_and_nothing_stored(hub: Hub) -> None:
+    """A delete that lands between acceptance and commit leaves no orphan readings."""
+    for device_id in ("doomed", "kept"):
+        await hub.devices.create(device_id=device_id, name=None, attributes={})
+    ingestor, metrics = make_ingestor(hub)
+    doomed, kept = await enqueue(
+        ingestor,
+        [
+            state("doomed", BASE_US, t=1.0, mode="on"),
+            state("kept", BASE_US, t=2.0, mode="off"),
+        ],
+    )
+    await hub.devices.delete("doomed")
+    async with writer(ingestor):
+        with pytest.raises(NotFound):
+            await doomed
+        assert (await kept).accepted == 1
+    assert await stored(hub.store.readings, "doomed", "t") == []
+    assert (await hub.store.readings.latest("doomed")).state == {}
+    assert [p.value for p in await stored(hub.store.readings, "kept", "t")] == [2.0]
+    assert sample(metrics, "telehub_readings_accepted_total") == 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from telehub.core.metrics import Metrics
 from telehub.core.ports import ReadingStore
 from telehub.domain.readings import Telemetry, now_us
-from telehub.errors import Overloaded, ShuttingDown, StorageUnavailable
+from telehub.errors import NotFound, Overloaded, ShuttingDown, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +156,18 @@ class Ingestor:
             return
         for item, new in zip(batch, results, strict=True):
             self._finish(item)
+            if new is None:
+                device_id = item.telemetry.device_id
+                if not item.done.done():
+                    item.done.set_exception(NotFound(f"device {device_id!r} does not exist"))
+                continue
             readings = len(item.telemetry.readings)
             self._metrics.readings_accepted.inc(new)
             self._metrics.readings_duplicate.inc(readings - new)
             if not item.done.done():
                 item.done.set_result(IngestResult(new, readings - new, len(item.telemetry.state)))
 
-    async def _write(self, batch: list[_Pending], *, retries: bool) -> list[int]:
+    async def _write(self, batch: list[_Pending], *, retries: bool) -> list[int | None]:
         items = [p.telemetry for p in batch]
         delays = (*_RETRY_DELAYS, None) if retries else (None,)
         for attempt, delay in enumerate(delays):

@@ -59,8 +59,11 @@ class DeviceStore(Protocol):
 
 
 class ReadingStore(Protocol):
-    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
-        """Commit all items in one transaction; return how many readings of each were new."""
+    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int | None]:
+        """Commit all items in one transaction; return how many readings of each were new.
+
+        None for an item whose device was deleted meanwhile: nothing of it is stored.
+        """
         ...
 
     async def metrics(self, device_id: str) -> list[str]: ...

@@ -22,6 +22,24 @@ class Batch:
     device_ids: list[str]
     received_us: int
 
+    def without(self, gone: set[str]) -> Batch:
+        """The batch less everything of devices deleted while it waited in the queue."""
+        return Batch(
+            rows=[r for r in self.rows if r[0] not in gone],
+            latest=[r for r in self.latest if r[0] not in gone],
+            state=[r for r in self.state if r[0] not in gone],
+            device_ids=[d for d in self.device_ids if d not in gone],
+            received_us=self.received_us,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a writer committed: keys of new readings (None: all were new), devices gone."""
+
+    inserted: list[Key] | None
+    gone: set[str]
+
 
 def newest_per_key(rows: Iterable[Row]) -> list[Row]:
     """One row per (device, key): the newest. An upsert may touch each key once."""

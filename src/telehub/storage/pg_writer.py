@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from telehub.storage.batch import Batch, Key, Row, latest_wins
+from telehub.storage.batch import Batch, Key, Row, Written, latest_wins
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
 
@@ -34,8 +34,8 @@ class PgBatchWriter:
         )
         self._thread.start()
 
-    async def write(self, batch: Batch) -> list[Key] | None:
-        """Commit the batch; return the keys of readings that were new (None: all were)."""
+    async def write(self, batch: Batch) -> Written:
+        """Commit the batch; tell which readings were new and which devices are gone."""
         done = asyncio.run_coroutine_threadsafe(self._write(batch), self._loop)
         return await asyncio.wrap_future(done)
 
@@ -55,10 +55,21 @@ class PgBatchWriter:
             self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
         return self._conn
 
-    async def _write(self, batch: Batch) -> list[Key] | None:
+    async def _write(self, batch: Batch) -> Written:
         pg = await self._connection()
         try:
             async with pg.transaction():
+                # First, so the device rows stay locked until commit: a concurrent
+                # delete waits for this batch, then removes what it wrote.
+                present = await pg.fetch(
+                    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[]) "
+                    "RETURNING id",
+                    batch.received_us,
+                    batch.device_ids,
+                )
+                gone = set(batch.device_ids) - {row[0] for row in present}
+                if gone:
+                    batch = batch.without(gone)
                 inserted = await _insert(pg, batch)
                 if batch.latest:
                     await pg.execute(
@@ -69,16 +80,11 @@ class PgBatchWriter:
                     await pg.execute(
                         _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
                     )
-                await pg.execute(
-                    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[])",
-                    batch.received_us,
-                    batch.device_ids,
-                )
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
             # A broken connection is replaced on the next batch (the Ingestor retries).
             await self._discard()
             raise
-        return inserted
+        return Written(inserted, gone)
 
     async def _discard(self) -> None:
         if self._conn is not None:

@@ -46,16 +46,20 @@ class SqlReadingStore:
         self._writer = writer
         self._sqlite = isinstance(writer, SqliteBatchWriter)
 
-    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int]:
-        inserted = await self._writer.write(build(items, received_us=received_us))
-        if inserted is None:
-            return [len(item.readings) for item in items]
-        # Only a resend gets here: find whose readings were the new ones.
-        owner = owners(items)
-        new = [0] * len(items)
-        for key in inserted:
-            new[owner[key]] += 1
-        return new
+    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int | None]:
+        written = await self._writer.write(build(items, received_us=received_us))
+        if written.inserted is None:
+            new = [len(item.readings) for item in items]
+        else:
+            # Only a resend gets here: find whose readings were the new ones.
+            owner = owners(items)
+            new = [0] * len(items)
+            for key in written.inserted:
+                new[owner[key]] += 1
+        return [
+            None if item.device_id in written.gone else n
+            for item, n in zip(items, new, strict=True)
+        ]
 
     def close(self) -> None:
         self._writer.close()

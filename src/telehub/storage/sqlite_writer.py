@@ -12,7 +12,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from telehub.storage.batch import Batch, Key, Row, latest_wins
+from telehub.storage.batch import Batch, Key, Row, Written, latest_wins
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
@@ -24,8 +24,8 @@ class SqliteBatchWriter:
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
 
-    async def write(self, batch: Batch) -> list[Key] | None:
-        """Commit the batch; return the keys of readings that were new (None: all were)."""
+    async def write(self, batch: Batch) -> Written:
+        """Commit the batch; tell which readings were new and which devices are gone."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._write, batch)
 
@@ -47,12 +47,21 @@ class SqliteBatchWriter:
             self._conn.close()
             self._conn = None
 
-    def _write(self, batch: Batch) -> list[Key] | None:
+    def _write(self, batch: Batch) -> Written:
         conn = self._connection()
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
-        # so the batch cannot fail half-way on a lock upgrade.
+        # so the batch cannot fail half-way on a lock upgrade, and no device can
+        # be deleted between the check below and the commit.
         conn.execute("BEGIN IMMEDIATE")
         try:
+            present = conn.execute(
+                "UPDATE devices SET last_seen_us = ? WHERE id IN "
+                f"({','.join('?' * len(batch.device_ids))}) RETURNING id",
+                [batch.received_us, *batch.device_ids],
+            ).fetchall()
+            gone = set(batch.device_ids) - {row[0] for row in present}
+            if gone:
+                batch = batch.without(gone)
             inserted = self._insert(conn, batch)
             for start, count in _chunks(len(batch.latest)):
                 conn.execute(
@@ -64,17 +73,12 @@ class SqliteBatchWriter:
                     _upsert("device_state", "key", count),
                     _flat(batch.state[start : start + count]),
                 )
-            conn.execute(
-                "UPDATE devices SET last_seen_us = ? WHERE id IN "
-                f"({','.join('?' * len(batch.device_ids))})",
-                [batch.received_us, *batch.device_ids],
-            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return inserted
+        return Written(inserted, gone)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Key] | None:
