@@ -13,7 +13,7 @@ $(UV):
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 .venv/.synced-run: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON) --no-dev
+	$(UV) sync --frozen --python $(PYTHON) --no-dev --inexact
 	touch $@
 
 .venv/.synced-dev: $(UV) pyproject.toml uv.lock
