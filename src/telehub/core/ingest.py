@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from telehub.core.metrics import Metrics
 from telehub.core.ports import ReadingStore
 from telehub.domain.readings import Telemetry, now_us
-from telehub.errors import NotFound, Overloaded, ShuttingDown, StorageUnavailable
+from telehub.errors import (
+    NotFound,
+    Overloaded,
+    ShuttingDown,
+    StorageUnavailable,
+    TelehubError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +153,7 @@ class Ingestor:
             results = await self._write(batch, retries=retries)
         except Exception:
             if len(batch) == 1:
-                self._fail(batch[0])
+                self._fail(batch[0], StorageUnavailable("the database failed to commit the batch"))
                 return
             # Bisect to isolate a submission that breaks the batch; the rest still land.
             half = len(batch) // 2
@@ -155,12 +161,11 @@ class Ingestor:
             await self._commit(batch[half:], retries=False)
             return
         for item, new in zip(batch, results, strict=True):
-            self._finish(item)
             if new is None:
                 device_id = item.telemetry.device_id
-                if not item.done.done():
-                    item.done.set_exception(NotFound(f"device {device_id!r} does not exist"))
+                self._fail(item, NotFound(f"device {device_id!r} does not exist"))
                 continue
+            self._finish(item)
             readings = len(item.telemetry.readings)
             self._metrics.readings_accepted.inc(new)
             self._metrics.readings_duplicate.inc(readings - new)
@@ -191,7 +196,7 @@ class Ingestor:
         self._queued -= item.weight
         self._metrics.queue_depth.set(self._queued)
 
-    def _fail(self, item: _Pending) -> None:
+    def _fail(self, item: _Pending, error: TelehubError) -> None:
         self._finish(item)
         if not item.done.done():
-            item.done.set_exception(StorageUnavailable("the database failed to commit the batch"))
+            item.done.set_exception(error)

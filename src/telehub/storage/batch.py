@@ -54,21 +54,12 @@ def newest_per_key(rows: Iterable[Row]) -> list[Row]:
 
 def build(items: Sequence[Telemetry], *, received_us: int) -> Batch:
     """Flatten the items into rows; keep the newest reading of each series for ``latest``."""
-    rows: list[Row] = []
-    latest: dict[tuple[str, str], Row] = {}
-    # One pass per reading: this runs on the event loop for every batch.
-    for item in items:
-        rows.extend(item.readings)
-        for row in item.readings:
-            series = (row[0], row[1])
-            newest = latest.get(series)
-            if newest is None or row[2] > newest[2]:
-                latest[series] = row
+    rows: list[Row] = [row for item in items for row in item.readings]
     # Upserts touch rows in key order, so concurrent writers (several API
     # processes) lock them in the same order and cannot deadlock.
     return Batch(
         rows=rows,
-        latest=sorted(latest.values()),
+        latest=sorted(newest_per_key(rows)),
         state=sorted(
             newest_per_key(
                 (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())
