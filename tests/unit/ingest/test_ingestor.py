@@ -3,110 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from telehub.config import Settings
-from telehub.core.ingest import Ingestor, IngestResult
-from telehub.core.metrics import Metrics
-from telehub.core.ports import Point, ReadingStore, SeriesRange
-from telehub.domain.readings import Reading, StateUpdate, Telemetry
-from telehub.errors import NotFound, Overloaded, ShuttingDown, StorageUnavailable
+from telehub.core.ingest import IngestResult
+from telehub.core.ports import Point
+from telehub.errors import Overloaded, ShuttingDown
 from telehub.runtime import Hub, open_hub
-
-BASE_US = 1_700_000_000_000_000
-
-
-def batch(device_id: str, metric: str, count: int, *, value: float = 1.0) -> Telemetry:
-    """``count`` readings of one metric, one second apart."""
-    readings = tuple(
-        Reading(device_id, metric, BASE_US + i * 1_000_000, value + i) for i in range(count)
-    )
-    return Telemetry(device_id=device_id, readings=readings, state=())
-
-
-def state(device_id: str, ts_us: int, **values: Any) -> Telemetry:
-    return Telemetry(
-        device_id=device_id,
-        readings=tuple(
-            Reading(device_id, k, ts_us, float(v))
-            for k, v in values.items()
-            if isinstance(v, int | float)
-        ),
-        state=tuple(
-            StateUpdate(device_id, k, ts_us, v)
-            for k, v in values.items()
-            if not isinstance(v, int | float)
-        ),
-    )
-
-
-async def stored(store: ReadingStore, device_id: str, metric: str) -> list[Point]:
-    return await store.points(SeriesRange(device_id, metric, 0, 2**62, 100_000))
-
-
-DEVICES = ("dev-a", "dev-b", "dev-c", "dev-d", "dev-e", "dev-f", "dev-g")
-
-
-async def register(hub: Hub) -> None:
-    """The store keeps readings of registered devices only."""
-    for device_id in DEVICES:
-        await hub.devices.create(device_id=device_id, name=None, attributes={})
-
-
-@pytest.fixture
-async def hub(hub: Hub) -> Hub:
-    """The shared running hub, with this module's devices registered."""
-    await register(hub)
-    return hub
-
-
-def make_ingestor(
-    hub: Hub,
-    *,
-    queue_readings: int = 100_000,
-    batch_readings: int = 10_000,
-    retry_after: float = 1.0,
-) -> tuple[Ingestor, Metrics]:
-    """An ingestor on the hub's real store with its own limits; its writer is not started."""
-    metrics = Metrics()
-    ingestor = Ingestor(
-        store=hub.store.readings,
-        metrics=metrics,
-        queue_readings=queue_readings,
-        batch_readings=batch_readings,
-        max_wait=0.0,
-        retry_after=retry_after,
-    )
-    return ingestor, metrics
-
-
-async def enqueue(
-    ingestor: Ingestor, items: Iterable[Telemetry]
-) -> list[asyncio.Task[IngestResult]]:
-    """Submit each item in its own task and let every task reach its wait for the commit."""
-    tasks = [asyncio.create_task(ingestor.submit(t)) for t in items]
-    await asyncio.sleep(0)
-    return tasks
-
-
-@contextlib.asynccontextmanager
-async def writer(ingestor: Ingestor) -> AsyncIterator[None]:
-    task = asyncio.create_task(ingestor.run(), name="test-ingest-writer")
-    try:
-        yield
-    finally:
-        ingestor.close()
-        await task
-
-
-def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
-
+from tests.unit.ingest.support import (
+    BASE_US,
+    batch,
+    enqueue,
+    make_ingestor,
+    register,
+    sample,
+    state,
+    stored,
+    writer,
+)
 
 # --- (a) duplicates --------------------------------------------------------------------
 
@@ -257,52 +173,6 @@ async def test_hub_batches_never_exceed_the_configured_size(make_settings: Any) 
         assert sample(hub.metrics, "telehub_ingest_batch_readings_sum") == 40
 
 
-# --- (e) storage failure ---------------------------------------------------------------
-
-
-@pytest.mark.allow_error_logs
-async def test_failed_commit_raises_storage_unavailable_and_recovers(hub: Hub) -> None:
-    await hub.ingestor.submit(batch("dev-e", "before", 1))
-    async with hub.store.engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE readings RENAME TO readings_away"))
-
-    results = await asyncio.gather(
-        hub.ingestor.submit(batch("dev-e", "lost1", 2)),
-        hub.ingestor.submit(batch("dev-e", "lost2", 2)),
-        return_exceptions=True,
-    )
-    assert [type(r) for r in results] == [StorageUnavailable, StorageUnavailable]
-    failures = sample(hub.metrics, "telehub_ingest_commit_failures_total")
-    assert failures is not None
-    assert failures >= 4  # retried before giving up
-    assert hub.ingestor.queued == 0
-
-    async with hub.store.engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE readings_away RENAME TO readings"))
-    # The writer survived the outage: the next submission is committed.
-    assert (await hub.ingestor.submit(batch("dev-e", "after", 2))).accepted == 2
-    assert len(await stored(hub.store.readings, "dev-e", "before")) == 1
-    assert await stored(hub.store.readings, "dev-e", "lost1") == []
-    assert await stored(hub.store.readings, "dev-e", "lost2") == []
-
-
-@pytest.mark.allow_error_logs
-async def test_a_submission_the_database_refuses_does_not_sink_its_batch(hub: Hub) -> None:
-    # Validation normally stops both; here they reach the database, which refuses
-    # the row (SQLite stores NaN as NULL in a NOT NULL column; PostgreSQL checks varchar(64)).
-    poison = batch("dev-f", "x" * 65, 1, value=float("nan"))
-    ingestor, _ = make_ingestor(hub)
-    good = [batch("dev-e", f"m{i}", 2) for i in range(5)]
-    tasks = await enqueue(ingestor, [*good[:2], poison, *good[2:]])
-    async with writer(ingestor):
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert isinstance(results.pop(2), StorageUnavailable)
-    assert results == [IngestResult(accepted=2, duplicates=0, state=0)] * 5
-    for i in range(5):
-        assert len(await stored(hub.store.readings, "dev-e", f"m{i}")) == 2
-    assert ingestor.queued == 0
-
-
 # --- (f) queue depth -------------------------------------------------------------------
 
 
@@ -362,45 +232,3 @@ async def test_latest_wins_by_timestamp_within_one_commit(hub: Hub, newest_first
     latest = await hub.telemetry.latest("dev-g")
     assert latest.readings == {"temp": Point(BASE_US + 2_000_000, 20.0)}
     assert latest.state == {"cfg": (BASE_US + 2_000_000, {"mode": "new"})}
-
-
-@pytest.mark.services
-@pytest.mark.parametrize("backend", ["postgres"])
-async def test_writer_reconnects_after_its_database_session_is_killed(hub: Hub) -> None:
-    """PostgreSQL restarts, failovers and idle-killers end sessions; ingest carries on."""
-    assert (await hub.ingestor.submit(batch("dev-a", "temp", 3))).accepted == 3
-    async with hub.store.engine.connect() as conn:
-        killed = await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name"
-            ),
-            {"name": f"telehub-writer/{hub.settings.database_schema}"},
-        )
-        assert killed.all() == [(True,)]
-    second = batch("dev-a", "temp", 6)
-    assert (await hub.ingestor.submit(second)).accepted == 3
-    assert len(await stored(hub.store.readings, "dev-a", "temp")) == 6
-
-
-async def test_device_deleted_while_queued_gets_not_found_and_nothing_stored(hub: Hub) -> None:
-    """A delete that lands between acceptance and commit leaves no orphan readings."""
-    for device_id in ("doomed", "kept"):
-        await hub.devices.create(device_id=device_id, name=None, attributes={})
-    ingestor, metrics = make_ingestor(hub)
-    doomed, kept = await enqueue(
-        ingestor,
-        [
-            state("doomed", BASE_US, t=1.0, mode="on"),
-            state("kept", BASE_US, t=2.0, mode="off"),
-        ],
-    )
-    await hub.devices.delete("doomed")
-    async with writer(ingestor):
-        with pytest.raises(NotFound):
-            await doomed
-        assert (await kept).accepted == 1
-    assert await stored(hub.store.readings, "doomed", "t") == []
-    assert (await hub.store.readings.latest("doomed")).state == {}
-    assert [p.value for p in await stored(hub.store.readings, "kept", "t")] == [2.0]
-    assert sample(metrics, "telehub_readings_accepted_total") == 1
