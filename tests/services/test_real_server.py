@@ -104,6 +104,17 @@ class Server:
             self.process.wait()
 
 
+def stored_count(http: httpx.Client, device_id: str, bearer: dict[str, str]) -> int:
+    """How many readings of metric ``v`` the server holds for the device (one 1-day bucket)."""
+    counted = http.get(
+        f"/api/v1/devices/{device_id}/telemetry",
+        params={**WINDOW, "interval": "1d", "agg": "count"},
+        headers=bearer,
+    )
+    assert counted.status_code == 200, counted.text
+    return int(counted.json()["series"]["v"][0]["value"])
+
+
 Start = Callable[..., AbstractContextManager[Server]]
 
 
@@ -181,12 +192,7 @@ def test_acknowledged_readings_survive_kill_9(start: Start, admin: str) -> None:
         server.process.wait()
 
     with start() as again, httpx.Client(base_url=again.base_url, timeout=10) as http:
-        counted = http.get(
-            "/api/v1/devices/dev-k/telemetry",
-            params={**WINDOW, "interval": "1d", "agg": "count"},
-            headers=bearer,
-        )
-        assert counted.json()["series"]["v"][0]["value"] == 500
+        assert stored_count(http, "dev-k", bearer) == 500
         again.terminate()
 
 
@@ -246,10 +252,5 @@ def test_api_workers_share_the_port_and_lose_nothing(start: Start, admin: str) -
         assert sum(a for a, _ in results) == 4000
         assert sum(d for _, d in results) == 4000
         with httpx.Client(base_url=server.base_url, timeout=10) as http:
-            counted = http.get(
-                "/api/v1/devices/dev-w/telemetry",
-                params={**WINDOW, "interval": "1d", "agg": "count"},
-                headers=bearer,
-            )
-        assert counted.json()["series"]["v"][0]["value"] == 4000
+            assert stored_count(http, "dev-w", bearer) == 4000
         server.terminate()
