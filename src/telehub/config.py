@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +61,37 @@ class Settings(BaseSettings):
     max_batch_readings: int = Field(10_000, ge=1)
     max_future_skew_seconds: float = Field(300.0, ge=0)
 
+    mqtt_url: str = Field(
+        "embedded",
+        description="embedded (amqtt inside `telehub serve`, development only), "
+        "mqtt://host:port or mqtts://host:port (Mosquitto, EMQX)",
+    )
+    mqtt_embedded_host: str = "127.0.0.1"
+    mqtt_embedded_port: int = Field(1883, ge=0, le=65535)
+    mqtt_username: str | None = Field(None, description="the bridge's login on an external broker")
+    mqtt_password: SecretStr | None = None
+    mqtt_tls_ca_file: Path | None = Field(
+        None, description="CA bundle for mqtts:// (default: the system's trusted CAs)"
+    )
+    mqtt_client_id: str = Field(
+        "telehub-bridge",
+        min_length=1,
+        max_length=64,
+        description="fixed id of the bridge's persistent session; unique per bridge process",
+    )
+    mqtt_shared_group: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="subscribe through $share/<group>/ so several bridges split the stream",
+    )
+    mqtt_receive_maximum: int = Field(
+        10_000, ge=1, le=65_535, description="messages in flight to the bridge before it acks"
+    )
+    mqtt_session_expiry_seconds: int = Field(
+        7 * 86_400, ge=60, description="how long the broker keeps the bridge's queued messages"
+    )
+    mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600)
+
     rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long a verified token is trusted without a lookup"
@@ -70,6 +101,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.ingest_queue_readings < self.max_batch_readings:
             raise ValueError("ingest_queue_readings must be >= max_batch_readings")
+        if self.mqtt_url != "embedded" and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("mqtt_url must be embedded, mqtt://host:port or mqtts://host:port")
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"

@@ -6,7 +6,8 @@ The core raises these; each adapter maps them once to its wire format
     TelehubError
     ├── ConfigError            a setting is wrong or a listener address is taken
     ├── InvalidInput           bad input; carries the pointer to each offending field
-    │   └── PayloadTooLarge    the body or batch exceeds a hard limit
+    │   ├── PayloadTooLarge    the body or batch exceeds a hard limit
+    │   └── UnknownDevice      a message names a device that does not exist (MQTT topics)
     ├── AuthError
     │   ├── Unauthenticated    no credentials, or unknown ones
     │   └── Forbidden          valid credentials without the needed scope
@@ -52,6 +53,13 @@ class InvalidInput(TelehubError):
 
 class PayloadTooLarge(InvalidInput):
     reason = "payload-too-large"
+
+
+class UnknownDevice(InvalidInput):
+    """Input addressed to a device that does not exist: for HTTP that is a 404, but an
+    MQTT message names its device in its topic, so there it is bad input to record."""
+
+    reason = "unknown-device"
 
 
 class AuthError(TelehubError):

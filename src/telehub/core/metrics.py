@@ -38,6 +38,20 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.mqtt_messages = Counter(
+            "telehub_mqtt_messages",
+            "MQTT messages the bridge handled, by topic kind and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "telehub_mqtt_connected", "1 while the bridge is connected to its broker", registry=r
+        )
+        self.mqtt_inflight = Gauge(
+            "telehub_mqtt_inflight",
+            "MQTT messages received but not yet acknowledged (waiting for commit)",
+            registry=r,
+        )
         self.commit_failures = Counter(
             "telehub_ingest_commit_failures", "Batch commits that failed", registry=r
         )

@@ -240,3 +240,42 @@ def parse_telemetry_json(
     return to_telemetry(
         device_id, body, received_at=received_at, max_batch_readings=max_batch_readings
     )
+
+
+class StateBody(RootModel[dict[MetricName, FieldValue]]):
+    """A device's state report: a flat object of keys to any JSON value, all kept as state.
+
+    Unlike telemetry, a number here is state too (a setpoint, a firmware build).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"firmware": "1.4.2", "door": "open", "setpoint": 21}]}
+    )
+
+
+def parse_state_json(
+    device_id: str, raw: bytes | str, *, received_at: datetime, max_batch_readings: int
+) -> Telemetry:
+    """Decode a state report; every key is stamped with the time it was received."""
+    try:
+        body = StateBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidInput("state body is invalid", validation_errors(exc)) from None
+    if not body.root:
+        raise InvalidInput(
+            "state body is empty", [FieldError(detail="at least one key", pointer="#")]
+        )
+    if len(body.root) > max_batch_readings:
+        raise PayloadTooLarge(
+            f"state holds {len(body.root)} keys; the limit is {max_batch_readings}",
+            [FieldError(detail="too many keys", pointer="#")],
+        )
+    bad = [key for key, value in body.root.items() if not _all_finite(value)]
+    if bad:
+        raise InvalidInput(
+            "state body is invalid",
+            [FieldError(detail="numbers must be finite", pointer=loc_to_pointer([k])) for k in bad],
+        )
+    ts_us = to_micros(received_at)
+    state = tuple(StateUpdate(device_id, key, ts_us, value) for key, value in body.root.items())
+    return Telemetry(device_id=device_id, readings=(), state=state)

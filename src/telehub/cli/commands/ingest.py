@@ -1,0 +1,56 @@
+"""``telehub ingest``: the MQTT bridge on its own, one of N sharing a subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from telehub.cli.common import out, run, settings
+from telehub.config import Settings
+from telehub.errors import ConfigError
+from telehub.mqtt.bridge import MqttBridge
+from telehub.runtime import open_hub
+from telehub.storage import migrate
+
+
+async def _ingest(cfg: Settings) -> None:
+    if cfg.mqtt_url == "embedded":
+        raise ConfigError(
+            "telehub ingest bridges an external broker: set TELEHUB_MQTT_URL=mqtt://host:port "
+            "(the embedded broker runs inside telehub serve, with its own bridge)"
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_hub(cfg, migrate=False) as hub:
+        if await migrate.pending(hub.store.engine):
+            raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
+        bridge = MqttBridge(hub)
+        await bridge.start()
+        group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
+        out(f"telehub MQTT bridge on {bridge.address} as {cfg.mqtt_client_id}{group}")
+        try:
+            await stop.wait()
+        finally:
+            await bridge.stop()
+
+
+def ingest(
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", help="persistent session id, unique per bridge process"),
+    ] = None,
+    shared_group: Annotated[
+        str | None,
+        typer.Option("--shared-group", help="split the stream with other bridges ($share)"),
+    ] = None,
+) -> None:
+    """Run the MQTT bridge: store device messages from an external broker (no HTTP)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = settings(mqtt_client_id=client_id, mqtt_shared_group=shared_group)
+    run(_ingest(cfg))

@@ -1,0 +1,1 @@
+"""MQTT: the bridge (broker → core), the topic tree and the embedded development broker."""

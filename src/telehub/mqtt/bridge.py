@@ -1,0 +1,237 @@
+"""The MQTT bridge: broker → core, acknowledging each message only after its commit.
+
+gmqtt is used because, on MQTT 5 with ``optimistic_acknowledgement=False``,
+it sends the PUBACK/PUBREC when our async handler returns, and runs each
+handler as its own task, so thousands of messages share one commit. paho's
+manual acks would serve too but cost a thread hop per message; aiomqtt acks
+before the handler runs and cannot give the guarantee (LIBRARY-FACTS.md).
+gmqtt stays inside this module.
+
+The session is persistent (fixed client id, no clean start, a session expiry),
+so messages that arrive while the bridge is down, or that it received but had
+not acknowledged when it died, are delivered again when it comes back; the
+store keeps one copy of each reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311, PubAckReasonCode
+
+from telehub.config import Settings
+from telehub.errors import ConfigError, ShuttingDown
+from telehub.mqtt.inbound import MqttInbound
+from telehub.mqtt.topics import bridge_filters
+from telehub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+_ACK: int = PubAckReasonCode.SUCCESS.value
+# Never reaches the broker: used only once the connection is already closed.
+_NOT_ACKED: int = PubAckReasonCode.UNSPECIFIED_ERROR.value
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 30.0
+_SUBACK_TIMEOUT = 30.0
+_GRANT_FAILED = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    mqtt5: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> BrokerAddress:
+        """Where the bridge connects; the embedded broker (amqtt) speaks only MQTT 3.1.1."""
+        if settings.mqtt_url == "embedded":
+            return cls(settings.mqtt_embedded_host, settings.mqtt_embedded_port, False, False)
+        url = urlsplit(settings.mqtt_url)
+        tls = url.scheme == "mqtts"
+        try:
+            port = url.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ConfigError(f"TELEHUB_MQTT_URL={settings.mqtt_url!r}: bad port") from None
+        if not url.hostname:
+            raise ConfigError(f"TELEHUB_MQTT_URL={settings.mqtt_url!r} names no host")
+        return cls(url.hostname, port, tls, True)
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class MqttBridge:
+    """Subscribes to device topics and feeds the core until ``stop``."""
+
+    def __init__(self, hub: Hub, *, username: str | None = None, password: str | None = None):
+        self._hub = hub
+        self._settings = hub.settings
+        self._inbound = MqttInbound(hub)
+        self._address = BrokerAddress.of(hub.settings)
+        self._username = username or hub.settings.mqtt_username
+        secret = hub.settings.mqtt_password
+        self._password = password or (secret.get_secret_value() if secret else None)
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._backoff = _BACKOFF_FIRST
+        self._client: gmqtt.Client | None = None
+        self._subscribed = asyncio.Event()
+        self._subscribe_mid: int | None = None
+        self._filters = bridge_filters(hub.settings.mqtt_shared_group)
+
+    @property
+    def address(self) -> BrokerAddress:
+        return self._address
+
+    async def start(self) -> None:
+        """Connect (retrying with backoff while the broker is unreachable) and subscribe."""
+        client = self._new_client()
+        self._client = client
+        delay = _BACKOFF_FIRST
+        while True:
+            try:
+                await client.connect(
+                    self._address.host,
+                    self._address.port,
+                    ssl=self._tls_context() if self._address.tls else False,
+                    keepalive=self._settings.mqtt_keepalive_seconds,
+                    version=MQTTv50 if self._address.mqtt5 else MQTTv311,
+                )
+                break
+            except OSError as exc:
+                log.warning("MQTT broker %s unreachable (%s); retrying", self._address, exc)
+            except gmqtt.mqtt.handler.MQTTConnectError as exc:
+                if exc._code in (4, 5, 134, 135):
+                    raise ConfigError(
+                        f"MQTT broker {self._address} refused the bridge's login ({exc}); "
+                        "check TELEHUB_MQTT_USERNAME / TELEHUB_MQTT_PASSWORD"
+                    ) from None
+                log.warning(
+                    "MQTT broker %s refused the connection (%s); retrying", self._address, exc
+                )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, _BACKOFF_MAX)
+        # Ready means subscribed: a message published after start() returns is ours.
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), _SUBACK_TIMEOUT)
+        except TimeoutError:
+            raise ConfigError(
+                f"MQTT broker {self._address} did not confirm the bridge's subscriptions"
+            ) from None
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let in-flight messages commit (up to ``grace`` s), then disconnect.
+
+        Anything still unacknowledged after that is delivered again by the
+        broker on the next connection, and stored once.
+        """
+        client = self._client
+        if client is None:
+            return
+        self._client = None
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=grace)
+        try:
+            await client.disconnect()
+        except Exception:  # the connection may already be gone; nothing to save
+            log.info("MQTT disconnect did not complete cleanly", exc_info=True)
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight))
+        self._hub.metrics.mqtt_connected.set(0)
+
+    def _new_client(self) -> gmqtt.Client:
+        properties: dict[str, Any] = {}
+        if self._address.mqtt5:
+            properties = {
+                "session_expiry_interval": self._settings.mqtt_session_expiry_seconds,
+                "receive_maximum": self._settings.mqtt_receive_maximum,
+            }
+        client = gmqtt.Client(
+            self._settings.mqtt_client_id,
+            clean_session=False,
+            optimistic_acknowledgement=False,
+            logger=logging.getLogger("telehub.mqtt.gmqtt"),
+            **properties,
+        )
+        if self._username:
+            client.set_auth_credentials(self._username, self._password)
+        # Before connect(): a persistent session's unacknowledged messages
+        # arrive right after CONNACK, before any SUBSCRIBE.
+        client.on_message = self._on_message
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay = _BACKOFF_FIRST
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ca = self._settings.mqtt_tls_ca_file
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+
+    def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: Any) -> None:
+        log.info("MQTT bridge connected to %s as %s", self._address, self._settings.mqtt_client_id)
+        self._hub.metrics.mqtt_connected.set(1)
+        self._backoff = _BACKOFF_FIRST
+        client.reconnect_delay = _BACKOFF_FIRST
+        # Subscribing again on every connection restores the subscriptions
+        # when the broker lost the session (restart without persistence).
+        subscriptions = [gmqtt.Subscription(f, qos=2) for f in self._filters]
+        self._subscribe_mid = client.subscribe(subscriptions)
+
+    def _on_subscribe(
+        self, client: gmqtt.Client, mid: int, granted: tuple[int, ...], properties: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [
+            f for f, code in zip(self._filters, granted, strict=False) if code >= _GRANT_FAILED
+        ]
+        if refused:
+            log.error("MQTT broker %s refused subscriptions %s", self._address, refused)
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
+        self._hub.metrics.mqtt_connected.set(0)
+        if self._client is None:
+            return
+        log.warning("MQTT bridge lost %s; reconnecting in %.1f s", self._address, self._backoff)
+        client.reconnect_delay = self._backoff * random.uniform(0.8, 1.2)
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+
+    async def _on_message(
+        self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any
+    ) -> int:
+        # gmqtt sends the PUBACK (QoS 1) or PUBREC (QoS 2) with the code we
+        # return, when we return: so return only after the commit.
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            self._hub.metrics.mqtt_inflight.set(len(self._inflight))
+        try:
+            try:
+                await self._inbound.handle(topic, payload)
+            except ShuttingDown:
+                # Hold the acknowledgement: stop() disconnects, then cancels us.
+                await asyncio.get_running_loop().create_future()
+            return _ACK
+        except asyncio.CancelledError:
+            if self._client is not None:
+                raise  # still connected (not a clean stop): send nothing at all
+            # Disconnected by stop(): whatever we return goes nowhere, and the
+            # broker delivers this message again on the next connection.
+            return _NOT_ACKED
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+                self._hub.metrics.mqtt_inflight.set(len(self._inflight))

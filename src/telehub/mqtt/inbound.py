@@ -1,0 +1,102 @@
+"""One inbound MQTT message → one core call, independent of the client library.
+
+``handle`` returns only when the message may be acknowledged to the broker:
+its readings are committed, or it was bad input and is now recorded as
+rejected (acknowledging bad input stops the broker redelivering it forever).
+While ingest pushes back or the database is down it waits and retries: the
+unacknowledged messages hold the broker's in-flight window, so the broker
+slows the stream down instead of anyone dropping data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from telehub.domain.readings import Telemetry
+from telehub.domain.telemetry import parse_state_json, parse_telemetry_json
+from telehub.errors import (
+    FieldError,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    ShuttingDown,
+    StorageUnavailable,
+    UnknownDevice,
+)
+from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
+from telehub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+_STORAGE_RETRY_MAX = 5.0
+
+
+class MqttInbound:
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._metrics = hub.metrics
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        """Store or reject one message; raises only ShuttingDown (then do not acknowledge)."""
+        received_at = datetime.now(UTC)
+        device_id: str | None = None
+        kind = "unknown"
+        try:
+            target = parse_topic(topic)
+            device_id, kind = target.device_id, target.kind.value
+            telemetry = self._decode(target, payload, received_at)
+            await self._submit(telemetry)
+        except InvalidInput as exc:
+            self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
+            await self._hub.rejected.record(
+                transport="mqtt", device_id=device_id, error=exc, payload=payload
+            )
+            return
+        self._metrics.mqtt_messages.labels(kind=kind, outcome="accepted").inc()
+
+    def _decode(self, target: DeviceTopic, payload: bytes, received_at: datetime) -> Telemetry:
+        settings = self._hub.settings
+        if len(payload) > settings.max_body_bytes:
+            raise PayloadTooLarge(
+                f"payload is {len(payload)} bytes; the limit is {settings.max_body_bytes}",
+                [FieldError(detail="payload too large", pointer="#")],
+            )
+        if target.kind is TopicKind.STATE:
+            return parse_state_json(
+                target.device_id,
+                payload,
+                received_at=received_at,
+                max_batch_readings=settings.max_batch_readings,
+            )
+        return parse_telemetry_json(
+            target.device_id,
+            payload,
+            received_at=received_at,
+            max_batch_readings=settings.max_batch_readings,
+            max_future_skew=settings.max_future_skew_seconds,
+        )
+
+    async def _submit(self, telemetry: Telemetry) -> None:
+        storage_delay = 0.1
+        while True:
+            try:
+                await self._hub.ingestor.submit(telemetry)
+                return
+            except NotFound:
+                raise UnknownDevice(
+                    f"device {telemetry.device_id!r} does not exist",
+                    [FieldError(detail="no such device", parameter="topic")],
+                ) from None
+            except ShuttingDown:
+                raise
+            except Overloaded as exc:
+                # Holding the acknowledgement is the backpressure: the broker
+                # stops sending once the in-flight window is full.
+                await asyncio.sleep(min(exc.retry_after, 1.0))
+            except StorageUnavailable:
+                log.warning("database unavailable; MQTT message kept unacknowledged, retrying")
+                await asyncio.sleep(storage_delay)
+                storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)

@@ -1,0 +1,66 @@
+"""The MQTT topic tree: one place that builds and parses every topic name.
+
+Devices talk under ``telehub/v1/devices/{device_id}/…``; the device id in the
+topic is the only device identity a bridge sees, so the broker's ACL must
+tie it to the device's login (see the README's MQTT section).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from telehub.domain.readings import is_device_id
+from telehub.errors import FieldError, InvalidInput
+
+ROOT = "telehub/v1/devices"
+
+
+class TopicKind(StrEnum):
+    TELEMETRY = "telemetry"
+    STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    device_id: str
+    kind: TopicKind
+
+
+def device_prefix(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/"
+
+
+def topic(device_id: str, kind: TopicKind) -> str:
+    return f"{ROOT}/{device_id}/{kind}"
+
+
+def bridge_filters(shared_group: str | None) -> list[str]:
+    """What the bridge subscribes to; ``$share/<group>/`` splits it across bridges."""
+    filters = [f"{ROOT}/+/{kind}" for kind in TopicKind]
+    if shared_group:
+        return [f"$share/{shared_group}/{f}" for f in filters]
+    return filters
+
+
+def parse_topic(name: str) -> DeviceTopic:
+    """The device and message kind a topic addresses, or InvalidInput saying why not."""
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != ROOT:
+        raise InvalidInput(
+            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/telemetry|state",
+            [FieldError(detail="unknown topic", parameter="topic")],
+        )
+    device_id, kind = parts[3], parts[4]
+    if not is_device_id(device_id):
+        raise InvalidInput(
+            f"{device_id[:80]!r} in the topic is not a device id",
+            [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="topic")],
+        )
+    try:
+        return DeviceTopic(device_id, TopicKind(kind))
+    except ValueError:
+        raise InvalidInput(
+            f"topic kind {kind[:80]!r} is not one of telemetry, state",
+            [FieldError(detail="unknown topic kind", parameter="topic")],
+        ) from None

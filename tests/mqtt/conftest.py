@@ -1,0 +1,62 @@
+"""Fixtures of the MQTT tests: our own Mosquitto, a hub with devices, a running bridge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from telehub.config import Settings
+from telehub.core.ports import SeriesRange
+from telehub.mqtt.bridge import MqttBridge
+from telehub.runtime import Hub, open_hub
+from tests.mqtt.support import Mosquitto
+
+DEVICES = ("sensor-1", "sensor-2")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mqtt_settings(make_settings: Callable[..., Settings], mosquitto: Mosquitto) -> Settings:
+    return make_settings(mqtt_url=mosquitto.url, mqtt_session_expiry_seconds=600)
+
+
+@pytest.fixture
+async def mqtt_hub(mqtt_settings: Settings) -> AsyncIterator[Hub]:
+    async with open_hub(mqtt_settings) as hub:
+        for device_id in DEVICES:
+            await hub.devices.create(device_id=device_id, name=None, attributes={})
+        yield hub
+
+
+BridgeFactory = Callable[..., AbstractAsyncContextManager[MqttBridge]]
+
+
+@pytest.fixture
+def running_bridge() -> BridgeFactory:
+    """``async with running_bridge(hub) as bridge``: connected and subscribed."""
+
+    @asynccontextmanager
+    async def run(hub: Hub) -> AsyncIterator[MqttBridge]:
+        bridge = MqttBridge(hub)
+        await bridge.start()
+        try:
+            yield bridge
+        finally:
+            await bridge.stop()
+
+    return run
+
+
+async def count(hub: Hub, device_id: str, metric: str) -> int:
+    """How many readings of one series are stored."""
+    return len(await hub.store.readings.points(SeriesRange(device_id, metric, 0, 2**62, 100_000)))
