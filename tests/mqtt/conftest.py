@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from telehub.config import Settings
-from telehub.core.ports import SeriesRange
+from telehub.core.ports import Aggregate, SeriesRange
 from telehub.mqtt.bridge import MqttBridge
 from telehub.runtime import Hub, open_hub
 from tests.mqtt.support import Mosquitto
@@ -58,5 +58,7 @@ def running_bridge() -> BridgeFactory:
 
 
 async def count(hub: Hub, device_id: str, metric: str) -> int:
-    """How many readings of one series are stored."""
-    return len(await hub.store.readings.points(SeriesRange(device_id, metric, 0, 2**62, 100_000)))
+    """How many readings of one series are stored (one bucket spanning all time)."""
+    series = SeriesRange(device_id, metric, 0, 2**62, 1)
+    buckets = await hub.store.readings.buckets(series, width_us=2**62, agg=Aggregate.COUNT)
+    return int(buckets[0].value) if buckets else 0
