@@ -7,7 +7,8 @@ The core raises these; each adapter maps them once to its wire format
     ├── ConfigError            a setting is wrong or a listener address is taken
     ├── InvalidInput           bad input; carries the pointer to each offending field
     │   ├── PayloadTooLarge    the body or batch exceeds a hard limit
-    │   └── UnknownDevice      a message names a device that does not exist (MQTT topics)
+    │   ├── UnknownDevice      a message names a device that does not exist (MQTT topics)
+    │   └── TopicNotAllowed    a device published outside its own MQTT topics
     ├── AuthError
     │   ├── Unauthenticated    no credentials, or unknown ones
     │   └── Forbidden          valid credentials without the needed scope
@@ -60,6 +61,12 @@ class UnknownDevice(InvalidInput):
     MQTT message names its device in its topic, so there it is bad input to record."""
 
     reason = "unknown-device"
+
+
+class TopicNotAllowed(InvalidInput):
+    """A device published to a topic its login may not use (another device's, say)."""
+
+    reason = "topic-not-allowed"
 
 
 class AuthError(TelehubError):

@@ -8,7 +8,9 @@ tests open the same SQLite file first and create an admin token.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +27,7 @@ import pytest
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
+from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 TELEHUB = str(Path(sys.executable).with_name("telehub"))
@@ -112,7 +115,8 @@ def stored_count(http: httpx.Client, device_id: str, bearer: dict[str, str]) -> 
         headers=bearer,
     )
     assert counted.status_code == 200, counted.text
-    return int(counted.json()["series"]["v"][0]["value"])
+    points = counted.json()["series"].get("v", [])
+    return int(points[0]["value"]) if points else 0
 
 
 Start = Callable[..., AbstractContextManager[Server]]
@@ -122,6 +126,8 @@ Start = Callable[..., AbstractContextManager[Server]]
 def server_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
     env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
+    # 1883 may be another broker's (it is Mosquitto's on the CI machine).
+    env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
     return env
 
 
@@ -175,6 +181,34 @@ def test_real_server_serves_shuts_down_cleanly_and_keeps_data(start: Start, admi
         resent = http.post("/api/v1/devices/dev-1/telemetry", json=READINGS, headers=device)
         assert resent.json() == {"accepted": 0, "duplicates": 2, "state": 1}
         again.terminate()
+
+
+def test_serve_runs_the_embedded_mqtt_broker_for_devices(
+    start: Start, admin: str, server_env: dict[str, str]
+) -> None:
+    if shutil.which("mosquitto_pub") is None:
+        require_service("Mosquitto", "the mosquitto_pub client is not installed")
+    bearer = {"Authorization": f"Bearer {admin}"}
+    with start() as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert "telehub MQTT on mqtt://127.0.0.1:" in server.output()
+        created = http.post("/api/v1/devices", json={"id": "dev-m"}, headers=bearer)
+        token = created.json()["token"]
+        for i in range(3):
+            subprocess.run(
+                [
+                    *("mosquitto_pub", "-h", "127.0.0.1", "-p"),
+                    *(server_env["TELEHUB_MQTT_EMBEDDED_PORT"], "-u", "dev-m", "-P", token),
+                    *("-q", "1", "-t", "telehub/v1/devices/dev-m/telemetry", "-m"),
+                    json.dumps({"ts": 1_735_689_600_000 + i * 1000, "values": {"v": i}}),
+                ],
+                check=True,
+                timeout=30,
+            )
+        deadline = time.monotonic() + 10
+        while stored_count(http, "dev-m", bearer) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stored_count(http, "dev-m", bearer) == 3
+        server.terminate()
 
 
 def test_acknowledged_readings_survive_kill_9(start: Start, admin: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 import sys
 from collections.abc import Callable, Coroutine
@@ -81,6 +82,16 @@ def bind(host: str, port: int, *, setting: str, flag: str) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+# Libraries whose INFO lines describe their internals, not telehub's behaviour.
+_QUIET_LOGGERS = ("amqtt", "transitions", "gmqtt", "telehub.mqtt.gmqtt")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def out(text: str) -> None:

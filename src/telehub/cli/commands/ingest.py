@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Annotated
 
 import typer
 
-from telehub.cli.common import out, run, settings
+from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.mqtt.bridge import MqttBridge
@@ -51,6 +50,6 @@ def ingest(
     ] = None,
 ) -> None:
     """Run the MQTT bridge: store device messages from an external broker (no HTTP)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg = settings(mqtt_client_id=client_id, mqtt_shared_group=shared_group)
     run(_ingest(cfg))

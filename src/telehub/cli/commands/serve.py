@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from typing import Annotated
 
 import typer
@@ -10,9 +10,10 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
-from telehub.cli.common import bind, out, run, settings
+from telehub.cli.common import bind, configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
+from telehub.mqtt.service import mqtt_running
 from telehub.runtime import open_hub
 from telehub.storage import migrate
 from telehub.storage.store import SqlStore
@@ -21,9 +22,11 @@ HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP address (env T
 PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELEHUB_HTTP_PORT)")]
 
 
-async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) -> None:
+async def _serve_http(
+    cfg: Settings, *, migrate_first: bool, bootstrap: bool, with_mqtt: bool
+) -> None:
     sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
-    async with open_hub(cfg, migrate=migrate_first) as hub:
+    async with open_hub(cfg, migrate=migrate_first) as hub, contextlib.AsyncExitStack() as parts:
         if not migrate_first and await migrate.pending(hub.store.engine):
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
         if bootstrap:
@@ -31,6 +34,12 @@ async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) ->
             if secret is not None:
                 out("First start: bootstrap admin token (shown only now, keep it safe):")
                 out(f"  {secret}")
+        if with_mqtt:
+            bridge = await parts.enter_async_context(mqtt_running(hub))
+            embedded = (
+                " (embedded amqtt broker, development only)" if cfg.mqtt_url == "embedded" else ""
+            )
+            out(f"telehub MQTT on {bridge.address}{embedded}")
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         server = uvicorn.Server(
@@ -45,10 +54,18 @@ async def _serve_http(cfg: Settings, *, migrate_first: bool, bootstrap: bool) ->
         await server.serve(sockets=[sock])
 
 
-def serve(host: HostOpt = None, port: PortOpt = None) -> None:
-    """Run telehub: migrate the database, then serve the API (more transports join later)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(_serve_http(settings(http_host=host, http_port=port), migrate_first=True, bootstrap=True))
+MqttPortOpt = Annotated[
+    int | None,
+    typer.Option("--mqtt-port", help="embedded MQTT broker port (env TELEHUB_MQTT_EMBEDDED_PORT)"),
+]
+
+
+def serve(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None) -> None:
+    """Run telehub: migrate the database, then serve the API and MQTT (bridge, and the
+    embedded broker unless TELEHUB_MQTT_URL names one)."""
+    configure_logging()
+    cfg = settings(http_host=host, http_port=port, mqtt_embedded_port=mqtt_port)
+    run(_serve_http(cfg, migrate_first=True, bootstrap=True, with_mqtt=True))
 
 
 WorkersOpt = Annotated[
@@ -59,10 +76,10 @@ WorkersOpt = Annotated[
 
 def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) -> None:
     """Run only the HTTP API (REST, docs, metrics); the schema must already be upgraded."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     cfg = settings(http_host=host, http_port=port, http_workers=workers)
     if cfg.http_workers == 1:
-        run(_serve_http(cfg, migrate_first=False, bootstrap=False))
+        run(_serve_http(cfg, migrate_first=False, bootstrap=False, with_mqtt=False))
         return
     # Several processes on one listening socket, each with its own hub and batch
     # writer; the database serialises their commits.

@@ -1,0 +1,155 @@
+"""The embedded development broker: amqtt inside ``telehub serve``, with device logins.
+
+amqtt speaks MQTT 3.1.1 only and acknowledges a device's QoS 1 message when
+it receives it, before the bridge has committed it; it keeps sessions in
+memory. That is fine for development and tests, not for production (use
+Mosquitto or EMQX: see the README).
+
+Devices log in with their id as user name and their token as password. Each
+may publish only under its own ``telehub/v1/devices/{id}/`` and subscribe only
+to its own commands; a refused publish is recorded as rejected input. The
+bridge logs in with a secret made at start-up that never leaves the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+
+from telehub.errors import ConfigError, FieldError, TopicNotAllowed, Unauthenticated
+from telehub.mqtt.topics import ROOT, device_prefix
+from telehub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+BRIDGE_USERNAME = "$telehub-bridge"
+
+
+class EmbeddedAccess:
+    """Who may log in to the embedded broker, and which topics each login may use."""
+
+    def __init__(self, hub: Hub, bridge_secret: str) -> None:
+        self._hub = hub
+        self._bridge_secret = bridge_secret
+
+    async def login(self, username: str | None, password: str | None) -> bool:
+        if not username or not password:
+            return False
+        if username == BRIDGE_USERNAME:
+            return secrets.compare_digest(password, self._bridge_secret)
+        try:
+            principal = await self._hub.auth.authenticate(password)
+        except Unauthenticated:
+            return False
+        return principal.device_id == username
+
+    async def allowed(self, username: str | None, topic: str, action: str) -> bool:
+        if username == BRIDGE_USERNAME:
+            return True
+        if username is None:
+            return False
+        own = device_prefix(username)
+        commands = own + "commands/"
+        if action == Action.PUBLISH:
+            rest = topic.removeprefix(own)
+            ok = rest != topic and (
+                rest in ("telemetry", "state", "status")
+                or (rest.startswith("commands/") and rest.endswith("/ack") and rest.count("/") == 2)
+            )
+            if not ok:
+                await self._record_refused(username, topic)
+            return ok
+        # Subscribing (a filter) and receiving (a topic): only its own commands.
+        return topic.startswith(commands)
+
+    async def _record_refused(self, device_id: str, topic: str) -> None:
+        where = (
+            "another device's topic"
+            if topic.startswith(ROOT + "/")
+            else "a topic outside telehub/v1/devices"
+        )
+        error = TopicNotAllowed(
+            f"device {device_id!r} may not publish to {topic[:200]!r} ({where})",
+            [FieldError(detail="not this device's topic", parameter="topic")],
+        )
+        await self._hub.rejected.record(
+            transport="mqtt", device_id=device_id, error=error, payload=topic.encode()
+        )
+
+
+class TelehubAuthPlugin(BaseAuthPlugin):
+    """amqtt plugin: logins checked against telehub's device tokens."""
+
+    @dataclass
+    class Config:
+        access: Any
+
+    async def authenticate(self, *, session: Any) -> bool | None:
+        access: EmbeddedAccess = self.context.config.access
+        return await access.login(session.username, session.password)
+
+
+class TelehubTopicPlugin(BaseTopicPlugin):
+    """amqtt plugin: each device stays inside its own topics."""
+
+    @dataclass
+    class Config:
+        access: Any
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
+    ) -> bool | None:
+        access: EmbeddedAccess = self.context.config.access
+        if session is None or topic is None or action is None:
+            return False
+        return await access.allowed(session.username, topic, action)
+
+
+class EmbeddedBroker:
+    def __init__(self, hub: Hub) -> None:
+        settings = hub.settings
+        self.host = settings.mqtt_embedded_host
+        self.port = settings.mqtt_embedded_port
+        self.bridge_secret = secrets.token_urlsafe(32)
+        access = EmbeddedAccess(hub, self.bridge_secret)
+        self._broker = Broker(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+                "plugins": {
+                    f"{__name__}.TelehubAuthPlugin": {"access": access},
+                    f"{__name__}.TelehubTopicPlugin": {"access": access},
+                },
+            }
+        )
+
+    async def start(self) -> None:
+        _check_free(self.host, self.port)
+        await self._broker.start()
+        log.info("embedded MQTT broker (amqtt, development only) on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self._broker.shutdown()
+
+
+def _check_free(host: str, port: int) -> None:
+    """A taken port is a clear error naming the setting, not an amqtt traceback."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{host}:{port} is already in use (another MQTT broker?); choose another "
+                    "port for the embedded broker with TELEHUB_MQTT_EMBEDDED_PORT or --mqtt-port, "
+                    "or use that broker with TELEHUB_MQTT_URL=mqtt://host:port"
+                ) from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

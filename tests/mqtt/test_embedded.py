@@ -1,0 +1,204 @@
+"""The embedded amqtt broker: device logins, per-device topics, the bridge inside."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from telehub.config import Settings
+from telehub.errors import ConfigError
+from telehub.mqtt.service import mqtt_running
+from telehub.runtime import Hub, open_hub
+from tests.conftest import require_service
+from tests.mqtt.conftest import count
+from tests.mqtt.support import eventually, free_port, telemetry_topic
+
+BASE_MS = 1_767_225_600_000
+
+
+@pytest.fixture
+async def embedded(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[tuple[Hub, dict[str, str]]]:
+    """A hub with the embedded broker and bridge running; yields it and device tokens."""
+    settings = make_settings(mqtt_url="embedded", mqtt_embedded_port=free_port())
+    async with open_hub(settings) as hub:
+        tokens = {}
+        for device_id in ("sensor-1", "sensor-2"):
+            _, tokens[device_id] = await hub.devices.create(
+                device_id=device_id, name=None, attributes={}
+            )
+        async with mqtt_running(hub):
+            yield hub, tokens
+
+
+async def mosquitto_pub(port: int, *args: str, payload: bytes) -> tuple[int, str]:
+    """The C client, speaking MQTT 3.1.1 (all amqtt understands)."""
+    if shutil.which("mosquitto_pub") is None:
+        require_service("Mosquitto", "the mosquitto_pub client is not installed")
+    process = await asyncio.create_subprocess_exec(
+        "mosquitto_pub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-V",
+        "mqttv311",
+        "-s",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(payload), 30)
+    return process.returncode or 0, output.decode()
+
+
+def reading(i: int) -> bytes:
+    return json.dumps({"ts": BASE_MS + i * 1000, "values": {"v": i}}).encode()
+
+
+async def test_a_device_logs_in_with_its_token_and_its_telemetry_is_stored(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    hub, tokens = embedded
+    port = hub.settings.mqtt_embedded_port
+    for i in range(3):
+        code, output = await mosquitto_pub(
+            port,
+            "-q",
+            "1",
+            "-u",
+            "sensor-1",
+            "-P",
+            tokens["sensor-1"],
+            "-t",
+            telemetry_topic("sensor-1"),
+            payload=reading(i),
+        )
+        assert code == 0, output
+
+    async def stored() -> bool:
+        return await count(hub, "sensor-1", "v") == 3
+
+    await eventually(stored, what="3 readings through the embedded broker")
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        pytest.param([], id="anonymous"),
+        pytest.param(["-u", "sensor-1", "-P", "thd_wrong"], id="wrong-token"),
+        pytest.param(["-u", "sensor-2", "-P", "<sensor-1>"], id="another-device-s-token"),
+    ],
+)
+async def test_a_login_without_the_device_s_own_token_is_refused(
+    embedded: tuple[Hub, dict[str, str]], login: list[str]
+) -> None:
+    hub, tokens = embedded
+    login = [tokens["sensor-1"] if part == "<sensor-1>" else part for part in login]
+    code, output = await mosquitto_pub(
+        hub.settings.mqtt_embedded_port,
+        "-q",
+        "1",
+        *login,
+        "-t",
+        telemetry_topic("sensor-2"),
+        payload=reading(0),
+    )
+    assert code != 0
+    assert "refused" in output.lower() or "not authori" in output.lower(), output
+    assert await count(hub, "sensor-2", "v") == 0
+
+
+async def test_a_device_publishing_to_another_device_s_topic_is_refused_and_recorded(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    hub, tokens = embedded
+    port = hub.settings.mqtt_embedded_port
+    await mosquitto_pub(
+        port,
+        "-q",
+        "1",
+        "-u",
+        "sensor-1",
+        "-P",
+        tokens["sensor-1"],
+        "-t",
+        telemetry_topic("sensor-2"),
+        payload=reading(0),
+    )
+    # Its own topic still works, after the refused one.
+    await mosquitto_pub(
+        port,
+        "-q",
+        "1",
+        "-u",
+        "sensor-1",
+        "-P",
+        tokens["sensor-1"],
+        "-t",
+        telemetry_topic("sensor-1"),
+        payload=reading(1),
+    )
+
+    async def settled() -> bool:
+        return await count(hub, "sensor-1", "v") == 1
+
+    await eventually(settled, what="sensor-1's own reading")
+    assert await count(hub, "sensor-2", "v") == 0
+    [record] = await hub.rejected.recent(limit=5, before_id=None, device_id=None)
+    assert (record.transport, record.reason, record.device_id) == (
+        "mqtt",
+        "topic-not-allowed",
+        "sensor-1",
+    )
+    assert "telehub/v1/devices/sensor-2/telemetry" in record.detail
+
+
+@pytest.mark.parametrize(
+    ("action", "topic", "allowed"),
+    [
+        ("publish", "telehub/v1/devices/sensor-1/telemetry", True),
+        ("publish", "telehub/v1/devices/sensor-1/state", True),
+        ("publish", "telehub/v1/devices/sensor-1/status", True),
+        ("publish", "telehub/v1/devices/sensor-1/commands/c1/ack", True),
+        ("publish", "telehub/v1/devices/sensor-1/commands/c1", False),
+        ("publish", "telehub/v1/devices/sensor-10/telemetry", False),
+        ("publish", "elsewhere/sensor-1/telemetry", False),
+        ("subscribe", "telehub/v1/devices/sensor-1/commands/+", True),
+        ("subscribe", "telehub/v1/devices/sensor-1/commands/#", True),
+        ("subscribe", "telehub/v1/devices/+/commands/+", False),
+        ("subscribe", "telehub/v1/devices/sensor-1/telemetry", False),
+        ("subscribe", "#", False),
+        ("receive", "telehub/v1/devices/sensor-1/commands/c1", True),
+        ("receive", "telehub/v1/devices/sensor-2/commands/c1", False),
+    ],
+)
+async def test_device_topic_rules(
+    embedded: tuple[Hub, dict[str, str]], action: str, topic: str, allowed: bool
+) -> None:
+    from telehub.mqtt.embedded import EmbeddedAccess
+
+    hub, _ = embedded
+    access = EmbeddedAccess(hub, bridge_secret="x")
+    assert await access.allowed("sensor-1", topic, action) is allowed
+
+
+async def test_a_taken_port_is_a_clear_error_naming_the_setting(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(mqtt_url="embedded", mqtt_embedded_port=port)
+        async with open_hub(settings) as hub:
+            with pytest.raises(ConfigError, match="TELEHUB_MQTT_EMBEDDED_PORT"):
+                async with mqtt_running(hub):
+                    pass
