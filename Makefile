@@ -20,12 +20,15 @@ $(UV):
 	$(UV) sync --frozen --python $(PYTHON) --extra dev
 	touch $@
 
-run: .venv/.synced-run  ## telehub on its embedded defaults (SQLite, 127.0.0.1:8000)
-	.venv/bin/telehub serve
+# The embedded MQTT broker wants 127.0.0.1:1883; if another broker already has
+# it, make run takes the next free port (telehub serve alone would refuse).
+run: .venv/.synced-run  ## telehub on its embedded defaults (SQLite, HTTP 8000, MQTT 1883)
+	TELEHUB_MQTT_EMBEDDED_PORT=$${TELEHUB_MQTT_EMBEDDED_PORT:-$$($(PYTHON) scripts/dev_mqtt_port.py)} \
+		.venv/bin/telehub serve
 
 test: .venv/.synced-dev  ## lint, type-check and the whole test suite
-	.venv/bin/ruff check src tests bench
-	.venv/bin/ruff format --check src tests bench
+	.venv/bin/ruff check src tests bench scripts
+	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/mypy
 	.venv/bin/pytest
 

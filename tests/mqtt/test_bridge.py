@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 
 import pytest
 
+from telehub.config import Settings
 from telehub.domain.readings import is_device_id
-from telehub.runtime import Hub
+from telehub.runtime import Hub, open_hub
+from tests.conftest import require_service
 from tests.mqtt.conftest import BridgeFactory, count
-from tests.mqtt.support import Mosquitto, eventually, publish, publish_lines, telemetry_topic
+from tests.mqtt.support import (
+    Mosquitto,
+    eventually,
+    port_open,
+    publish,
+    publish_lines,
+    telemetry_topic,
+)
 
 pytestmark = pytest.mark.services
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SYSTEM_BROKER_PORT = 1883
 
 
 def message(i: int, **extra: object) -> bytes:
@@ -119,8 +131,6 @@ async def test_bad_input_is_recorded_counted_and_does_not_block_the_rest(
 async def test_oversize_payload_is_rejected_without_parsing(
     make_settings: object, mosquitto: Mosquitto, running_bridge: BridgeFactory
 ) -> None:
-    from telehub.runtime import open_hub
-
     settings = make_settings(mqtt_url=mosquitto.url, max_body_bytes=1024)  # type: ignore[operator]
     async with open_hub(settings) as hub:
         await hub.devices.create(device_id="sensor-1", name=None, attributes={})
@@ -136,3 +146,28 @@ async def test_oversize_payload_is_rejected_without_parsing(
         [record] = await hub.rejected.recent(limit=1, before_id=None, device_id=None)
         assert record.reason == "payload-too-large"
         assert (await hub.telemetry.latest("sensor-1")).readings == {}
+
+
+async def test_against_the_system_mosquitto_on_1883(
+    make_settings: Callable[..., Settings], running_bridge: BridgeFactory
+) -> None:
+    """The stock broker the machine runs (max_queued_messages 1000: fine for a few messages)."""
+    if not port_open(SYSTEM_BROKER_PORT):
+        require_service("Mosquitto", f"nothing listens on 127.0.0.1:{SYSTEM_BROKER_PORT}")
+    device_id = f"sys-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(
+        mqtt_url=f"mqtt://127.0.0.1:{SYSTEM_BROKER_PORT}",
+        mqtt_client_id=f"telehub-test-{device_id}",
+        mqtt_session_expiry_seconds=60,
+    )
+    async with open_hub(settings) as hub:
+        await hub.devices.create(device_id=device_id, name=None, attributes={})
+        async with running_bridge(hub):
+            publish_lines(
+                SYSTEM_BROKER_PORT, telemetry_topic(device_id), [message(i) for i in range(20)]
+            )
+
+            async def stored() -> bool:
+                return await count(hub, device_id, "temperature") == 20
+
+            await eventually(stored, what="20 readings via the system Mosquitto")
