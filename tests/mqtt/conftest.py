@@ -46,8 +46,8 @@ def running_bridge() -> BridgeFactory:
     """``async with running_bridge(hub) as bridge``: connected and subscribed."""
 
     @asynccontextmanager
-    async def run(hub: Hub) -> AsyncIterator[MqttBridge]:
-        bridge = MqttBridge(hub)
+    async def run(hub: Hub, settings: Settings | None = None) -> AsyncIterator[MqttBridge]:
+        bridge = MqttBridge(hub, settings=settings)
         await bridge.start()
         try:
             yield bridge

@@ -111,12 +111,15 @@ def publish_lines(
     assert result.returncode == 0, result.stderr.decode()
 
 
-def publish(port: int, topic: str, payload: bytes, *, qos: int = 1) -> None:
+def publish(port: int, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
     """One message of any bytes: mosquitto_pub -s sends all of stdin verbatim."""
     if shutil.which("mosquitto_pub") is None:
         require_service("Mosquitto", "the mosquitto_pub client is not installed")
     result = subprocess.run(
-        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", str(qos), "-s"],
+        [
+            *("mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic),
+            *("-q", str(qos), "-s" if payload else "-n", *(["-r"] if retain else [])),
+        ],
         input=payload,
         capture_output=True,
         timeout=30,

@@ -46,6 +46,10 @@ class DeviceOut(_Out):
     attributes: dict[str, Any]
     created_at: datetime
     last_seen: datetime | None
+    online: bool | None = Field(
+        description="presence from the device's MQTT status topic; null until it reports"
+    )
+    presence_changed_at: datetime | None
 
     @classmethod
     def of(cls, d: Device) -> DeviceOut:
@@ -55,6 +59,8 @@ class DeviceOut(_Out):
             attributes=d.attributes,
             created_at=from_micros(d.created_us),
             last_seen=from_micros(d.last_seen_us) if d.last_seen_us is not None else None,
+            online=d.online,
+            presence_changed_at=from_micros(d.presence_us) if d.presence_us is not None else None,
         )
 
 

@@ -63,6 +63,21 @@ class DeviceService:
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.forget()
 
+    async def report_presence(self, device_id: str, *, online: bool, live: bool) -> bool:
+        """A device said it is online or offline; True if that changed its presence.
+
+        ``live`` is False for a status the broker replays from its retained copy:
+        it restores presence but is no contact from the device, so ``last_seen``
+        stays. Only "online" is contact; "offline" usually comes from the broker
+        (the device's last will), after the device has gone quiet.
+        """
+        changed = await self._store.devices.set_presence(
+            device_id, online=online, at_us=now_us(), contact=live and online
+        )
+        if changed is None:
+            raise NotFound(f"device {device_id!r} does not exist")
+        return changed
+
     async def rotate_token(self, device_id: str) -> str:
         """Issue a new token; the old one stops working at once."""
         secret = new_secret(DEVICE_TOKEN_PREFIX)

@@ -19,6 +19,8 @@ class Device:
     attributes: dict[str, Any] = field(default_factory=dict)
     created_us: int = 0
     last_seen_us: int | None = None
+    online: bool | None = None  # None: never reported presence
+    presence_us: int | None = None  # when ``online`` last changed
 
 
 class Scope(StrEnum):

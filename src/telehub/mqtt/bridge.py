@@ -72,20 +72,28 @@ class BrokerAddress:
 class MqttBridge:
     """Subscribes to device topics and feeds the core until ``stop``."""
 
-    def __init__(self, hub: Hub, *, username: str | None = None, password: str | None = None):
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        settings: Settings | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        """``settings`` default to the hub's; ``username``/``password`` to the MQTT settings."""
         self._hub = hub
-        self._settings = hub.settings
+        self._settings = settings = settings or hub.settings
         self._inbound = MqttInbound(hub)
-        self._address = BrokerAddress.of(hub.settings)
-        self._username = username or hub.settings.mqtt_username
-        secret = hub.settings.mqtt_password
+        self._address = BrokerAddress.of(settings)
+        self._username = username or settings.mqtt_username
+        secret = settings.mqtt_password
         self._password = password or (secret.get_secret_value() if secret else None)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._backoff = _BACKOFF_FIRST
         self._client: gmqtt.Client | None = None
         self._subscribed = asyncio.Event()
         self._subscribe_mid: int | None = None
-        self._filters = bridge_filters(hub.settings.mqtt_shared_group)
+        self._filters = bridge_filters(settings.mqtt_shared_group)
 
     @property
     def address(self) -> BrokerAddress:
@@ -220,7 +228,7 @@ class MqttBridge:
             self._hub.metrics.mqtt_inflight.set(len(self._inflight))
         try:
             try:
-                await self._inbound.handle(topic, payload)
+                await self._inbound.handle(topic, payload, retained=bool(properties.get("retain")))
             except ShuttingDown:
                 # Hold the acknowledgement: stop() disconnects, then cancels us.
                 await asyncio.get_running_loop().create_future()

@@ -39,16 +39,21 @@ class MqttInbound:
         self._hub = hub
         self._metrics = hub.metrics
 
-    async def handle(self, topic: str, payload: bytes) -> None:
-        """Store or reject one message; raises only ShuttingDown (then do not acknowledge)."""
+    async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        """Store or reject one message; raises only ShuttingDown (then do not acknowledge).
+
+        ``retained`` marks the broker's stored copy replayed on subscribe, not news.
+        """
         received_at = datetime.now(UTC)
         device_id: str | None = None
         kind = "unknown"
         try:
             target = parse_topic(topic)
             device_id, kind = target.device_id, target.kind.value
-            telemetry = self._decode(target, payload, received_at)
-            await self._submit(telemetry)
+            if target.kind is TopicKind.STATUS:
+                await self._presence(target.device_id, payload, live=not retained)
+            else:
+                await self._submit(self._decode(target, payload, received_at))
         except InvalidInput as exc:
             self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
             await self._hub.rejected.record(
@@ -56,6 +61,20 @@ class MqttInbound:
             )
             return
         self._metrics.mqtt_messages.labels(kind=kind, outcome="accepted").inc()
+
+    async def _presence(self, device_id: str, payload: bytes, *, live: bool) -> None:
+        status = payload.strip()
+        if status not in (b"online", b"offline"):
+            raise InvalidInput(
+                "status must be online or offline",
+                [FieldError(detail="expected online or offline", pointer="#")],
+            )
+        try:
+            await self._hub.devices.report_presence(
+                device_id, online=status == b"online", live=live
+            )
+        except NotFound:
+            raise _unknown(device_id) from None
 
     def _decode(self, target: DeviceTopic, payload: bytes, received_at: datetime) -> Telemetry:
         settings = self._hub.settings
@@ -86,10 +105,7 @@ class MqttInbound:
                 await self._hub.ingestor.submit(telemetry)
                 return
             except NotFound:
-                raise UnknownDevice(
-                    f"device {telemetry.device_id!r} does not exist",
-                    [FieldError(detail="no such device", parameter="topic")],
-                ) from None
+                raise _unknown(telemetry.device_id) from None
             except ShuttingDown:
                 raise
             except Overloaded as exc:
@@ -100,3 +116,10 @@ class MqttInbound:
                 log.warning("database unavailable; MQTT message kept unacknowledged, retrying")
                 await asyncio.sleep(storage_delay)
                 storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)
+
+
+def _unknown(device_id: str) -> UnknownDevice:
+    return UnknownDevice(
+        f"device {device_id!r} does not exist",
+        [FieldError(detail="no such device", parameter="topic")],
+    )

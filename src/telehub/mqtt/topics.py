@@ -19,6 +19,7 @@ ROOT = "telehub/v1/devices"
 class TopicKind(StrEnum):
     TELEMETRY = "telemetry"
     STATE = "state"
+    STATUS = "status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def parse_topic(name: str) -> DeviceTopic:
     parts = name.split("/")
     if len(parts) != 5 or "/".join(parts[:3]) != ROOT:
         raise InvalidInput(
-            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/telemetry|state",
+            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/telemetry|state|status",
             [FieldError(detail="unknown topic", parameter="topic")],
         )
     device_id, kind = parts[3], parts[4]
@@ -61,6 +62,6 @@ def parse_topic(name: str) -> DeviceTopic:
         return DeviceTopic(device_id, TopicKind(kind))
     except ValueError:
         raise InvalidInput(
-            f"topic kind {kind[:80]!r} is not one of telemetry, state",
+            f"topic kind {kind[:80]!r} is not one of telemetry, state, status",
             [FieldError(detail="unknown topic kind", parameter="topic")],
         ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, cast, delete, insert, literal, select, update
+from sqlalchemy import String, case, cast, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +20,8 @@ _DEVICE_COLUMNS = (
     devices.c.attributes,
     devices.c.created_us,
     devices.c.last_seen_us,
+    devices.c.online,
+    devices.c.presence_us,
 )
 
 
@@ -30,6 +32,8 @@ def _device(row: Any) -> Device:
         attributes=row.attributes,
         created_us=row.created_us,
         last_seen_us=row.last_seen_us,
+        online=row.online,
+        presence_us=row.presence_us,
     )
 
 
@@ -107,6 +111,32 @@ class SqlDeviceStore:
             for table in (readings, device_latest, device_state):
                 await conn.execute(delete(table).where(table.c.device_id == device_id))
         return bool(gone)
+
+    async def set_presence(
+        self, device_id: str, *, online: bool, at_us: int, contact: bool
+    ) -> bool | None:
+        """Record presence; True if it changed, False if not, None if no such device.
+
+        ``presence_us`` moves only on a change, so a replayed retained status
+        keeps the time the device really came online.
+        """
+        changed = devices.c.online.is_distinct_from(online)
+        values: dict[str, Any] = {
+            "online": online,
+            "presence_us": case((changed, at_us), else_=devices.c.presence_us),
+        }
+        if contact:
+            values["last_seen_us"] = case(
+                (devices.c.last_seen_us > at_us, devices.c.last_seen_us), else_=at_us
+            )
+        async with self._engine.begin() as conn:
+            before = (
+                await conn.execute(select(devices.c.online).where(devices.c.id == device_id))
+            ).first()
+            if before is None:
+                return None
+            await conn.execute(update(devices).where(devices.c.id == device_id).values(values))
+        return bool(before.online is not online)
 
     async def set_token_hash(self, device_id: str, token_hash: str) -> bool:
         async with self._engine.begin() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Double,
     Index,
@@ -39,6 +40,9 @@ devices = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_us", BigInteger, nullable=False),
     Column("last_seen_us", BigInteger, nullable=True),
+    # Presence from the device's MQTT status topic: NULL until it first reports.
+    Column("online", Boolean, nullable=True),
+    Column("presence_us", BigInteger, nullable=True),
 )
 
 # The primary key is the dedupe key and the clustered range-scan index.
@@ -91,4 +95,25 @@ rejected_messages = Table(
     Column("detail", Text, nullable=False),
     Column("excerpt", Text, nullable=False),
     Index(None, "device_id", "id"),
+)
+
+# Device commands: the table is the queue (pending → sent → acked | failed | expired),
+# so any process may create one and the one running the MQTT bridge sends it.
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("device_id", String(64), nullable=False),
+    Column("batch_id", String(32), nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("sent_us", BigInteger, nullable=True),
+    Column("done_us", BigInteger, nullable=True),
+    Column("result", JSON, nullable=True),
+    Index(None, "device_id", "created_us"),
+    Index(None, "status", "expires_us"),
+    Index(None, "batch_id"),
 )
