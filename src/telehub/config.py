@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         7 * 86_400, ge=60, description="how long the broker keeps the bridge's queued messages"
     )
     mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600)
+    command_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="how often a bridge looks for commands queued by other processes",
+    )
 
     rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
     auth_cache_seconds: float = Field(

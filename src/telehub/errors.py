@@ -8,7 +8,9 @@ The core raises these; each adapter maps them once to its wire format
     ├── InvalidInput           bad input; carries the pointer to each offending field
     │   ├── PayloadTooLarge    the body or batch exceeds a hard limit
     │   ├── UnknownDevice      a message names a device that does not exist (MQTT topics)
-    │   └── TopicNotAllowed    a device published outside its own MQTT topics
+    │   ├── TopicNotAllowed    a device published outside its own MQTT topics
+    │   ├── UnknownCommand     an acknowledgement names no command of that device
+    │   └── CommandClosed      an acknowledgement for a command already acked, failed or expired
     ├── AuthError
     │   ├── Unauthenticated    no credentials, or unknown ones
     │   └── Forbidden          valid credentials without the needed scope
@@ -67,6 +69,14 @@ class TopicNotAllowed(InvalidInput):
     """A device published to a topic its login may not use (another device's, say)."""
 
     reason = "topic-not-allowed"
+
+
+class UnknownCommand(InvalidInput):
+    reason = "unknown-command"
+
+
+class CommandClosed(InvalidInput):
+    reason = "command-closed"
 
 
 class AuthError(TelehubError):

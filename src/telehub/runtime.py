@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from telehub.config import Settings
 from telehub.core.auth import Authenticator, TokenService
+from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
 from telehub.core.ingest import Ingestor
 from telehub.core.metrics import Metrics
@@ -33,6 +34,7 @@ class Hub:
     ingestor: Ingestor
     telemetry: TelemetryService
     rejected: RejectedLog
+    commands: CommandService
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +64,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             ingestor=ingestor,
             telemetry=TelemetryService(store=store, ingestor=ingestor),
             rejected=RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep),
+            commands=CommandService(store=store),
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")

@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from telehub import __version__
 from telehub.api import problems
 from telehub.api.limits import BodyLimitMiddleware
-from telehub.api.routes import admin, devices, health, telemetry
+from telehub.api.routes import admin, commands, devices, health, telemetry
 from telehub.api.schemas import Problem
 from telehub.config import Settings, load_settings
 from telehub.runtime import Hub, open_hub
@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     problems.install(app)
-    for module in (devices, telemetry, admin, health):
+    for module in (devices, telemetry, commands, admin, health):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -58,7 +58,7 @@ class DeviceService:
         return device
 
     async def delete(self, device_id: str) -> None:
-        """Remove the device with all its readings and state."""
+        """Remove the device with all its readings, state and commands."""
         if not await self._store.devices.delete(device_id):
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.forget()

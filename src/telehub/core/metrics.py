@@ -52,6 +52,9 @@ class Metrics:
             "MQTT messages received but not yet acknowledged (waiting for commit)",
             registry=r,
         )
+        self.mqtt_commands_sent = Counter(
+            "telehub_mqtt_commands_sent", "Commands handed to the MQTT broker", registry=r
+        )
         self.commit_failures = Counter(
             "telehub_ingest_commit_failures", "Batch commits that failed", registry=r
         )

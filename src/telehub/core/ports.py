@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import ApiToken, Device, RejectedInput
 from telehub.domain.readings import Telemetry
 
@@ -102,6 +103,28 @@ class RejectedStore(Protocol):
     ) -> list[RejectedInput]: ...
 
 
+class CommandStore(Protocol):
+    async def add(self, new: Sequence[Command]) -> None: ...
+    async def get(self, device_id: str, command_id: str) -> Command | None: ...
+    async def page(
+        self, device_id: str, *, limit: int, before: Command | None
+    ) -> list[Command]: ...
+    async def batch(self, batch_id: str) -> list[Command]: ...
+    async def claim_due(
+        self, *, now_us: int, expiring_after_us: int, limit: int
+    ) -> list[Command]: ...
+    async def finish(
+        self,
+        device_id: str,
+        command_id: str,
+        *,
+        status: CommandStatus,
+        result: Any,
+        now_us: int,
+    ) -> Command | None: ...
+    async def expire(self, *, now_us: int) -> list[Command]: ...
+
+
 class Store(Protocol):
     """Everything the core persists, behind one object chosen by the database URL."""
 
@@ -113,6 +136,8 @@ class Store(Protocol):
     def tokens(self) -> TokenStore: ...
     @property
     def rejected(self) -> RejectedStore: ...
+    @property
+    def commands(self) -> CommandStore: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -16,6 +16,7 @@ store keeps one copy of each reading.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -24,12 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gmqtt
+import gmqtt.storage
+import orjson
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311, PubAckReasonCode
 
 from telehub.config import Settings
+from telehub.domain.commands import Command
+from telehub.domain.readings import from_micros, now_us
 from telehub.errors import ConfigError, ShuttingDown
 from telehub.mqtt.inbound import MqttInbound
-from telehub.mqtt.topics import bridge_filters
+from telehub.mqtt.topics import bridge_filters, command_topic
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,9 @@ _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _SUBACK_TIMEOUT = 30.0
 _GRANT_FAILED = 0x80
+# Commands published before waiting for their PUBACKs: under every broker's
+# receive maximum (Mosquitto's default max_inflight_messages is 20).
+_COMMAND_WINDOW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,10 @@ class MqttBridge:
         self._subscribed = asyncio.Event()
         self._subscribe_mid: int | None = None
         self._filters = bridge_filters(settings.mqtt_shared_group)
+        self._connected = False
+        self._dispatcher: asyncio.Task[None] | None = None
+        # gmqtt's store of our unacknowledged QoS 1 publishes (commands).
+        self._outbox = gmqtt.storage.PersistentStorage()
 
     @property
     def address(self) -> BrokerAddress:
@@ -134,6 +146,7 @@ class MqttBridge:
             raise ConfigError(
                 f"MQTT broker {self._address} did not confirm the bridge's subscriptions"
             ) from None
+        self._dispatcher = asyncio.create_task(self._dispatch_commands(), name="mqtt-commands")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let in-flight messages commit (up to ``grace`` s), then disconnect.
@@ -145,6 +158,10 @@ class MqttBridge:
         if client is None:
             return
         self._client = None
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=grace)
         try:
@@ -168,6 +185,7 @@ class MqttBridge:
             self._settings.mqtt_client_id,
             clean_session=False,
             optimistic_acknowledgement=False,
+            persistent_storage=self._outbox,
             logger=logging.getLogger("telehub.mqtt.gmqtt"),
             **properties,
         )
@@ -188,6 +206,7 @@ class MqttBridge:
 
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: Any) -> None:
         log.info("MQTT bridge connected to %s as %s", self._address, self._settings.mqtt_client_id)
+        self._connected = True
         self._hub.metrics.mqtt_connected.set(1)
         self._backoff = _BACKOFF_FIRST
         client.reconnect_delay = _BACKOFF_FIRST
@@ -210,6 +229,7 @@ class MqttBridge:
         self._subscribed.set()
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
+        self._connected = False
         self._hub.metrics.mqtt_connected.set(0)
         if self._client is None:
             return
@@ -243,3 +263,54 @@ class MqttBridge:
             if task is not None:
                 self._inflight.discard(task)
                 self._hub.metrics.mqtt_inflight.set(len(self._inflight))
+
+    async def _dispatch_commands(self) -> None:
+        """Hand queued commands to the broker while connected.
+
+        A command is claimed (pending → sent) before it is published, and only
+        while connected, so it goes out at most once; on MQTT 5 it carries a
+        message expiry, so the broker never delivers it late either.
+        """
+        commands = self._hub.commands
+        poll = self._settings.command_poll_seconds
+        while True:
+            await commands.wait_due(poll)
+            while (client := self._client) is not None and self._connected:
+                try:
+                    await commands.expire_due()
+                    claimed = await commands.claim_due(limit=_COMMAND_WINDOW)
+                except Exception:
+                    log.warning("cannot read queued commands; retrying", exc_info=True)
+                    await asyncio.sleep(poll)
+                    break
+                for command in claimed:
+                    self._publish_command(client, command)
+                if claimed:
+                    # The broker takes only so many unacknowledged publishes
+                    # (Mosquitto: 20); wait for this round's PUBACKs.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._outbox.wait_empty(), _SUBACK_TIMEOUT)
+                if len(claimed) < _COMMAND_WINDOW:
+                    break
+
+    def _publish_command(self, client: gmqtt.Client, command: Command) -> None:
+        # The broker counts whole seconds from the second it received the
+        # message: this expiry ends at or before the command's own.
+        now = now_us()
+        remaining_s = max(1, command.expires_us // 1_000_000 - now // 1_000_000 - 1)
+        payload = orjson.dumps(
+            {
+                "id": command.id,
+                "name": command.name,
+                "params": command.params,
+                "expires_at": from_micros(command.expires_us).isoformat().replace("+00:00", "Z"),
+            }
+        )
+        properties: dict[str, Any] = {}
+        if self._address.mqtt5:
+            properties = {
+                "message_expiry_interval": remaining_s,
+                "content_type": "application/json",
+            }
+        client.publish(command_topic(command.device_id, command.id), payload, qos=1, **properties)
+        self._hub.metrics.mqtt_commands_sent.inc()

@@ -14,8 +14,11 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
+from telehub.domain.commands import CommandAck
 from telehub.domain.readings import Telemetry
-from telehub.domain.telemetry import parse_state_json, parse_telemetry_json
+from telehub.domain.telemetry import parse_state_json, parse_telemetry_json, validation_errors
 from telehub.errors import (
     FieldError,
     InvalidInput,
@@ -52,6 +55,8 @@ class MqttInbound:
             device_id, kind = target.device_id, target.kind.value
             if target.kind is TopicKind.STATUS:
                 await self._presence(target.device_id, payload, live=not retained)
+            elif target.kind is TopicKind.COMMAND_ACK:
+                await self._command_ack(target.device_id, target.command_id or "", payload)
             else:
                 await self._submit(self._decode(target, payload, received_at))
         except InvalidInput as exc:
@@ -75,6 +80,16 @@ class MqttInbound:
             )
         except NotFound:
             raise _unknown(device_id) from None
+
+    async def _command_ack(self, device_id: str, command_id: str, payload: bytes) -> None:
+        try:
+            ack = CommandAck.model_validate_json(payload)
+        except ValidationError as exc:
+            errors = validation_errors(exc)
+            raise InvalidInput("command acknowledgement is invalid", errors) from None
+        await self._hub.commands.acknowledge(
+            device_id, command_id, ok=ack.status == "ok", result=ack.result
+        )
 
     def _decode(self, target: DeviceTopic, payload: bytes, received_at: datetime) -> Telemetry:
         settings = self._hub.settings

@@ -20,12 +20,14 @@ class TopicKind(StrEnum):
     TELEMETRY = "telemetry"
     STATE = "state"
     STATUS = "status"
+    COMMAND_ACK = "ack"
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
     device_id: str
     kind: TopicKind
+    command_id: str | None = None
 
 
 def device_prefix(device_id: str) -> str:
@@ -36,9 +38,14 @@ def topic(device_id: str, kind: TopicKind) -> str:
     return f"{ROOT}/{device_id}/{kind}"
 
 
+def command_topic(device_id: str, command_id: str) -> str:
+    return f"{ROOT}/{device_id}/commands/{command_id}"
+
+
 def bridge_filters(shared_group: str | None) -> list[str]:
     """What the bridge subscribes to; ``$share/<group>/`` splits it across bridges."""
-    filters = [f"{ROOT}/+/{kind}" for kind in TopicKind]
+    filters = [f"{ROOT}/+/telemetry", f"{ROOT}/+/state", f"{ROOT}/+/status"]
+    filters.append(f"{ROOT}/+/commands/+/ack")
     if shared_group:
         return [f"$share/{shared_group}/{f}" for f in filters]
     return filters
@@ -47,9 +54,14 @@ def bridge_filters(shared_group: str | None) -> list[str]:
 def parse_topic(name: str) -> DeviceTopic:
     """The device and message kind a topic addresses, or InvalidInput saying why not."""
     parts = name.split("/")
-    if len(parts) != 5 or "/".join(parts[:3]) != ROOT:
+    if len(parts) == 7 and parts[4] == "commands" and parts[6] == "ack" and parts[5]:
+        parts, command_id = [*parts[:4], "ack"], parts[5]
+    else:
+        command_id = None
+    if len(parts) != 5 or "/".join(parts[:3]) != ROOT or (parts[4] == "ack" and not command_id):
         raise InvalidInput(
-            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/telemetry|state|status",
+            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/"
+            "telemetry|state|status|commands/{command_id}/ack",
             [FieldError(detail="unknown topic", parameter="topic")],
         )
     device_id, kind = parts[3], parts[4]
@@ -59,9 +71,9 @@ def parse_topic(name: str) -> DeviceTopic:
             [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="topic")],
         )
     try:
-        return DeviceTopic(device_id, TopicKind(kind))
+        return DeviceTopic(device_id, TopicKind(kind), command_id)
     except ValueError:
         raise InvalidInput(
-            f"topic kind {kind[:80]!r} is not one of telemetry, state, status",
+            f"topic kind {kind[:80]!r} is not one of telemetry, state, status, commands/…/ack",
             [FieldError(detail="unknown topic kind", parameter="topic")],
         ) from None

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telehub.domain.devices import ApiToken, Device, Scope
 from telehub.errors import Conflict
 from telehub.storage.database import json_text
-from telehub.storage.tables import api_tokens, device_latest, device_state, devices, readings
+from telehub.storage.tables import (
+    api_tokens,
+    commands,
+    device_latest,
+    device_state,
+    devices,
+    readings,
+)
 
 _DEVICE_COLUMNS = (
     devices.c.id,
@@ -108,7 +115,7 @@ class SqlDeviceStore:
     async def delete(self, device_id: str) -> bool:
         async with self._engine.begin() as conn:
             gone = (await conn.execute(delete(devices).where(devices.c.id == device_id))).rowcount
-            for table in (readings, device_latest, device_state):
+            for table in (readings, device_latest, device_state, commands):
                 await conn.execute(delete(table).where(table.c.device_id == device_id))
         return bool(gone)
 

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telehub.config import Settings
 from telehub.storage import migrate
+from telehub.storage.commands import SqlCommandStore
 from telehub.storage.database import create_engine, pg_server_settings, ping
 from telehub.storage.devices import SqlDeviceStore, SqlTokenStore
 from telehub.storage.pg_writer import PgBatchWriter
@@ -27,7 +28,7 @@ def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter 
 
 
 class SqlStore:
-    """One engine, four repositories; SQLite or PostgreSQL by URL."""
+    """One engine, one repository per table group; SQLite or PostgreSQL by URL."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -36,6 +37,7 @@ class SqlStore:
         self.readings = SqlReadingStore(self.engine, writer=_batch_writer(settings, self.engine))
         self.tokens = SqlTokenStore(self.engine)
         self.rejected = SqlRejectedStore(self.engine)
+        self.commands = SqlCommandStore(self.engine)
 
     async def upgrade(self) -> None:
         await migrate.upgrade(self.engine, schema=self._settings.database_schema)

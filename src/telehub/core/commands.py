@@ -1,0 +1,234 @@
+"""Commands to devices: created anywhere, sent by whichever process runs the MQTT bridge.
+
+The commands table is the queue. ``send`` stores a pending command and wakes
+this process's dispatcher; dispatchers in other processes find it by polling.
+``claim_due`` moves pending → sent before the command goes out, so each
+command is handed to the broker at most once, and never once it has expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from telehub.core.ports import Store
+from telehub.domain.commands import (
+    COMMAND_NAME_PATTERN,
+    Command,
+    CommandStatus,
+    new_batch_id,
+    new_command_id,
+)
+from telehub.domain.readings import now_us
+from telehub.errors import CommandClosed, FieldError, InvalidInput, NotFound, UnknownCommand
+
+DEFAULT_TTL_S = 300
+MIN_TTL_S = 5
+MAX_TTL_S = 7 * 86_400
+# Brokers count message expiry in whole seconds: a command goes out only with
+# at least this much of its time left, so the broker drops it before it is due.
+SEND_MARGIN_US = 2_000_000
+MAX_PARAMS_BYTES = 64 * 1024
+MAX_BULK_DEVICES = 10_000
+_NAME_RE = re.compile(COMMAND_NAME_PATTERN)
+_PAGE = 1000
+
+
+class CommandService:
+    def __init__(self, *, store: Store) -> None:
+        self._store = store
+        self._due = asyncio.Event()
+
+    async def send(
+        self, device_id: str, *, name: str, params: dict[str, Any], ttl_s: int
+    ) -> Command:
+        """Queue a command for one device; it goes out as soon as a bridge can send it."""
+        _validate(name, params, ttl_s)
+        if await self._store.devices.get(device_id) is None:
+            raise NotFound(f"device {device_id!r} does not exist")
+        [command] = await self._queue([device_id], name, params, ttl_s, batch_id=None)
+        return command
+
+    async def send_bulk(
+        self,
+        *,
+        device_ids: list[str] | None,
+        attributes: Mapping[str, str] | None,
+        name: str,
+        params: dict[str, Any],
+        ttl_s: int,
+    ) -> tuple[str, list[Command]]:
+        """One command per device, named or matched by attributes, under one batch id."""
+        _validate(name, params, ttl_s)
+        if (device_ids is None) == (attributes is None):
+            raise InvalidInput(
+                "give either devices or attributes",
+                [FieldError(detail="exactly one of devices, attributes", pointer="#")],
+            )
+        targets = (
+            await self._existing(device_ids)
+            if device_ids is not None
+            else await self._matching(attributes or {})
+        )
+        if not targets:
+            raise InvalidInput(
+                "no device matches",
+                [FieldError(detail="matches no device", pointer="#/attributes")],
+            )
+        batch_id = new_batch_id()
+        return batch_id, await self._queue(targets, name, params, ttl_s, batch_id=batch_id)
+
+    async def get(self, device_id: str, command_id: str) -> Command:
+        await self.expire_due()
+        command = await self._store.commands.get(device_id, command_id)
+        if command is None:
+            raise NotFound(f"device {device_id!r} has no command {command_id!r}")
+        return command
+
+    async def page(self, device_id: str, *, limit: int, before: str | None) -> list[Command]:
+        """Newest first; ``before`` is the id of the last command of the previous page."""
+        if await self._store.devices.get(device_id) is None:
+            raise NotFound(f"device {device_id!r} does not exist")
+        await self.expire_due()
+        cursor = None
+        if before is not None:
+            cursor = await self._store.commands.get(device_id, before)
+            if cursor is None:
+                raise InvalidInput(
+                    f"no command {before!r} of this device to page from",
+                    [FieldError(detail="unknown command id", parameter="before")],
+                )
+        return await self._store.commands.page(device_id, limit=limit, before=cursor)
+
+    async def batch(self, batch_id: str) -> list[Command]:
+        await self.expire_due()
+        found = await self._store.commands.batch(batch_id)
+        if not found:
+            raise NotFound(f"no command batch {batch_id!r}")
+        return found
+
+    async def acknowledge(
+        self, device_id: str, command_id: str, *, ok: bool, result: Any
+    ) -> Command:
+        """The device's answer. A repeated identical answer (an MQTT redelivery) is accepted."""
+        status = CommandStatus.ACKED if ok else CommandStatus.FAILED
+        done = await self._store.commands.finish(
+            device_id, command_id, status=status, result=result, now_us=now_us()
+        )
+        if done is not None:
+            return done
+        await self.expire_due()
+        current = await self._store.commands.get(device_id, command_id)
+        if current is None:
+            raise UnknownCommand(
+                f"device {device_id!r} has no command {command_id!r}",
+                [FieldError(detail="no such command", parameter="topic")],
+            )
+        if current.status is status:
+            return current
+        raise CommandClosed(
+            f"command {command_id!r} is already {current.status.value}",
+            [FieldError(detail=f"command is {current.status.value}", parameter="topic")],
+        )
+
+    async def claim_due(self, *, limit: int = 500) -> list[Command]:
+        """Pending commands, now marked sent: the caller must hand them to the broker.
+
+        One with less than SEND_MARGIN_US left is not sent at all; it will expire.
+        """
+        now = now_us()
+        return await self._store.commands.claim_due(
+            now_us=now, expiring_after_us=now + SEND_MARGIN_US, limit=limit
+        )
+
+    async def expire_due(self) -> list[Command]:
+        return await self._store.commands.expire(now_us=now_us())
+
+    async def wait_due(self, poll_seconds: float) -> None:
+        """Until this process queues a command, or ``poll_seconds`` pass (for others')."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._due.wait(), poll_seconds)
+        self._due.clear()
+
+    async def _queue(
+        self,
+        device_ids: list[str],
+        name: str,
+        params: dict[str, Any],
+        ttl_s: int,
+        *,
+        batch_id: str | None,
+    ) -> list[Command]:
+        created = now_us()
+        commands = [
+            Command(
+                id=new_command_id(),
+                device_id=device_id,
+                batch_id=batch_id,
+                name=name,
+                params=params,
+                status=CommandStatus.PENDING,
+                created_us=created,
+                expires_us=created + ttl_s * 1_000_000,
+            )
+            for device_id in device_ids
+        ]
+        await self._store.commands.add(commands)
+        self._due.set()
+        return commands
+
+    async def _existing(self, device_ids: list[str]) -> list[str]:
+        unique = list(dict.fromkeys(device_ids))
+        if len(unique) > MAX_BULK_DEVICES:
+            raise InvalidInput(
+                f"at most {MAX_BULK_DEVICES} devices per bulk command",
+                [FieldError(detail="too many devices", pointer="#/devices")],
+            )
+        missing = [d for d in unique if await self._store.devices.get(d) is None]
+        if missing:
+            raise InvalidInput(
+                f"{len(missing)} device(s) do not exist: {', '.join(missing[:10])}",
+                [FieldError(detail=f"no device {d!r}", pointer="#/devices") for d in missing[:10]],
+            )
+        return unique
+
+    async def _matching(self, attributes: Mapping[str, str]) -> list[str]:
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            page = await self._store.devices.page(limit=_PAGE, after=after, attributes=attributes)
+            found.extend(d.id for d in page)
+            if len(found) > MAX_BULK_DEVICES:
+                raise InvalidInput(
+                    f"the filter matches more than {MAX_BULK_DEVICES} devices",
+                    [FieldError(detail="matches too many devices", pointer="#/attributes")],
+                )
+            if len(page) < _PAGE:
+                return found
+            after = page[-1].id
+
+
+def _validate(name: str, params: dict[str, Any], ttl_s: int) -> None:
+    errors: list[FieldError] = []
+    if not _NAME_RE.fullmatch(name):
+        errors.append(FieldError(detail="must match [A-Za-z0-9_.-]{1,64}", pointer="#/name"))
+    if not MIN_TTL_S <= ttl_s <= MAX_TTL_S:
+        errors.append(
+            FieldError(detail=f"between {MIN_TTL_S} and {MAX_TTL_S} seconds", pointer="#/ttl_s")
+        )
+    try:
+        size = len(orjson.dumps(params))
+    except (TypeError, orjson.JSONEncodeError):
+        errors.append(FieldError(detail="must be a JSON object", pointer="#/params"))
+    else:
+        if size > MAX_PARAMS_BYTES:
+            errors.append(
+                FieldError(detail=f"at most {MAX_PARAMS_BYTES} bytes", pointer="#/params")
+            )
+    if errors:
+        raise InvalidInput("the command is invalid", errors)
