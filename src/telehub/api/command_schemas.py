@@ -43,10 +43,10 @@ class BulkCommandIn(CommandIn):
         },
     )
     devices: list[DeviceId] | None = Field(
-        None, min_length=1, max_length=MAX_BULK_DEVICES, description="these devices…"
+        None, min_length=1, max_length=MAX_BULK_DEVICES, description="these devices (sorted)…"
     )
     attributes: dict[str, str] | None = Field(
-        None, description="…or every device whose attributes have these values"
+        None, min_length=1, description="…or every device whose attributes have these values"
     )
 
 

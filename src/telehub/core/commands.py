@@ -70,7 +70,17 @@ class CommandService:
                 "give either devices or attributes",
                 [FieldError(detail="exactly one of devices, attributes", pointer="#")],
             )
-        targets = (
+        if device_ids is not None and not device_ids:
+            raise InvalidInput(
+                "devices is empty", [FieldError(detail="name at least one", pointer="#/devices")]
+            )
+        if attributes is not None and not attributes:
+            # An empty filter would match every device: too easy a way to reboot a fleet.
+            raise InvalidInput(
+                "attributes is empty",
+                [FieldError(detail="name at least one attribute", pointer="#/attributes")],
+            )
+        targets = sorted(
             await self._existing(device_ids)
             if device_ids is not None
             else await self._matching(attributes or {})
@@ -115,7 +125,8 @@ class CommandService:
     async def acknowledge(
         self, device_id: str, command_id: str, *, ok: bool, result: Any
     ) -> Command:
-        """The device's answer. A repeated identical answer (an MQTT redelivery) is accepted."""
+        """The device's answer. A repeated answer with the same status (an MQTT redelivery)
+        is accepted and changes nothing: the first result stays."""
         status = CommandStatus.ACKED if ok else CommandStatus.FAILED
         done = await self._store.commands.finish(
             device_id, command_id, status=status, result=result, now_us=now_us()
