@@ -202,3 +202,45 @@ async def test_a_taken_port_is_a_clear_error_naming_the_setting(
             with pytest.raises(ConfigError, match="TELEHUB_MQTT_EMBEDDED_PORT"):
                 async with mqtt_running(hub):
                     pass
+
+
+async def test_commands_and_presence_through_the_embedded_broker(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    hub, tokens = embedded
+    port = str(hub.settings.mqtt_embedded_port)
+    login = ("-u", "sensor-1", "-P", tokens["sensor-1"])
+    device = await asyncio.create_subprocess_exec(
+        *("mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv311", *login),
+        *("-q", "1", "-t", "telehub/v1/devices/sensor-1/commands/+", "-C", "1", "-W", "10"),
+        *("--will-topic", "telehub/v1/devices/sensor-1/status", "--will-payload", "offline"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    code, output = await mosquitto_pub(
+        hub.settings.mqtt_embedded_port,
+        *("-q", "1", *login, "-r", "-t", "telehub/v1/devices/sensor-1/status"),
+        payload=b"online",
+    )
+    assert code == 0, output
+
+    async def online() -> bool:
+        return (await hub.devices.get("sensor-1")).online is True
+
+    await eventually(online, what="sensor-1 online")
+    await asyncio.sleep(0.3)  # the device's SUBSCRIBE is in place
+    command = await hub.commands.send("sensor-1", name="blink", params={"times": 3}, ttl_s=30)
+    received, _ = await asyncio.wait_for(device.communicate(), 15)
+    message = json.loads(received)
+    assert (message["id"], message["params"]) == (command.id, {"times": 3})
+
+    code, output = await mosquitto_pub(
+        hub.settings.mqtt_embedded_port,
+        *("-q", "1", *login, "-t", f"telehub/v1/devices/sensor-1/commands/{command.id}/ack"),
+        payload=b'{"status": "ok", "result": "blinked"}',
+    )
+    assert code == 0, output
+
+    async def acked() -> bool:
+        return (await hub.commands.get("sensor-1", command.id)).result == "blinked"
+
+    await eventually(acked, what="the command to be acked")
