@@ -91,6 +91,15 @@ class Settings(BaseSettings):
         7 * 86_400, ge=60, description="how long the broker keeps the bridge's queued messages"
     )
     mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600)
+    mqtt_dynsec_username: str | None = Field(
+        None,
+        description="an admin login of Mosquitto's dynamic-security plugin: set it, and "
+        "telehub keeps each device's broker login and topic ACL in step with its devices",
+    )
+    mqtt_dynsec_password: SecretStr | None = None
+    mqtt_dynsec_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="how long a device change waits for the broker"
+    )
     command_poll_seconds: float = Field(
         0.5,
         gt=0,
@@ -109,6 +118,11 @@ class Settings(BaseSettings):
             raise ValueError("ingest_queue_readings must be >= max_batch_readings")
         if self.mqtt_url != "embedded" and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
             raise ValueError("mqtt_url must be embedded, mqtt://host:port or mqtts://host:port")
+        if self.mqtt_dynsec_username and self.mqtt_url == "embedded":
+            raise ValueError(
+                "mqtt_dynsec_username is for an external Mosquitto (mqtt_url=mqtt://…); "
+                "the embedded broker checks device tokens itself"
+            )
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"

@@ -18,7 +18,8 @@ The core raises these; each adapter maps them once to its wire format
     ├── Conflict               the resource already exists
     ├── Overloaded             ingest queue is full: retry after ``retry_after`` seconds
     │   └── ShuttingDown       the pipeline no longer accepts work
-    └── StorageUnavailable     the database failed to commit; nothing was acknowledged
+    ├── StorageUnavailable     the database failed to commit; nothing was acknowledged
+    └── BrokerUnavailable      the MQTT broker could not take a device's credentials
 """
 
 from __future__ import annotations
@@ -113,3 +114,7 @@ class ShuttingDown(Overloaded):
 
 class StorageUnavailable(TelehubError):
     """The database could not commit; nothing from the request was acknowledged."""
+
+
+class BrokerUnavailable(TelehubError):
+    """The broker could not store (or drop) a device's login; nothing was changed."""

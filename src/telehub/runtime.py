@@ -18,8 +18,11 @@ from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
 from telehub.core.ingest import Ingestor
 from telehub.core.metrics import Metrics
+from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
 from telehub.core.telemetry import TelemetryService
+from telehub.mqtt.address import BrokerAddress
+from telehub.mqtt.dynsec import DynsecProvisioner
 from telehub.storage.store import SqlStore
 
 
@@ -41,9 +44,11 @@ class Hub:
 async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Hub]:
     """Open storage, start the batch writer; on exit flush everything accepted, then close."""
     store = SqlStore(settings)
-    try:
+    async with contextlib.AsyncExitStack() as parts:
+        parts.push_async_callback(store.close)
         if migrate:
             await store.upgrade()
+        mirror = await parts.enter_async_context(_credential_mirror(settings))
         metrics = Metrics()
         auth = Authenticator(store=store, cache_seconds=settings.auth_cache_seconds)
         ingestor = Ingestor(
@@ -60,7 +65,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             metrics=metrics,
             auth=auth,
             tokens=TokenService(store=store, auth=auth),
-            devices=DeviceService(store=store, auth=auth),
+            devices=DeviceService(store=store, auth=auth, mirror=mirror),
             ingestor=ingestor,
             telemetry=TelemetryService(store=store, ingestor=ingestor),
             rejected=RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep),
@@ -72,5 +77,23 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
                 yield hub
             finally:
                 ingestor.close()
-    finally:
-        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _credential_mirror(settings: Settings) -> AsyncIterator[CredentialMirror | None]:
+    """Mosquitto's dynamic-security plugin, when an admin login for it is configured."""
+    if not settings.mqtt_dynsec_username:
+        yield None
+        return
+    address = BrokerAddress.of(settings)
+    secret = settings.mqtt_dynsec_password
+    async with DynsecProvisioner(
+        address.host,
+        address.port,
+        settings.mqtt_dynsec_username,
+        secret.get_secret_value() if secret else "",
+        tls=address.tls_context(settings),
+        timeout=settings.mqtt_dynsec_timeout_seconds,
+    ) as provisioner:
+        await provisioner.ensure_roles()
+        yield provisioner

@@ -12,6 +12,7 @@ from telehub.config import Settings
 from telehub.core.ports import Aggregate, SeriesRange
 from telehub.mqtt.bridge import MqttBridge
 from telehub.runtime import Hub, open_hub
+from tests.mqtt.dynsec_broker import Broker, run_dynsec_broker
 from tests.mqtt.support import Mosquitto
 
 DEVICES = ("sensor-1", "sensor-2")
@@ -62,3 +63,9 @@ async def count(hub: Hub, device_id: str, metric: str) -> int:
     series = SeriesRange(device_id, metric, 0, 2**62, 1)
     buckets = await hub.store.readings.buckets(series, width_us=2**62, agg=Aggregate.COUNT)
     return int(buckets[0].value) if buckets else 0
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Mosquitto with dynamic security for the whole module (it takes ~0.2 s to start)."""
+    yield from run_dynsec_broker(tmp_path_factory)

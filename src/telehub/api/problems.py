@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from telehub.domain.telemetry import loc_to_pointer
 from telehub.errors import (
+    BrokerUnavailable,
     Conflict,
     FieldError,
     Forbidden,
@@ -39,6 +40,7 @@ _MAPPING: list[tuple[type[TelehubError], int, str, str]] = [
     (Conflict, 409, "conflict", "Conflict"),
     (Overloaded, 503, "overloaded", "Ingest is overloaded"),
     (StorageUnavailable, 503, "storage-unavailable", "Storage unavailable"),
+    (BrokerUnavailable, 503, "broker-unavailable", "MQTT broker unavailable"),
 ]
 
 _STATUS_SLUGS = {

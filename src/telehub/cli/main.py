@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from telehub.cli.commands import db, devices, ingest, serve, tokens
+from telehub.cli.commands import db, devices, ingest, mqtt, serve, tokens
 
 app = typer.Typer(
     help="telehub: self-hosted IoT telemetry and device-control hub.",
@@ -17,6 +17,7 @@ app.command()(ingest.ingest)
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
 app.add_typer(devices.app, name="device")
+app.add_typer(mqtt.app, name="mqtt")
 
 
 def main() -> None:

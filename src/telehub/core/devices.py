@@ -7,16 +7,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from telehub.core.auth import Authenticator
-from telehub.core.ports import Store
+from telehub.core.ports import CredentialMirror, Store
 from telehub.domain.devices import DEVICE_TOKEN_PREFIX, Device, hash_secret, new_secret
 from telehub.domain.readings import now_us
-from telehub.errors import FieldError, InvalidInput, NotFound
+from telehub.errors import BrokerUnavailable, FieldError, InvalidInput, NotFound, TelehubError
 
 
 class DeviceService:
-    def __init__(self, *, store: Store, auth: Authenticator) -> None:
+    """``mirror`` (an MQTT broker's auth) gets every device's login too.
+
+    The order of each change keeps the two in step when one side fails: a
+    device is created here first and removed again if the broker refuses; a
+    token is rotated and a device deleted on the broker first, so a failure
+    there changes nothing here. Either way the caller gets BrokerUnavailable.
+    """
+
+    def __init__(
+        self, *, store: Store, auth: Authenticator, mirror: CredentialMirror | None = None
+    ) -> None:
         self._store = store
         self._auth = auth
+        self._mirror = mirror
 
     async def create(
         self, *, device_id: str | None, name: str | None, attributes: dict[str, Any]
@@ -28,6 +39,12 @@ class DeviceService:
             id=device_id, name=name or device_id, attributes=attributes, created_us=now_us()
         )
         await self._store.devices.create(device, token_hash=hash_secret(secret))
+        if self._mirror is not None:
+            try:
+                await self._mirror.device_created(device_id, secret)
+            except TelehubError as exc:
+                await self._store.devices.delete(device_id)
+                raise _broker_failed(exc) from None
         return device, secret
 
     async def get(self, device_id: str) -> Device:
@@ -59,6 +76,12 @@ class DeviceService:
 
     async def delete(self, device_id: str) -> None:
         """Remove the device with all its readings, state and commands."""
+        if self._mirror is not None:
+            await self.get(device_id)
+            try:
+                await self._mirror.device_deleted(device_id)
+            except TelehubError as exc:
+                raise _broker_failed(exc) from None
         if not await self._store.devices.delete(device_id):
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.forget()
@@ -81,7 +104,17 @@ class DeviceService:
     async def rotate_token(self, device_id: str) -> str:
         """Issue a new token; the old one stops working at once."""
         secret = new_secret(DEVICE_TOKEN_PREFIX)
+        if self._mirror is not None:
+            await self.get(device_id)
+            try:
+                await self._mirror.device_token_rotated(device_id, secret)
+            except TelehubError as exc:
+                raise _broker_failed(exc) from None
         if not await self._store.devices.set_token_hash(device_id, hash_secret(secret)):
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.forget()
         return secret
+
+
+def _broker_failed(exc: TelehubError) -> BrokerUnavailable:
+    return BrokerUnavailable(f"the MQTT broker did not take the device's login: {exc}")

@@ -125,6 +125,17 @@ class CommandStore(Protocol):
     async def expire(self, *, now_us: int) -> list[Command]: ...
 
 
+class CredentialMirror(Protocol):
+    """Somewhere else that must know device logins: an MQTT broker's own auth.
+
+    Each call is idempotent; a failure raises a TelehubError.
+    """
+
+    async def device_created(self, device_id: str, token: str) -> None: ...
+    async def device_token_rotated(self, device_id: str, token: str) -> None: ...
+    async def device_deleted(self, device_id: str) -> None: ...
+
+
 class Store(Protocol):
     """Everything the core persists, behind one object chosen by the database URL."""
 

@@ -19,10 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import gmqtt
 import gmqtt.storage
@@ -33,6 +30,7 @@ from telehub.config import Settings
 from telehub.domain.commands import Command
 from telehub.domain.readings import from_micros, now_us
 from telehub.errors import ConfigError, ShuttingDown
+from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.inbound import MqttInbound
 from telehub.mqtt.topics import bridge_filters, command_topic
 from telehub.runtime import Hub
@@ -49,32 +47,6 @@ _GRANT_FAILED = 0x80
 # Commands published before waiting for their PUBACKs: under every broker's
 # receive maximum (Mosquitto's default max_inflight_messages is 20).
 _COMMAND_WINDOW = 16
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    mqtt5: bool
-
-    @classmethod
-    def of(cls, settings: Settings) -> BrokerAddress:
-        """Where the bridge connects; the embedded broker (amqtt) speaks only MQTT 3.1.1."""
-        if settings.mqtt_url == "embedded":
-            return cls(settings.mqtt_embedded_host, settings.mqtt_embedded_port, False, False)
-        url = urlsplit(settings.mqtt_url)
-        tls = url.scheme == "mqtts"
-        try:
-            port = url.port or (8883 if tls else 1883)
-        except ValueError:
-            raise ConfigError(f"TELEHUB_MQTT_URL={settings.mqtt_url!r}: bad port") from None
-        if not url.hostname:
-            raise ConfigError(f"TELEHUB_MQTT_URL={settings.mqtt_url!r} names no host")
-        return cls(url.hostname, port, tls, True)
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 class MqttBridge:
@@ -121,7 +93,7 @@ class MqttBridge:
                 await client.connect(
                     self._address.host,
                     self._address.port,
-                    ssl=self._tls_context() if self._address.tls else False,
+                    ssl=self._address.tls_context(self._settings) or False,
                     keepalive=self._settings.mqtt_keepalive_seconds,
                     version=MQTTv50 if self._address.mqtt5 else MQTTv311,
                 )
@@ -199,10 +171,6 @@ class MqttBridge:
         client.on_subscribe = self._on_subscribe
         client.reconnect_delay = _BACKOFF_FIRST
         return client
-
-    def _tls_context(self) -> ssl.SSLContext:
-        ca = self._settings.mqtt_tls_ca_file
-        return ssl.create_default_context(cafile=str(ca) if ca else None)
 
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: Any) -> None:
         log.info("MQTT bridge connected to %s as %s", self._address, self._settings.mqtt_client_id)

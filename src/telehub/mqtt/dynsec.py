@@ -60,6 +60,7 @@ _ACL_TYPES = ("publishClientSend", "publishClientReceive", "subscribePattern")
 _LOGIN_REFUSED = frozenset({4, 5, 134, 135})
 _GRANT_FAILED = 0x80
 _RECONNECT_DELAY = 1.0
+_DISCONNECT_TIMEOUT = 2.0
 
 Acl = dict[str, Any]
 Command = dict[str, Any]
@@ -394,7 +395,8 @@ class DynsecProvisioner:
 
 async def _disconnect(client: gmqtt.Client) -> None:
     try:
-        await client.disconnect()
+        # Bounded: after a refused reconnect gmqtt can wait long on a dead socket.
+        await asyncio.wait_for(client.disconnect(), _DISCONNECT_TIMEOUT)
     except Exception:  # the connection may never have opened; nothing to save
         log.debug("dynsec admin disconnect did not complete cleanly", exc_info=True)
 
