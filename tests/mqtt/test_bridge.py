@@ -171,3 +171,44 @@ async def test_against_the_system_mosquitto_on_1883(
                 return await count(hub, device_id, "temperature") == 20
 
             await eventually(stored, what="20 readings via the system Mosquitto")
+
+
+MALFORMED = [
+    b"{not json",
+    b'{"values": {"t": "\xff\xfe"}}',
+    b'{"values": {"t": NaN}}',
+    b'{"values": 5}',
+    b'{"values": {"bad name!": 1}}',
+    b'{"ts": 99999999999999, "values": {"t": 1}}',
+    b'{"values": {"t": Infinity}}',
+    b'{"values": {}}',
+]
+
+
+async def test_1000_malformed_payloads_mixed_with_valid_ones(
+    make_settings: Callable[..., Settings], mosquitto: Mosquitto, running_bridge: BridgeFactory
+) -> None:
+    """Every valid message stored, every malformed one recorded, none lost either way."""
+    settings = make_settings(mqtt_url=mosquitto.url, mqtt_session_expiry_seconds=600)
+    async with open_hub(settings) as hub:
+        await hub.devices.create(device_id="sensor-1", name=None, attributes={})
+        lines: list[bytes] = []
+        for i in range(1000):
+            lines += [message(i), MALFORMED[i % len(MALFORMED)]]
+        async with running_bridge(hub):
+            publish_lines(mosquitto.port, telemetry_topic("sensor-1"), lines)
+
+            async def settled() -> bool:
+                rejected = hub.metrics.rejected.labels(transport="mqtt", reason="invalid-input")
+                return (
+                    rejected._value.get() == 1000
+                    and await count(hub, "sensor-1", "temperature") == 1000
+                )
+
+            await eventually(settled, what="1000 stored and 1000 rejected")
+        recorded: list[object] = []
+        before: int | None = None
+        while page := await hub.rejected.recent(limit=500, before_id=before, device_id="sensor-1"):
+            recorded += page
+            before = page[-1].id
+        assert len(recorded) == 1000
