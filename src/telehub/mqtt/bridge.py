@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from typing import Any
 
 import gmqtt
@@ -98,6 +99,11 @@ class MqttBridge:
                     version=MQTTv50 if self._address.mqtt5 else MQTTv311,
                 )
                 break
+            except ssl.SSLCertVerificationError as exc:
+                raise ConfigError(
+                    f"MQTT broker {self._address}: its TLS certificate is not trusted "
+                    f"({exc.verify_message}); name its CA with TELEHUB_MQTT_TLS_CA_FILE"
+                ) from None
             except OSError as exc:
                 log.warning("MQTT broker %s unreachable (%s); retrying", self._address, exc)
             except gmqtt.mqtt.handler.MQTTConnectError as exc:
