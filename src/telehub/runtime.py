@@ -21,8 +21,7 @@ from telehub.core.metrics import Metrics
 from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
 from telehub.core.telemetry import TelemetryService
-from telehub.mqtt.address import BrokerAddress
-from telehub.mqtt.dynsec import DynsecProvisioner
+from telehub.mqtt.dynsec import provisioner_for
 from telehub.storage.store import SqlStore
 
 
@@ -85,15 +84,6 @@ async def _credential_mirror(settings: Settings) -> AsyncIterator[CredentialMirr
     if not settings.mqtt_dynsec_username:
         yield None
         return
-    address = BrokerAddress.of(settings)
-    secret = settings.mqtt_dynsec_password
-    async with DynsecProvisioner(
-        address.host,
-        address.port,
-        settings.mqtt_dynsec_username,
-        secret.get_secret_value() if secret else "",
-        tls=address.tls_context(settings),
-        timeout=settings.mqtt_dynsec_timeout_seconds,
-    ) as provisioner:
+    async with provisioner_for(settings) as provisioner:
         await provisioner.ensure_roles()
         yield provisioner

@@ -59,6 +59,16 @@ async def mosquitto_pub(port: int, *args: str, payload: bytes) -> tuple[int, str
     return process.returncode or 0, output.decode()
 
 
+async def publish_as(
+    hub: Hub, tokens: dict[str, str], device_id: str, topic: str, payload: bytes
+) -> tuple[int, str]:
+    """Publish at QoS 1, logged in as ``device_id`` with its token."""
+    login = ("-u", device_id, "-P", tokens[device_id])
+    return await mosquitto_pub(
+        hub.settings.mqtt_embedded_port, "-q", "1", *login, "-t", topic, payload=payload
+    )
+
+
 def reading(i: int) -> bytes:
     return json.dumps({"ts": BASE_MS + i * 1000, "values": {"v": i}}).encode()
 
@@ -67,19 +77,9 @@ async def test_a_device_logs_in_with_its_token_and_its_telemetry_is_stored(
     embedded: tuple[Hub, dict[str, str]],
 ) -> None:
     hub, tokens = embedded
-    port = hub.settings.mqtt_embedded_port
     for i in range(3):
-        code, output = await mosquitto_pub(
-            port,
-            "-q",
-            "1",
-            "-u",
-            "sensor-1",
-            "-P",
-            tokens["sensor-1"],
-            "-t",
-            telemetry_topic("sensor-1"),
-            payload=reading(i),
+        code, output = await publish_as(
+            hub, tokens, "sensor-1", telemetry_topic("sensor-1"), reading(i)
         )
         assert code == 0, output
 
@@ -120,32 +120,9 @@ async def test_a_device_publishing_to_another_device_s_topic_is_refused_and_reco
     embedded: tuple[Hub, dict[str, str]],
 ) -> None:
     hub, tokens = embedded
-    port = hub.settings.mqtt_embedded_port
-    await mosquitto_pub(
-        port,
-        "-q",
-        "1",
-        "-u",
-        "sensor-1",
-        "-P",
-        tokens["sensor-1"],
-        "-t",
-        telemetry_topic("sensor-2"),
-        payload=reading(0),
-    )
+    await publish_as(hub, tokens, "sensor-1", telemetry_topic("sensor-2"), reading(0))
     # Its own topic still works, after the refused one.
-    await mosquitto_pub(
-        port,
-        "-q",
-        "1",
-        "-u",
-        "sensor-1",
-        "-P",
-        tokens["sensor-1"],
-        "-t",
-        telemetry_topic("sensor-1"),
-        payload=reading(1),
-    )
+    await publish_as(hub, tokens, "sensor-1", telemetry_topic("sensor-1"), reading(1))
 
     async def settled() -> bool:
         return await count(hub, "sensor-1", "v") == 1

@@ -34,8 +34,10 @@ from typing import Any, Self
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 
+from telehub.config import Settings
 from telehub.domain.readings import is_device_id
 from telehub.errors import ConfigError, FieldError, InvalidInput, TelehubError
+from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.topics import ROOT
 
 log = logging.getLogger(__name__)
@@ -408,3 +410,19 @@ def _check_device_id(device_id: str) -> None:
             f"{device_id[:80]!r} is not a device id",
             [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="device_id")],
         )
+
+
+def provisioner_for(settings: Settings) -> DynsecProvisioner:
+    """The provisioner the settings name (TELEHUB_MQTT_URL, TELEHUB_MQTT_DYNSEC_*)."""
+    if not settings.mqtt_dynsec_username:
+        raise ConfigError("set TELEHUB_MQTT_DYNSEC_USERNAME/PASSWORD (a dynamic-security admin)")
+    address = BrokerAddress.of(settings)
+    secret = settings.mqtt_dynsec_password
+    return DynsecProvisioner(
+        address.host,
+        address.port,
+        settings.mqtt_dynsec_username,
+        secret.get_secret_value() if secret else "",
+        tls=address.tls_context(settings),
+        timeout=settings.mqtt_dynsec_timeout_seconds,
+    )
