@@ -172,13 +172,7 @@ class Server:
         raise RuntimeError(f"{self.label} not ready in {timeout}s:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
         self._log.close()
 
 
@@ -248,3 +242,14 @@ def run_async(coro: Any) -> Any:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C a telehub process (it drains and flushes); kill it if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

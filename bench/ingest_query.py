@@ -16,22 +16,15 @@ The machine is shared and noisy: the ratios are what count. Nothing here asserts
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from rich.console import Console
-from rich.table import Table
 
 from _harness import (
     Backend,
     Server,
     drop_backend,
-    ingest_knobs,
     make_backend,
     run_async,
     scrape,
@@ -61,8 +54,8 @@ from _raw import (
     sqlite_insert,
     sqlite_load_query_series,
 )
+from _report import Figure, Report, console, header, show
 
-console = Console(width=max(130, shutil.get_terminal_size().columns))
 QUERY_TARGET_MS = {"sqlite": 250.0, "postgres": 100.0}
 
 
@@ -73,23 +66,6 @@ class Plan:
     ingest_seconds: float  # per round
     single_seconds: float  # per round, per side
     query_repeat: int
-
-
-@dataclass
-class Figure:
-    what: str
-    value: str
-    baseline: str
-    ratio: float | None
-    target: str
-    ok: bool | None
-
-
-@dataclass
-class Report:
-    backend: str
-    figures: list[Figure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def _interleaved_rows(clients: list[Client], first: list[int]) -> list[Row]:
@@ -298,20 +274,6 @@ def bench_backend(name: str, plan: Plan) -> Report:
     return rep
 
 
-def show(rep: Report, elapsed: float) -> None:
-    table = Table(title=f"telehub benchmark — {rep.backend} ({elapsed:.0f} s)", show_lines=False)
-    for col in ("measure", "telehub", "baseline (same run)", "ratio", "target", "result"):
-        table.add_column(col, justify="right" if col in ("ratio",) else "left")
-    for f in rep.figures:
-        result = "" if f.ok is None else ("[green]PASS[/]" if f.ok else "[red]MISS[/]")
-        ratio = "" if f.ratio is None else f"{f.ratio:.2f}"
-        table.add_row(f.what, f.value, f.baseline, ratio, f.target, result)
-    console.print(table)
-    for note in rep.notes:
-        console.print(f"  {note}", highlight=False)
-    console.print()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
@@ -323,16 +285,11 @@ def main() -> None:
         if args.quick
         else Plan(args.clients, rounds=3, ingest_seconds=3.5, single_seconds=3.0, query_repeat=30)
     )
-    console.print(
-        f"telehub bench: python {platform.python_version()}, {os.cpu_count()} cpus, "
-        f"load avg {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {plan}; "
-        f"server knobs: {ingest_knobs() or 'defaults'}",
-        highlight=False,
-    )
+    header("telehub bench", plan, "server knobs")
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for name in names:
         t0 = time.perf_counter()
-        show(bench_backend(name, plan), time.perf_counter() - t0)
+        show(bench_backend(name, plan), "telehub benchmark", "telehub", time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

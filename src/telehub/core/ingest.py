@@ -74,6 +74,8 @@ class Ingestor:
         self._queued = 0
         self._wakeup = asyncio.Event()
         self._closed = False
+        # Read when scraped, not set per submission (that costs on the hot path).
+        metrics.queue_depth.set_function(lambda: self._queued)
 
     @property
     def queued(self) -> int:
@@ -103,7 +105,6 @@ class Ingestor:
         done.add_done_callback(_consume)
         self._pending.append(_Pending(telemetry, weight, time.monotonic(), done))
         self._queued += weight
-        self._metrics.queue_depth.set(self._queued)
         self._wakeup.set()
         # A caller that goes away (client disconnect) cancels only its answer:
         # the item stays queued and is written; the writer skips done futures.
@@ -194,7 +195,6 @@ class Ingestor:
 
     def _finish(self, item: _Pending) -> None:
         self._queued -= item.weight
-        self._metrics.queue_depth.set(self._queued)
 
     def _fail(self, item: _Pending, error: TelehubError) -> None:
         self._finish(item)

@@ -79,6 +79,8 @@ class MqttBridge:
         self._dispatcher: asyncio.Task[None] | None = None
         # gmqtt's store of our unacknowledged QoS 1 publishes (commands).
         self._outbox = gmqtt.storage.PersistentStorage()
+        # Read when scraped: a set() per message would cost more than the count.
+        hub.metrics.mqtt_inflight.set_function(lambda: len(self._inflight))
 
     @property
     def address(self) -> BrokerAddress:
@@ -219,7 +221,6 @@ class MqttBridge:
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
-            self._hub.metrics.mqtt_inflight.set(len(self._inflight))
         try:
             try:
                 await self._inbound.handle(topic, payload, retained=bool(properties.get("retain")))
@@ -236,7 +237,6 @@ class MqttBridge:
         finally:
             if task is not None:
                 self._inflight.discard(task)
-                self._hub.metrics.mqtt_inflight.set(len(self._inflight))
 
     async def _dispatch_commands(self) -> None:
         """Hand queued commands to the broker while connected.
