@@ -41,6 +41,11 @@ class MqttInbound:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._metrics = hub.metrics
+        # One counter child per kind, looked up once rather than per message.
+        self._accepted = {
+            kind: hub.metrics.mqtt_messages.labels(kind=kind.value, outcome="accepted")
+            for kind in TopicKind
+        }
 
     async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         """Store or reject one message; raises only ShuttingDown (then do not acknowledge).
@@ -65,7 +70,7 @@ class MqttInbound:
                 transport="mqtt", device_id=device_id, error=exc, payload=payload
             )
             return
-        self._metrics.mqtt_messages.labels(kind=kind, outcome="accepted").inc()
+        self._accepted[target.kind].inc()
 
     async def _presence(self, device_id: str, payload: bytes, *, live: bool) -> None:
         status = payload.strip()
