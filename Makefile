@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench bench-mqtt clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,6 +34,9 @@ test: .venv/.synced-dev  ## lint, type-check and the whole test suite
 
 bench: .venv/.synced-dev  ## the ingest/query benchmark on SQLite and PostgreSQL
 	.venv/bin/python bench/ingest_query.py
+
+bench-mqtt: .venv/.synced-dev  ## MQTT ingest through the bridge vs the bare broker
+	.venv/bin/python bench/mqtt_ingest.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,454 @@
+"""telehub MQTT ingest benchmark: the bridge next to the bare broker, in the same run.
+
+    .venv/bin/python bench/mqtt_ingest.py [--backend sqlite|postgres|both] [--quick]
+
+The benchmark starts its own Mosquitto (free port, ``max_queued_messages 0``, no
+persistence) and ``telehub ingest`` on it. Publishers are C clients: one
+``mosquitto_pub -l`` per device (topic), all in parallel, each publishing one
+reading per line ``{"ts": ..., "values": {"v": ...}}``; a measurement is at most
+50,000 messages (beyond 65,535 unacknowledged QoS 1 messages a client stalls).
+
+(1) QoS 1: readings committed per second through the bridge, from the publishers'
+    start until the last reading is visible in ``readings``, vs the raw broker rate:
+    the same publishers and messages to a ``mosquitto_sub -C N`` at QoS 1 (from the
+    same start to the subscriber's receive time of the last message). Raw and bridge
+    rounds alternate, to share the noise.
+(2) The same at QoS 0. Loss is allowed there, so committed/sent and received/sent
+    are reported too, and each rate counts only what arrived.
+(3) p99 publish→commit latency at half the peak QoS 1 rate of (1). A thread of this
+    process feeds lines at a fixed rate into the stdin of the same C publishers and
+    notes the wall-clock time each line is written (so the figure includes
+    mosquitto_pub's read and publish). Another connection polls ``readings`` every
+    few ms (a primary-key range scan per device) and notes the wall-clock time each
+    reading first appears, taken when the poll returns. So each latency is an upper
+    bound: a commit lies between the previous poll and this one, and the reading
+    was committed before the query that found it; the poll cycle is printed as the
+    resolution. Baseline: the same feed through the broker to ``mosquitto_sub -F %U``.
+
+Commits are watched from outside (``/metrics`` is only on the HTTP API): after the
+publishers exit, a lookup of each device's last reading every 10 ms, then one exact
+count. The machine is shared and noisy: the ratios are what count. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _harness import Backend, drop_backend, make_backend, run_async, setup_hub
+from _load import quantile
+from _mqtt import (
+    BASE_MS,
+    HUB_TOPIC,
+    RAW_TOPIC,
+    Bridge,
+    Broker,
+    Children,
+    Cpu,
+    Probe,
+    check_exit,
+    feed,
+    idle_cpu,
+    line,
+    publisher,
+    received,
+    subscriber,
+    wait_exit,
+    wait_sub,
+)
+from _report import Figure, Report, console, header, show
+
+MAX_MESSAGES = 50_000
+POLL_S = 0.005  # latency phase: readings poll interval
+QUIET_S = {1: 20.0, 0: 2.0}  # give up waiting after this long without progress
+TARGETS = {1: 0.6, 0: 0.45}
+P99_TARGET_MS = 250.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    publishers: int
+    messages: int  # per measurement, all publishers together
+    rounds: int
+    latency_seconds: float
+
+
+@dataclass(frozen=True)
+class Measure:
+    sent: int
+    got: int  # committed (bridge) or received (raw)
+    seconds: float  # publishers' start → last commit / last receive
+    publish_s: float  # publishers' start → all publishers exited
+
+    @property
+    def rate(self) -> float:
+        return self.got / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Run:
+    """One backend's broker, bridge and probe, and the seq counter shared by all phases."""
+
+    backend: Backend
+    children: Children
+    broker: Broker
+    bridge: Bridge
+    probe: Probe
+    devices: list[str]
+    next_seq: int = 0
+    cpu: dict[str, Cpu] = field(default_factory=dict)
+    runs: int = 0
+
+    def take(self, per_device: int) -> int:
+        first, self.next_seq = self.next_seq, self.next_seq + per_device
+        return first
+
+    def settle(self) -> None:
+        """Start each measurement with the bridge idle, not finishing the previous one."""
+        idle_cpu(self.bridge.proc.pid)
+
+    def snap(self) -> Cpu:
+        return Cpu.snap(self.bridge, self.broker, postgres=self.backend.is_pg)
+
+    def charge(self, key: str, before: Cpu) -> None:
+        self.cpu[key] = self.cpu.get(key, Cpu()) + (self.snap() - before)
+
+    def client_id(self, role: str) -> str:
+        self.runs += 1
+        return f"bench-{role}-{self.runs}"
+
+
+def _files(run: Run, first: int, per_device: int) -> list[Path]:
+    data = b"".join(line(seq) for seq in range(first, first + per_device))
+    paths = []
+    for k in range(len(run.devices)):
+        path = run.backend.workdir / f"pub-{k}.txt"
+        path.write_bytes(data)  # the same seqs for every device: ts differ by device only
+        paths.append(path)
+    return paths
+
+
+def _publish_files(
+    run: Run, qos: int, topic: str, paths: list[Path]
+) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for dev, path in zip(run.devices, paths, strict=True):
+        with path.open("rb") as stdin:
+            cid = run.client_id("pub")
+            procs.append(publisher(run.children, run.broker, cid, topic.format(dev), qos, stdin))
+    return procs
+
+
+async def hub_round(run: Run, qos: int, per_device: int) -> Measure:
+    first = run.take(per_device)
+    paths = _files(run, first, per_device)
+    expected = per_device * len(run.devices)
+    run.settle()
+    before = run.snap()
+    t0 = time.time()
+    pubs = _publish_files(run, qos, HUB_TOPIC, paths)
+    await wait_exit(pubs)
+    publish_s = time.time() - t0
+    check_exit(pubs, "mosquitto_pub")
+    got, end = await _wait_committed(run, first, per_device, QUIET_S[qos])
+    run.charge(f"bridge q{qos}", before)
+    return Measure(expected, got, end - t0, publish_s)
+
+
+async def _wait_committed(run: Run, first: int, per_device: int, quiet: float) -> tuple[int, float]:
+    """(readings committed, when the last was first seen), polled from outside."""
+    last, end = first + per_device - 1, first + per_device
+    expected = per_device * len(run.devices)
+    got, changed_at, next_count = 0, time.time(), 0.0
+    while True:
+        if await run.probe.present(last) == len(run.devices):
+            n = await run.probe.count(first, end)
+            if n == expected:
+                return n, time.time()
+        now = time.time()
+        if now >= next_count:  # slower exact count: progress, and loss at QoS 0
+            n = await run.probe.count(first, end)
+            now = time.time()
+            if n != got:
+                got, changed_at = n, now
+            if n == expected:
+                return n, now
+            if now - changed_at > quiet:
+                return got, changed_at
+            next_count = now + 0.25
+        await asyncio.sleep(0.01)
+
+
+async def raw_round(run: Run, qos: int, per_device: int) -> Measure:
+    first = run.take(per_device)
+    paths = _files(run, first, per_device)
+    expected = per_device * len(run.devices)
+    out = run.backend.workdir / "sub.txt"
+    with out.open("wb") as sink:
+        sub = subscriber(run.children, run.broker, run.client_id("sub"), qos, expected, sink)
+    run.settle()
+    before = run.snap()
+    t0 = time.time()
+    pubs = _publish_files(run, qos, RAW_TOPIC, paths)
+    await wait_exit(pubs)
+    publish_s = time.time() - t0
+    check_exit(pubs, "mosquitto_pub")
+    await wait_sub(sub, out, QUIET_S[qos])
+    run.charge(f"raw q{qos}", before)
+    rows = received(out)
+    end = rows[-1][0] if rows else t0
+    return Measure(expected, len(rows), end - t0, publish_s)
+
+
+# ---------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class Latency:
+    sent: int
+    seen: int
+    rate: float  # achieved send rate
+    ms: list[float]
+    cycle_ms: float  # mean poll cycle (hub) or 0 (raw: exact receive times)
+
+
+async def latency(run: Run, rate: float, seconds: float, *, raw: bool) -> Latency:
+    n_dev = len(run.devices)
+    n = min(MAX_MESSAGES, max(n_dev, int(rate * seconds)))
+    first = run.take(math.ceil(n / n_dev))
+    out = run.backend.workdir / "sub-latency.txt"
+    sub = None
+    if raw:
+        with out.open("wb") as sink:
+            sub = subscriber(run.children, run.broker, run.client_id("sub"), 1, n, sink)
+    pubs = []
+    for dev in run.devices:
+        cid = run.client_id("lat")
+        topic = (RAW_TOPIC if raw else HUB_TOPIC).format(dev)
+        pubs.append(publisher(run.children, run.broker, cid, topic, 1, subprocess.PIPE))
+        run.broker.wait_log(f" as {cid} (")
+    # mosquitto_pub polls for its CONNACK in 100 ms sleeps: lines it found only after that
+    # would carry that wait (~80 ms for the first few hundred messages).
+    await asyncio.sleep(0.5)
+    run.settle()
+    sent = [0.0] * n
+    pipes = [p.stdin for p in pubs if p.stdin is not None]
+    feeder = threading.Thread(target=feed, args=(pipes, first, n, rate, sent), daemon=True)
+    seen: dict[tuple[int, int], float] = {}
+    polls, poll_t0 = 0, time.time()
+    before = run.snap()
+    feeder.start()
+    try:
+        if sub is not None:
+            await asyncio.to_thread(feeder.join)
+            await wait_sub(sub, out, QUIET_S[1])
+            for stamp, topic, payload in received(out):
+                ts = int(payload.split(b'"ts": ', 1)[1].split(b",", 1)[0])
+                seen[(run.devices.index(topic.split("/")[3]), ts - BASE_MS)] = stamp
+        else:
+            lows, changed_at = [first] * n_dev, time.time()
+            while len(seen) < n and time.time() - changed_at < QUIET_S[1]:
+                rows = await run.probe.since(lows)
+                now = time.time()
+                polls += 1
+                for key in rows:
+                    if key not in seen:
+                        seen[key], changed_at = now, now
+                for k in range(n_dev):
+                    while (k, lows[k]) in seen:
+                        lows[k] += 1
+                await asyncio.sleep(POLL_S)
+    finally:
+        for pipe in pipes:
+            pipe.close()
+    cycle_ms = 1000 * (time.time() - poll_t0) / polls if polls else 0.0
+    await asyncio.to_thread(feeder.join)
+    await wait_exit(pubs)
+    check_exit(pubs, "mosquitto_pub")
+    run.charge(f"latency {'raw' if raw else 'bridge'}", before)
+    ms = []
+    for i in range(n):
+        key = (i % n_dev, first + i // n_dev)
+        if key in seen:
+            ms.append(1000 * (seen[key] - sent[i]))
+    return Latency(n, len(ms), (n - 1) / (sent[-1] - sent[0]), ms, cycle_ms)
+
+
+# ---------------------------------------------------------------- phases
+
+
+def _pct(m: Measure) -> str:
+    return f"{m.got:,}/{m.sent:,} = {m.got / m.sent:.1%}"
+
+
+async def bench_rates(run: Run, plan: Plan, rep: Report) -> float:
+    """(1) and (2); returns the bridge's QoS 1 rate (the peak the latency phase halves)."""
+    per_device = plan.messages // plan.publishers
+    await raw_round(run, 1, 500)  # warm-up: connections, caches, device lookups
+    await hub_round(run, 1, 500)
+    peak = 0.0
+    for qos in (1, 0):
+        raws, hubs = [], []
+        for _ in range(plan.rounds):
+            raws.append(await raw_round(run, qos, per_device))
+            hubs.append(await hub_round(run, qos, per_device))
+        raw_rate = sum(m.got for m in raws) / sum(m.seconds for m in raws)
+        hub_rate = sum(m.got for m in hubs) / sum(m.seconds for m in hubs)
+        peak = peak or hub_rate
+        ratio = hub_rate / raw_rate
+        label = (
+            f"QoS {qos}: {plan.publishers} x mosquitto_pub, {plan.publishers * per_device:,} msgs"
+        )
+        loss = qos == 0 or any(m.got != m.sent for m in hubs + raws)
+        rep.figures.append(
+            Figure(
+                label,
+                f"{hub_rate:,.0f} readings/s committed"
+                + (f" ({_pct(_sum(hubs))})" if loss else ""),
+                f"{raw_rate:,.0f} msg/s (mosquitto_sub)"
+                + (f" ({_pct(_sum(raws))})" if loss else ""),
+                ratio,
+                f"ratio ≥ {TARGETS[qos]}",
+                ratio >= TARGETS[qos],
+            )
+        )
+        rep.notes.append(
+            f"QoS {qos} per round: "
+            + "; ".join(
+                f"raw {r.rate:,.0f}/s vs bridge {h.rate:,.0f}/s "
+                f"(publishers done {h.publish_s:.1f} s, committed {h.seconds:.1f} s)"
+                for r, h in zip(raws, hubs, strict=True)
+            )
+        )
+        for m in hubs:
+            if m.got != m.sent:
+                rep.notes.append(
+                    f"[yellow]QoS {qos}: only {_pct(m)} readings committed[/] "
+                    f"(no progress for {QUIET_S[qos]:.0f} s)"
+                )
+        rep.notes.append(
+            f"  cpu, % of one core: bridge rounds: {run.cpu[f'bridge q{qos}'].describe()}; "
+            f"raw rounds: {run.cpu[f'raw q{qos}'].describe()}"
+        )
+    return peak
+
+
+def _shared_machine(run: Run, rep: Report) -> None:
+    busy = {k: c.share("other") for k, c in run.cpu.items() if c.share("other") > 0.3}
+    if busy:
+        rep.notes.append(
+            "[yellow]shared machine[/]: processes outside the benchmark used "
+            + ", ".join(f"{100 * v:.0f}% of a core in {k}" for k, v in busy.items())
+            + f" ({os.cpu_count()} cpus): those figures are low"
+        )
+
+
+def _sum(ms: list[Measure]) -> Measure:
+    return Measure(sum(m.sent for m in ms), sum(m.got for m in ms), 0.0, 0.0)
+
+
+async def bench_latency(run: Run, peak: float, plan: Plan, rep: Report) -> None:
+    rate = peak / 2
+    hub = await latency(run, rate, plan.latency_seconds, raw=False)
+    raw = await latency(run, rate, plan.latency_seconds, raw=True)
+    p99 = quantile(hub.ms, 0.99) if hub.ms else math.inf
+    raw_p99 = quantile(raw.ms, 0.99) if raw.ms else math.inf
+    rep.figures.append(
+        Figure(
+            f"p99 publish→commit at {rate:,.0f} msg/s (half peak), QoS 1",
+            f"{p99:,.1f} ms",
+            f"{raw_p99:,.1f} ms (publish→mosquitto_sub)",
+            None,
+            f"≤ {P99_TARGET_MS:.0f} ms",
+            p99 <= P99_TARGET_MS,
+        )
+    )
+    for what, lat in (("bridge", hub), ("raw", raw)):
+        ms = lat.ms or [math.nan]
+        cpu = run.cpu[f"latency {what}"].describe()
+        rep.notes.append(
+            f"latency {what}: {lat.seen:,}/{lat.sent:,} seen, sent at {lat.rate:,.0f} msg/s; "
+            f"p50 {quantile(ms, 0.5):.1f} ms, p99 {quantile(ms, 0.99):.1f} ms, "
+            f"max {max(ms):.1f} ms"
+            + (
+                f"; poll cycle {lat.cycle_ms:.1f} ms (upper-bound resolution)"
+                if lat.cycle_ms
+                else ""
+            )
+            + f"\n    cpu: {cpu}"
+        )
+
+
+async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Report) -> None:
+    fixture = await setup_hub(backend, plan.publishers)
+    devices = [dev for dev, _ in fixture.devices]
+    broker = Broker(children, backend.workdir)
+    bridge = Bridge(children, backend, broker)
+    try:
+        async with Probe(backend, devices) as probe:
+            run = Run(backend, children, broker, bridge, probe, devices)
+            console.print(f"[bold]{backend.name}[/]: QoS 1 and QoS 0 rounds …")
+            peak = await bench_rates(run, plan, rep)
+            console.print(f"[bold]{backend.name}[/]: latency at half peak …")
+            await bench_latency(run, peak, plan, rep)
+            _shared_machine(run, rep)
+    finally:
+        bridge.stop()
+    complaints = bridge.complaints()
+    if complaints:
+        rep.notes.append(
+            f"[yellow]bridge logged {len(complaints)} warnings/errors[/], first: {complaints[0]}"
+        )
+
+
+def bench_backend(name: str, plan: Plan) -> Report:
+    rep = Report(name)
+    backend = make_backend(name)
+    children = Children()
+    try:
+        run_async(_run_backend(backend, children, plan, rep))
+    finally:
+        children.close()
+        run_async(drop_backend(backend))
+    return rep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="one round of 20,000 messages")
+    parser.add_argument("--publishers", type=int, default=4, help="mosquitto_pub processes")
+    args = parser.parse_args()
+    for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (Debian: apt-get install mosquitto-clients)")
+    plan = (
+        Plan(args.publishers, messages=20_000, rounds=1, latency_seconds=3.0)
+        if args.quick
+        else Plan(args.publishers, messages=MAX_MESSAGES, rounds=3, latency_seconds=8.0)
+    )
+    # SIGTERM unwinds like Ctrl-C, through every finally that stops a child process.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    header("telehub mqtt bench", plan, "bridge knobs")
+    names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for name in names:
+        t0 = time.perf_counter()
+        show(
+            bench_backend(name, plan),
+            "telehub MQTT ingest",
+            "telehub ingest",
+            time.perf_counter() - t0,
+        )
+
+
+if __name__ == "__main__":
+    main()
