@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from telehub.config import Settings
-from telehub.errors import BrokerUnavailable
+from telehub.errors import BrokerUnavailable, ConfigError
 from telehub.mqtt.bridge import MqttBridge
 from telehub.mqtt.dynsec import DynsecError
 from telehub.runtime import Hub, open_hub
@@ -134,3 +135,14 @@ async def test_an_unreachable_dynsec_broker_stops_the_hub_from_starting(
     with pytest.raises(DynsecError, match="unreachable"):
         async with open_hub(dynsec_settings(make_settings, free_port())):
             pass
+
+
+async def test_a_refused_bridge_login_is_a_clear_error(
+    make_settings: Callable[..., Settings], broker: Broker
+) -> None:
+    settings = dynsec_settings(make_settings, broker.port).model_copy(
+        update={"mqtt_password": SecretStr("not-the-password")}
+    )
+    async with open_hub(settings) as hub:
+        with pytest.raises(ConfigError, match="TELEHUB_MQTT_USERNAME / TELEHUB_MQTT_PASSWORD"):
+            await MqttBridge(hub).start()

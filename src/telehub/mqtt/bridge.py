@@ -32,6 +32,7 @@ from telehub.domain.commands import Command
 from telehub.domain.readings import from_micros, now_us
 from telehub.errors import ConfigError, ShuttingDown
 from telehub.mqtt.address import BrokerAddress
+from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.inbound import MqttInbound
 from telehub.mqtt.topics import bridge_filters, command_topic
 from telehub.runtime import Hub
@@ -102,6 +103,7 @@ class MqttBridge:
                 )
                 break
             except ssl.SSLCertVerificationError as exc:
+                await disconnect_quietly(client)
                 raise ConfigError(
                     f"MQTT broker {self._address}: its TLS certificate is not trusted "
                     f"({exc.verify_message}); name its CA with TELEHUB_MQTT_TLS_CA_FILE"
@@ -109,7 +111,8 @@ class MqttBridge:
             except OSError as exc:
                 log.warning("MQTT broker %s unreachable (%s); retrying", self._address, exc)
             except gmqtt.mqtt.handler.MQTTConnectError as exc:
-                if exc._code in (4, 5, 134, 135):
+                if exc._code in LOGIN_REFUSED:
+                    await disconnect_quietly(client)
                     raise ConfigError(
                         f"MQTT broker {self._address} refused the bridge's login ({exc}); "
                         "check TELEHUB_MQTT_USERNAME / TELEHUB_MQTT_PASSWORD"
@@ -144,10 +147,7 @@ class MqttBridge:
                 await self._dispatcher
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=grace)
-        try:
-            await client.disconnect()
-        except Exception:  # the connection may already be gone; nothing to save
-            log.info("MQTT disconnect did not complete cleanly", exc_info=True)
+        await disconnect_quietly(client)
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:

@@ -38,6 +38,7 @@ from telehub.config import Settings
 from telehub.domain.readings import is_device_id
 from telehub.errors import ConfigError, FieldError, InvalidInput, TelehubError
 from telehub.mqtt.address import BrokerAddress
+from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.topics import ROOT
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,8 @@ COMMANDS = "commands/#"
 _ALLOW_PRIORITY = 10
 _DENY_PRIORITY = 0
 _ACL_TYPES = ("publishClientSend", "publishClientReceive", "subscribePattern")
-# CONNACK codes meaning "these credentials will never work" (3.1.1 and 5).
-_LOGIN_REFUSED = frozenset({4, 5, 134, 135})
 _GRANT_FAILED = 0x80
 _RECONNECT_DELAY = 1.0
-_DISCONNECT_TIMEOUT = 2.0
 
 Acl = dict[str, Any]
 Command = dict[str, Any]
@@ -187,8 +185,9 @@ class DynsecProvisioner:
             )
             await self._wait_ready()
         except gmqtt.mqtt.handler.MQTTConnectError as exc:
-            client.stop_reconnect()  # the broker has closed the socket already
-            if exc._code in _LOGIN_REFUSED:
+            client.stop_reconnect()
+            await disconnect_quietly(client)
+            if exc._code in LOGIN_REFUSED:
                 raise ConfigError(
                     f"MQTT broker {self.address} refused the dynamic-security admin "
                     f"login {self._username!r} ({exc}); check its username and password"
@@ -196,7 +195,7 @@ class DynsecProvisioner:
             raise DynsecError(f"MQTT broker {self.address} refused the admin ({exc})") from None
         except BaseException as exc:
             self._ready.clear()
-            await _disconnect(client)
+            await disconnect_quietly(client)
             if isinstance(exc, TimeoutError):  # before OSError, its base class
                 raise DynsecError(
                     f"MQTT broker {self.address} did not answer within {self._timeout} s"
@@ -213,7 +212,7 @@ class DynsecProvisioner:
         self._ready.clear()
         self._fail_pending("the provisioner was closed")
         if client is not None:
-            await _disconnect(client)
+            await disconnect_quietly(client)
 
     async def ensure_roles(self) -> None:
         """Create the bridge role or restore its ACLs; device roles come with each device."""
@@ -393,14 +392,6 @@ class DynsecProvisioner:
         if future is not None and not future.done() and isinstance(responses, list):
             future.set_result(responses)
         return 0
-
-
-async def _disconnect(client: gmqtt.Client) -> None:
-    try:
-        # Bounded: after a refused reconnect gmqtt can wait long on a dead socket.
-        await asyncio.wait_for(client.disconnect(), _DISCONNECT_TIMEOUT)
-    except Exception:  # the connection may never have opened; nothing to save
-        log.debug("dynsec admin disconnect did not complete cleanly", exc_info=True)
 
 
 def _check_device_id(device_id: str) -> None:
