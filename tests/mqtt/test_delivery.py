@@ -174,3 +174,35 @@ async def test_20000_messages_with_the_bridge_killed_midstream_are_all_stored_on
         await bridge.wait()
     assert await count(mqtt_hub, "sensor-1", "v") == total
     assert await mqtt_hub.rejected.recent(limit=1, before_id=None, device_id=None) == []
+
+
+async def test_sigterm_stops_the_bridge_cleanly_after_committing_what_it_received(
+    mqtt_settings: Settings, mqtt_hub: Hub, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    log = tmp_path / "ingest.log"
+    bridge = await _ingest_process(mqtt_settings, log)
+    publish_lines(mosquitto.port, telemetry_topic("sensor-1"), lines(2000))
+    bridge.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(bridge.wait(), 30) == 0
+    output = await asyncio.to_thread(log.read_text)
+    assert "Traceback" not in output, output
+    # What it had not acknowledged comes again to the next bridge, stored once.
+    bridge = await _ingest_process(mqtt_settings, log)
+    try:
+        await wait_for_count(mqtt_hub, "sensor-1", 2000)
+    finally:
+        bridge.send_signal(signal.SIGTERM)
+        await bridge.wait()
+    assert await count(mqtt_hub, "sensor-1", "v") == 2000
+
+
+async def test_ingest_refuses_the_embedded_broker_with_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
+    env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
+    process = await asyncio.create_subprocess_exec(
+        TELEHUB, "ingest", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "TELEHUB_MQTT_URL=mqtt://host:port" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
