@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from telehub.core.metrics import Metrics
@@ -49,6 +50,17 @@ class _Pending:
 def _consume(future: asyncio.Future[IngestResult]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _answer(answer: asyncio.Future[IngestResult] | TelehubError) -> IngestResult | TelehubError:
+    if not isinstance(answer, asyncio.Future):
+        return answer
+    error = answer.exception()
+    if error is None:
+        return answer.result()
+    if isinstance(error, TelehubError):
+        return error
+    raise error
 
 
 class Ingestor:
@@ -109,6 +121,36 @@ class Ingestor:
         # A caller that goes away (client disconnect) cancels only its answer:
         # the item stays queued and is written; the writer skips done futures.
         return await done
+
+    async def submit_many(self, items: Sequence[Telemetry]) -> list[IngestResult | TelehubError]:
+        """``submit`` for many at once, each answered on its own (a result or an error).
+
+        For a transport that receives in batches (MQTT): one wait instead of a
+        task per message. Whatever does not fit in the queue is answered
+        Overloaded at once, and nothing of it was accepted.
+        """
+        if self._closed:
+            closed = ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
+            return [closed for _ in items]
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        answers: list[asyncio.Future[IngestResult] | TelehubError] = []
+        for telemetry in items:
+            weight = max(1, len(telemetry.readings) + len(telemetry.state))
+            if self._queued + weight > self._capacity:
+                self._metrics.backpressure.inc()
+                answers.append(Overloaded("ingest queue is full", retry_after=self._retry_after))
+                continue
+            done: asyncio.Future[IngestResult] = loop.create_future()
+            done.add_done_callback(_consume)
+            self._pending.append(_Pending(telemetry, weight, now, done))
+            self._queued += weight
+            answers.append(done)
+        self._wakeup.set()
+        waiting = [a for a in answers if isinstance(a, asyncio.Future)]
+        if waiting:
+            await asyncio.wait(waiting)
+        return [_answer(a) for a in answers]
 
     def close(self) -> None:
         """Refuse new work; ``run`` returns once everything accepted is committed."""

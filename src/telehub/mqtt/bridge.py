@@ -1,11 +1,12 @@
 """The MQTT bridge: broker → core, acknowledging each message only after its commit.
 
-gmqtt is used because, on MQTT 5 with ``optimistic_acknowledgement=False``,
-it sends the PUBACK/PUBREC when our async handler returns, and runs each
-handler as its own task, so thousands of messages share one commit. paho's
-manual acks would serve too but cost a thread hop per message; aiomqtt acks
-before the handler runs and cannot give the guarantee (LIBRARY-FACTS.md).
-gmqtt stays inside this module.
+gmqtt is used because it lets the acknowledgement wait for our processing
+(MQTT 5, ``optimistic_acknowledgement=False``) and can answer with reason
+codes; paho's manual acks would serve too but cost a thread hop per message;
+aiomqtt acks before the handler runs and cannot give the guarantee
+(LIBRARY-FACTS.md). Messages are taken in batches (intake.py): each batch is
+committed in one call to the core, then acknowledged. gmqtt stays inside
+telehub/mqtt.
 
 The session is persistent (fixed client id, no clean start, a session expiry),
 so messages that arrive while the bridge is down, or that it received but had
@@ -25,23 +26,21 @@ from typing import Any
 import gmqtt
 import gmqtt.storage
 import orjson
-from gmqtt.mqtt.constants import MQTTv50, MQTTv311, PubAckReasonCode
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from telehub.config import Settings
 from telehub.domain.commands import Command
 from telehub.domain.readings import from_micros, now_us
-from telehub.errors import ConfigError, ShuttingDown
+from telehub.errors import ConfigError
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.inbound import MqttInbound
+from telehub.mqtt.intake import BatchIntake
 from telehub.mqtt.topics import bridge_filters, command_topic
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
 
-_ACK: int = PubAckReasonCode.SUCCESS.value
-# Never reaches the broker: used only once the connection is already closed.
-_NOT_ACKED: int = PubAckReasonCode.UNSPECIFIED_ERROR.value
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _SUBACK_TIMEOUT = 30.0
@@ -70,7 +69,6 @@ class MqttBridge:
         self._username = username or settings.mqtt_username
         secret = settings.mqtt_password
         self._password = password or (secret.get_secret_value() if secret else None)
-        self._inflight: set[asyncio.Task[Any]] = set()
         self._backoff = _BACKOFF_FIRST
         self._client: gmqtt.Client | None = None
         self._subscribed = asyncio.Event()
@@ -80,8 +78,10 @@ class MqttBridge:
         self._dispatcher: asyncio.Task[None] | None = None
         # gmqtt's store of our unacknowledged QoS 1 publishes (commands).
         self._outbox = gmqtt.storage.PersistentStorage()
+        # Batches of messages go to the core and are acknowledged after commit.
+        self._intake = BatchIntake(self._inbound.handle_batch)
         # Read when scraped: a set() per message would cost more than the count.
-        hub.metrics.mqtt_inflight.set_function(lambda: len(self._inflight))
+        hub.metrics.mqtt_inflight.set_function(lambda: self._intake.messages_in_flight)
 
     @property
     def address(self) -> BrokerAddress:
@@ -145,13 +145,9 @@ class MqttBridge:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=grace)
+        await self._intake.drain(grace)
         await disconnect_quietly(client)
-        for task in list(self._inflight):
-            task.cancel()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight))
+        await self._intake.cancel()
         self._hub.metrics.mqtt_connected.set(0)
 
     def _new_client(self) -> gmqtt.Client:
@@ -173,7 +169,7 @@ class MqttBridge:
             client.set_auth_credentials(self._username, self._password)
         # Before connect(): a persistent session's unacknowledged messages
         # arrive right after CONNACK, before any SUBSCRIBE.
-        client.on_message = self._on_message
+        self._intake.attach(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -212,31 +208,6 @@ class MqttBridge:
         log.warning("MQTT bridge lost %s; reconnecting in %.1f s", self._address, self._backoff)
         client.reconnect_delay = self._backoff * random.uniform(0.8, 1.2)
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
-
-    async def _on_message(
-        self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any
-    ) -> int:
-        # gmqtt sends the PUBACK (QoS 1) or PUBREC (QoS 2) with the code we
-        # return, when we return: so return only after the commit.
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            try:
-                await self._inbound.handle(topic, payload, retained=bool(properties.get("retain")))
-            except ShuttingDown:
-                # Hold the acknowledgement: stop() disconnects, then cancels us.
-                await asyncio.get_running_loop().create_future()
-            return _ACK
-        except asyncio.CancelledError:
-            if self._client is not None:
-                raise  # still connected (not a clean stop): send nothing at all
-            # Disconnected by stop(): whatever we return goes nowhere, and the
-            # broker delivers this message again on the next connection.
-            return _NOT_ACKED
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
 
     async def _dispatch_commands(self) -> None:
         """Hand queued commands to the broker while connected.

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from telehub.core.ingest import IngestResult
 from telehub.domain.commands import CommandAck
 from telehub.domain.readings import Telemetry
 from telehub.domain.telemetry import parse_state_json, parse_telemetry_json, validation_errors
@@ -26,7 +29,6 @@ from telehub.errors import (
     Overloaded,
     PayloadTooLarge,
     ShuttingDown,
-    StorageUnavailable,
     UnknownDevice,
 )
 from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
@@ -35,6 +37,13 @@ from telehub.runtime import Hub
 log = logging.getLogger(__name__)
 
 _STORAGE_RETRY_MAX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    retained: bool = False
 
 
 class MqttInbound:
@@ -47,30 +56,49 @@ class MqttInbound:
             for kind in TopicKind
         }
 
-    async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
-        """Store or reject one message; raises only ShuttingDown (then do not acknowledge).
+    async def handle_batch(self, messages: Sequence[InboundMessage]) -> None:
+        """Store or reject every message; returns when all may be acknowledged.
 
-        ``retained`` marks the broker's stored copy replayed on subscribe, not news.
+        Raises only ShuttingDown: then acknowledge none of them (the broker
+        delivers them again, and the store keeps one copy of each reading).
+        Telemetry and state of the whole batch go to the Ingestor in one call.
         """
         received_at = datetime.now(UTC)
-        device_id: str | None = None
-        kind = "unknown"
-        try:
-            target = parse_topic(topic)
-            device_id, kind = target.device_id, target.kind.value
-            if target.kind is TopicKind.STATUS:
-                await self._presence(target.device_id, payload, live=not retained)
-            elif target.kind is TopicKind.COMMAND_ACK:
-                await self._command_ack(target.device_id, target.command_id or "", payload)
-            else:
-                await self._submit(self._decode(target, payload, received_at))
-        except InvalidInput as exc:
-            self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
-            await self._hub.rejected.record(
-                transport="mqtt", device_id=device_id, error=exc, payload=payload
-            )
-            return
-        self._accepted[target.kind].inc()
+        decoded: list[tuple[TopicKind, InboundMessage, Telemetry]] = []
+        for message in messages:
+            target: DeviceTopic | None = None
+            try:
+                target = parse_topic(message.topic)
+                if target.kind is TopicKind.STATUS:
+                    await self._presence(
+                        target.device_id, message.payload, live=not message.retained
+                    )
+                elif target.kind is TopicKind.COMMAND_ACK:
+                    await self._command_ack(
+                        target.device_id, target.command_id or "", message.payload
+                    )
+                else:
+                    telemetry = self._decode(target, message.payload, received_at)
+                    decoded.append((target.kind, message, telemetry))
+                    continue
+            except InvalidInput as exc:
+                await self._reject(target, message, exc)
+                continue
+            self._accepted[target.kind].inc()
+        if decoded:
+            await self._submit_all(decoded)
+
+    async def _reject(
+        self, target: DeviceTopic | None, message: InboundMessage, error: InvalidInput
+    ) -> None:
+        kind = target.kind.value if target else "unknown"
+        self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
+        await self._hub.rejected.record(
+            transport="mqtt",
+            device_id=target.device_id if target else None,
+            error=error,
+            payload=message.payload,
+        )
 
     async def _presence(self, device_id: str, payload: bytes, *, live: bool) -> None:
         status = payload.strip()
@@ -118,24 +146,40 @@ class MqttInbound:
             max_future_skew=settings.max_future_skew_seconds,
         )
 
-    async def _submit(self, telemetry: Telemetry) -> None:
+    async def _submit_all(self, decoded: list[tuple[TopicKind, InboundMessage, Telemetry]]) -> None:
+        """Hand everything to the Ingestor; retry what it pushed back until it is taken."""
         storage_delay = 0.1
-        while True:
-            try:
-                await self._hub.ingestor.submit(telemetry)
-                return
-            except NotFound:
-                raise _unknown(telemetry.device_id) from None
-            except ShuttingDown:
-                raise
-            except Overloaded as exc:
-                # Holding the acknowledgement is the backpressure: the broker
-                # stops sending once the in-flight window is full.
-                await asyncio.sleep(min(exc.retry_after, 1.0))
-            except StorageUnavailable:
-                log.warning("database unavailable; MQTT message kept unacknowledged, retrying")
-                await asyncio.sleep(storage_delay)
-                storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)
+        pending = decoded
+        while pending:
+            answers = await self._hub.ingestor.submit_many([t for _, _, t in pending])
+            retry: list[tuple[TopicKind, InboundMessage, Telemetry]] = []
+            backoff = 0.0
+            for item, answer in zip(pending, answers, strict=True):
+                kind, message, telemetry = item
+                if isinstance(answer, IngestResult):
+                    self._accepted[kind].inc()
+                elif isinstance(answer, ShuttingDown):
+                    raise answer
+                elif isinstance(answer, NotFound):
+                    target = DeviceTopic(telemetry.device_id, kind)
+                    await self._reject(target, message, _unknown(telemetry.device_id))
+                elif isinstance(answer, Overloaded):
+                    # Holding the acknowledgement is the backpressure: the broker
+                    # stops sending once the in-flight window is full.
+                    retry.append(item)
+                    backoff = max(backoff, min(answer.retry_after, 1.0))
+                else:  # StorageUnavailable, or any failure to commit
+                    retry.append(item)
+                    backoff = max(backoff, storage_delay)
+            if retry:
+                if backoff >= storage_delay:
+                    log.warning(
+                        "could not commit %d MQTT messages; kept unacknowledged, retrying",
+                        len(retry),
+                    )
+                    storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)
+                await asyncio.sleep(backoff)
+            pending = retry
 
 
 def _unknown(device_id: str) -> UnknownDevice:
