@@ -40,27 +40,42 @@ class IngestResult:
 
 
 @dataclass(slots=True)
+class _Group:
+    """The answers of one ``submit_many``: one wake-up for all, not a future each."""
+
+    answers: list[IngestResult | TelehubError]
+    remaining: int
+    done: asyncio.Future[None] = field(repr=False)
+
+    def settle(self, index: int, answer: IngestResult | TelehubError) -> None:
+        self.answers[index] = answer
+        self.remaining -= 1
+        if self.remaining == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
+@dataclass(slots=True)
 class _Pending:
     telemetry: Telemetry
     weight: int
     enqueued: float
-    done: asyncio.Future[IngestResult] = field(repr=False)
+    done: asyncio.Future[IngestResult] | None = field(repr=False)
+    group: _Group | None = field(default=None, repr=False)
+    index: int = 0
+
+    def resolve(self, answer: IngestResult | TelehubError) -> None:
+        if self.group is not None:
+            self.group.settle(self.index, answer)
+        elif self.done is not None and not self.done.done():
+            if isinstance(answer, IngestResult):
+                self.done.set_result(answer)
+            else:
+                self.done.set_exception(answer)
 
 
 def _consume(future: asyncio.Future[IngestResult]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _answer(answer: asyncio.Future[IngestResult] | TelehubError) -> IngestResult | TelehubError:
-    if not isinstance(answer, asyncio.Future):
-        return answer
-    error = answer.exception()
-    if error is None:
-        return answer.result()
-    if isinstance(error, TelehubError):
-        return error
-    raise error
 
 
 class Ingestor:
@@ -132,25 +147,22 @@ class Ingestor:
         if self._closed:
             closed = ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
             return [closed for _ in items]
-        loop = asyncio.get_running_loop()
         now = time.monotonic()
-        answers: list[asyncio.Future[IngestResult] | TelehubError] = []
-        for telemetry in items:
+        refused = Overloaded("ingest queue is full", retry_after=self._retry_after)
+        group = _Group([refused] * len(items), 0, asyncio.get_running_loop().create_future())
+        for index, telemetry in enumerate(items):
             weight = max(1, len(telemetry.readings) + len(telemetry.state))
             if self._queued + weight > self._capacity:
                 self._metrics.backpressure.inc()
-                answers.append(Overloaded("ingest queue is full", retry_after=self._retry_after))
                 continue
-            done: asyncio.Future[IngestResult] = loop.create_future()
-            done.add_done_callback(_consume)
-            self._pending.append(_Pending(telemetry, weight, now, done))
+            self._pending.append(_Pending(telemetry, weight, now, None, group, index))
             self._queued += weight
-            answers.append(done)
-        self._wakeup.set()
-        waiting = [a for a in answers if isinstance(a, asyncio.Future)]
-        if waiting:
-            await asyncio.wait(waiting)
-        return [_answer(a) for a in answers]
+            group.remaining += 1
+        if group.remaining:
+            self._wakeup.set()
+            # Cancelled, only the wait ends: what was queued is still written.
+            await group.done
+        return group.answers
 
     def close(self) -> None:
         """Refuse new work; ``run`` returns once everything accepted is committed."""
@@ -212,8 +224,7 @@ class Ingestor:
             readings = len(item.telemetry.readings)
             self._metrics.readings_accepted.inc(new)
             self._metrics.readings_duplicate.inc(readings - new)
-            if not item.done.done():
-                item.done.set_result(IngestResult(new, readings - new, len(item.telemetry.state)))
+            item.resolve(IngestResult(new, readings - new, len(item.telemetry.state)))
 
     async def _write(self, batch: list[_Pending], *, retries: bool) -> list[int | None]:
         items = [p.telemetry for p in batch]
@@ -240,5 +251,4 @@ class Ingestor:
 
     def _fail(self, item: _Pending, error: TelehubError) -> None:
         self._finish(item)
-        if not item.done.done():
-            item.done.set_exception(error)
+        item.resolve(error)

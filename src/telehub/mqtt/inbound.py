@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,10 +155,11 @@ class MqttInbound:
             answers = await self._hub.ingestor.submit_many([t for _, _, t in pending])
             retry: list[tuple[TopicKind, InboundMessage, Telemetry]] = []
             backoff = 0.0
+            accepted: Counter[TopicKind] = Counter()
             for item, answer in zip(pending, answers, strict=True):
                 kind, message, telemetry = item
                 if isinstance(answer, IngestResult):
-                    self._accepted[kind].inc()
+                    accepted[kind] += 1
                 elif isinstance(answer, ShuttingDown):
                     raise answer
                 elif isinstance(answer, NotFound):
@@ -171,6 +173,8 @@ class MqttInbound:
                 else:  # StorageUnavailable, or any failure to commit
                     retry.append(item)
                     backoff = max(backoff, storage_delay)
+            for kind, n in accepted.items():
+                self._accepted[kind].inc(n)
             if retry:
                 if backoff >= storage_delay:
                     log.warning(

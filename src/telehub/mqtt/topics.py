@@ -23,6 +23,9 @@ class TopicKind(StrEnum):
     COMMAND_ACK = "ack"
 
 
+_KINDS = {kind.value: kind for kind in TopicKind}
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
     device_id: str
@@ -70,10 +73,10 @@ def parse_topic(name: str) -> DeviceTopic:
             f"{device_id[:80]!r} in the topic is not a device id",
             [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="topic")],
         )
-    try:
-        return DeviceTopic(device_id, TopicKind(kind), command_id)
-    except ValueError:
+    known = _KINDS.get(kind)  # a dict, not TopicKind(kind): this runs for every message
+    if known is None:
         raise InvalidInput(
             f"topic kind {kind[:80]!r} is not one of telemetry, state, status, commands/…/ack",
             [FieldError(detail="unknown topic kind", parameter="topic")],
-        ) from None
+        )
+    return DeviceTopic(device_id, known, command_id)
