@@ -39,9 +39,17 @@ class IngestResult:
     state: int
 
 
+# Placeholder of an answer the writer has yet to give.
+_UNANSWERED = StorageUnavailable("not committed yet")
+
+
 @dataclass(slots=True)
 class _Group:
-    """The answers of one ``submit_many``: one wake-up for all, not a future each."""
+    """The answers of one ``submit_many``: one wake-up for all, not a future each.
+
+    If its caller has gone (the future is cancelled), answers are still filled
+    in but wake nobody.
+    """
 
     answers: list[IngestResult | TelehubError]
     remaining: int
@@ -59,23 +67,11 @@ class _Pending:
     telemetry: Telemetry
     weight: int
     enqueued: float
-    done: asyncio.Future[IngestResult] | None = field(repr=False)
-    group: _Group | None = field(default=None, repr=False)
-    index: int = 0
+    group: _Group = field(repr=False)
+    index: int  # of its answer in the group
 
     def resolve(self, answer: IngestResult | TelehubError) -> None:
-        if self.group is not None:
-            self.group.settle(self.index, answer)
-        elif self.done is not None and not self.done.done():
-            if isinstance(answer, IngestResult):
-                self.done.set_result(answer)
-            else:
-                self.done.set_exception(answer)
-
-
-def _consume(future: asyncio.Future[IngestResult]) -> None:
-    if not future.cancelled():
-        future.exception()
+        self.group.settle(self.index, answer)
 
 
 class Ingestor:
@@ -112,55 +108,51 @@ class Ingestor:
     async def submit(self, telemetry: Telemetry) -> IngestResult:
         """Queue ``telemetry`` and wait until it is committed.
 
+        A caller that goes away (a client disconnect) cancels only its wait:
+        what was queued is still written.
+
         Raises:
             Overloaded: the queue is full; nothing was accepted, retry later.
             ShuttingDown: the hub is stopping.
             StorageUnavailable: the database failed; nothing was acknowledged.
+            NotFound: the device was deleted while the readings waited.
         """
-        if self._closed:
-            raise ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
-        weight = max(1, len(telemetry.readings) + len(telemetry.state))
-        if self._queued + weight > self._capacity:
-            self._metrics.backpressure.inc()
-            raise Overloaded(
-                f"ingest queue is full ({self._queued} of {self._capacity} readings waiting)",
-                retry_after=self._retry_after,
-            )
-        done: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        # Mark a failure as seen even if the caller has gone: it was reported to
-        # whoever still waits, and must not resurface as "never retrieved".
-        done.add_done_callback(_consume)
-        self._pending.append(_Pending(telemetry, weight, time.monotonic(), done))
-        self._queued += weight
-        self._wakeup.set()
-        # A caller that goes away (client disconnect) cancels only its answer:
-        # the item stays queued and is written; the writer skips done futures.
-        return await done
+        [answer] = await self.submit_many([telemetry])
+        if isinstance(answer, TelehubError):
+            raise answer
+        return answer
 
     async def submit_many(self, items: Sequence[Telemetry]) -> list[IngestResult | TelehubError]:
         """``submit`` for many at once, each answered on its own (a result or an error).
 
-        For a transport that receives in batches (MQTT): one wait instead of a
-        task per message. Whatever does not fit in the queue is answered
+        For a transport that receives in batches (MQTT): one wait for all
+        instead of a task each. Whatever does not fit in the queue is answered
         Overloaded at once, and nothing of it was accepted.
         """
         if self._closed:
             closed = ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
             return [closed for _ in items]
+        group = _Group([], 0, asyncio.get_running_loop().create_future())
         now = time.monotonic()
-        refused = Overloaded("ingest queue is full", retry_after=self._retry_after)
-        group = _Group([refused] * len(items), 0, asyncio.get_running_loop().create_future())
         for index, telemetry in enumerate(items):
             weight = max(1, len(telemetry.readings) + len(telemetry.state))
             if self._queued + weight > self._capacity:
                 self._metrics.backpressure.inc()
+                group.answers.append(
+                    Overloaded(
+                        f"ingest queue is full ({self._queued} of {self._capacity} "
+                        "readings waiting)",
+                        retry_after=self._retry_after,
+                    )
+                )
                 continue
-            self._pending.append(_Pending(telemetry, weight, now, None, group, index))
+            self._pending.append(_Pending(telemetry, weight, now, group, index))
             self._queued += weight
+            group.answers.append(_UNANSWERED)
             group.remaining += 1
         if group.remaining:
             self._wakeup.set()
-            # Cancelled, only the wait ends: what was queued is still written.
+            # Cancelled, only this wait ends: what was queued is still written.
             await group.done
         return group.answers
 
