@@ -39,7 +39,7 @@ from telehub.domain.readings import is_device_id
 from telehub.errors import ConfigError, FieldError, InvalidInput, TelehubError
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
-from telehub.mqtt.topics import ROOT
+from telehub.mqtt.topics import COMMAND, COMMANDS, ROOT, UPLINK
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,6 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 BRIDGE_ROLE = "telehub-bridge"
 DEVICE_ROLE_PREFIX = "telehub-device-"
-
-# What a device publishes and the bridge reads, below telehub/v1/devices/{id}/.
-UPLINK = ("telemetry", "state", "status", "commands/+/ack")
-# Below telehub/v1/devices/{id}/: what the bridge publishes, what a device reads.
-COMMAND = "commands/+"
-COMMANDS = "commands/#"
 
 # Allows are checked before the catch-all denies, so a login may use only
 # what its role names, whatever defaultACLAccess the broker was set up with.

@@ -24,8 +24,14 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
-from telehub.errors import ConfigError, FieldError, TopicNotAllowed, Unauthenticated
-from telehub.mqtt.topics import ROOT, device_prefix
+from telehub.errors import (
+    ConfigError,
+    FieldError,
+    InvalidInput,
+    TopicNotAllowed,
+    Unauthenticated,
+)
+from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -56,19 +62,17 @@ class EmbeddedAccess:
             return True
         if username is None:
             return False
-        own = device_prefix(username)
-        commands = own + "commands/"
         if action == Action.PUBLISH:
-            rest = topic.removeprefix(own)
-            ok = rest != topic and (
-                rest in ("telemetry", "state", "status")
-                or (rest.startswith("commands/") and rest.endswith("/ack") and rest.count("/") == 2)
-            )
+            # The topics the bridge accepts, and only for this device.
+            try:
+                ok = parse_topic(topic).device_id == username
+            except InvalidInput:
+                ok = False
             if not ok:
                 await self._record_refused(username, topic)
             return ok
         # Subscribing (a filter) and receiving (a topic): only its own commands.
-        return topic.startswith(commands)
+        return topic.startswith(commands_prefix(username))
 
     async def _record_refused(self, device_id: str, topic: str) -> None:
         where = (

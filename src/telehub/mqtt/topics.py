@@ -25,6 +25,13 @@ class TopicKind(StrEnum):
 
 _KINDS = {kind.value: kind for kind in TopicKind}
 
+# Below telehub/v1/devices/{id}/: what a device publishes (and the bridge reads),
+# as MQTT filters. The bridge's subscriptions and the broker ACLs derive from it.
+UPLINK = ("telemetry", "state", "status", "commands/+/ack")
+# Below telehub/v1/devices/{id}/: the command topics (hub → device).
+COMMAND = "commands/+"
+COMMANDS = "commands/#"
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceTopic:
@@ -33,12 +40,8 @@ class DeviceTopic:
     command_id: str | None = None
 
 
-def device_prefix(device_id: str) -> str:
-    return f"{ROOT}/{device_id}/"
-
-
-def topic(device_id: str, kind: TopicKind) -> str:
-    return f"{ROOT}/{device_id}/{kind}"
+def commands_prefix(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/commands/"
 
 
 def command_topic(device_id: str, command_id: str) -> str:
@@ -47,8 +50,7 @@ def command_topic(device_id: str, command_id: str) -> str:
 
 def bridge_filters(shared_group: str | None) -> list[str]:
     """What the bridge subscribes to; ``$share/<group>/`` splits it across bridges."""
-    filters = [f"{ROOT}/+/telemetry", f"{ROOT}/+/state", f"{ROOT}/+/status"]
-    filters.append(f"{ROOT}/+/commands/+/ack")
+    filters = [f"{ROOT}/+/{kind}" for kind in UPLINK]
     if shared_group:
         return [f"$share/{shared_group}/{f}" for f in filters]
     return filters
