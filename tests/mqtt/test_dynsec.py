@@ -17,7 +17,8 @@ from types import TracebackType
 import pytest
 
 from telehub.errors import ConfigError, InvalidInput
-from telehub.mqtt.dynsec import DynsecError, DynsecProvisioner, device_role
+from telehub.mqtt.dynsec import DynsecError, DynsecProvisioner
+from telehub.mqtt.dynsec_acls import device_role
 from telehub.mqtt.topics import ROOT
 from tests.mqtt.dynsec_broker import ADMIN, BRIDGE, WAIT, Broker, client_args, login
 from tests.mqtt.support import free_port

@@ -6,9 +6,8 @@ devices: a device logs in with its id and token and may use only
 ``telehub/v1/devices/{its id}/…``; the bridge may read every device's uplink
 and send commands. gmqtt stays inside this module.
 
-- One role per device (``telehub-device-{id}``): the 2.0 plugin matches ACL
-  topics literally (on 2.0.11 a role holding ``telehub/v1/devices/%u/#``
-  denies a device its own topic); only ``acl_file`` patterns substitute %u.
+- One role per device (``telehub-device-{id}``; the roles' ACLs are in
+  dynsec_acls.py): the 2.0 plugin does not substitute %u in ACL topics.
 - Provisioning needs the plain token (the plugin hashes it; telehub keeps
   only a hash), so it happens on create and rotate: a device that predates
   the plugin gets its login at its next rotation.
@@ -27,7 +26,6 @@ import json
 import logging
 import secrets
 import ssl
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,25 +36,24 @@ from telehub.config import Settings
 from telehub.domain.readings import is_device_id
 from telehub.errors import ConfigError, FieldError, InvalidInput, TelehubError
 from telehub.mqtt.address import BrokerAddress
+from telehub.mqtt.dynsec_acls import (
+    BRIDGE_ROLE,
+    Acl,
+    acl_set,
+    bridge_acls,
+    device_acls,
+    device_role,
+)
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
-from telehub.mqtt.topics import COMMAND, COMMANDS, ROOT, UPLINK
 
 log = logging.getLogger(__name__)
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
-BRIDGE_ROLE = "telehub-bridge"
-DEVICE_ROLE_PREFIX = "telehub-device-"
 
-# Allows are checked before the catch-all denies, so a login may use only
-# what its role names, whatever defaultACLAccess the broker was set up with.
-_ALLOW_PRIORITY = 10
-_DENY_PRIORITY = 0
-_ACL_TYPES = ("publishClientSend", "publishClientReceive", "subscribePattern")
 _GRANT_FAILED = 0x80
 _RECONNECT_DELAY = 1.0
 
-Acl = dict[str, Any]
 Command = dict[str, Any]
 Response = dict[str, Any]
 
@@ -70,48 +67,6 @@ class DynsecError(TelehubError):
     def __init__(self, message: str, *, command: str | None = None) -> None:
         super().__init__(message)
         self.command = command
-
-
-def device_role(device_id: str) -> str:
-    return f"{DEVICE_ROLE_PREFIX}{device_id}"
-
-
-def device_acls(device_id: str) -> list[Acl]:
-    """A device publishes its uplink and receives its commands, nothing else."""
-    own = f"{ROOT}/{device_id}"
-    return [
-        *(_allow("publishClientSend", f"{own}/{kind}") for kind in UPLINK),
-        _allow("subscribePattern", f"{own}/{COMMANDS}"),
-        _allow("publishClientReceive", f"{own}/{COMMANDS}"),
-        *_deny_all(),
-    ]
-
-
-def bridge_acls() -> list[Acl]:
-    """Every device's uplink, plainly or as ``$share/<group>/…`` (Mosquitto 2.0
-    checks a shared subscription's full filter), and commands to any device."""
-    uplink = [f"{ROOT}/+/{kind}" for kind in UPLINK]
-    return [
-        *(_allow("subscribePattern", f) for f in uplink),
-        *(_allow("subscribePattern", f"$share/+/{f}") for f in uplink),
-        *(_allow("publishClientReceive", f) for f in uplink),
-        _allow("publishClientSend", f"{ROOT}/+/{COMMAND}"),
-        *_deny_all(),
-    ]
-
-
-def _allow(acltype: str, topic: str) -> Acl:
-    return {"acltype": acltype, "topic": topic, "priority": _ALLOW_PRIORITY, "allow": True}
-
-
-def _deny_all() -> list[Acl]:
-    return [
-        {"acltype": t, "topic": "#", "priority": _DENY_PRIORITY, "allow": False} for t in _ACL_TYPES
-    ]
-
-
-def _acl_set(acls: Iterable[Acl]) -> set[tuple[str, str, int, bool]]:
-    return {(a["acltype"], a["topic"], int(a.get("priority", 0)), bool(a["allow"])) for a in acls}
 
 
 class DynsecProvisioner:
@@ -284,7 +239,7 @@ class DynsecProvisioner:
         )
         fixes: list[Command] = []
         role = responses[1].get("data", {}).get("role", {})
-        if _acl_set(role.get("acls", [])) != _acl_set(acls):
+        if acl_set(role.get("acls", [])) != acl_set(acls):
             # A role that predates us or was edited by hand: ACLs back to ours.
             fixes.append({"command": "modifyRole", "rolename": rolename, "acls": acls})
         if client is not None and responses[2].get("error"):
