@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -14,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from telehub.config import Settings, load_settings
-from telehub.errors import ConfigError, TelehubError
+from telehub.errors import TelehubError
 
 T = TypeVar("T")
 
@@ -60,28 +58,6 @@ def _first_telehub_error(exc: BaseException) -> TelehubError | None:
             if found is not None:
                 return found
     return None
-
-
-def bind(host: str, port: int, *, setting: str, flag: str) -> socket.socket:
-    """Bind a listening socket now, so a taken port is a clear error naming its setting."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted sockets inherit this: without it a small response waits ~40 ms
-    # for the client's delayed ACK (Nagle), capping a keep-alive client at ~25 req/s.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"{host}:{port} is already in use; choose another port with {setting} or {flag}"
-            ) from None
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 # Libraries whose INFO lines describe their internals, not telehub's behaviour.

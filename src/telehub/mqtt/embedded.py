@@ -13,10 +13,8 @@ bridge logs in with a secret made at start-up that never leaves the process.
 
 from __future__ import annotations
 
-import errno
 import logging
 import secrets
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +23,13 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 
 from telehub.errors import (
-    ConfigError,
     FieldError,
     InvalidInput,
     TopicNotAllowed,
     Unauthenticated,
 )
 from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
+from telehub.net import bind
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -135,25 +133,16 @@ class EmbeddedBroker:
         )
 
     async def start(self) -> None:
-        _check_free(self.host, self.port)
+        # Probed first: a taken port is a clear error, not an amqtt traceback.
+        bind(
+            self.host,
+            self.port,
+            setting="TELEHUB_MQTT_EMBEDDED_PORT",
+            flag="--mqtt-port",
+            hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
+        ).close()
         await self._broker.start()
         log.info("embedded MQTT broker (amqtt, development only) on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
         await self._broker.shutdown()
-
-
-def _check_free(host: str, port: int) -> None:
-    """A taken port is a clear error naming the setting, not an amqtt traceback."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"{host}:{port} is already in use (another MQTT broker?); choose another "
-                    "port for the embedded broker with TELEHUB_MQTT_EMBEDDED_PORT or --mqtt-port, "
-                    "or use that broker with TELEHUB_MQTT_URL=mqtt://host:port"
-                ) from None
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -10,10 +10,11 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
-from telehub.cli.common import bind, configure_logging, out, run, settings
+from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.mqtt.service import mqtt_running
+from telehub.net import bind
 from telehub.runtime import open_hub
 from telehub.storage import migrate
 from telehub.storage.store import SqlStore
