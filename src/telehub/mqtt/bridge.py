@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _SUBACK_TIMEOUT = 30.0
+_PUBACK_TIMEOUT = 30.0
 _GRANT_FAILED = 0x80
 # Commands published before waiting for their PUBACKs: under every broker's
 # receive maximum (Mosquitto's default max_inflight_messages is 20).
@@ -234,7 +235,7 @@ class MqttBridge:
                     # The broker takes only so many unacknowledged publishes
                     # (Mosquitto: 20); wait for this round's PUBACKs.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._outbox.wait_empty(), _SUBACK_TIMEOUT)
+                        await asyncio.wait_for(self._outbox.wait_empty(), _PUBACK_TIMEOUT)
                 if len(claimed) < _COMMAND_WINDOW:
                     break
 

@@ -1,8 +1,8 @@
-"""One inbound MQTT message → one core call, independent of the client library.
+"""Inbound MQTT messages → core calls, independent of the client library.
 
-``handle`` returns only when the message may be acknowledged to the broker:
-its readings are committed, or it was bad input and is now recorded as
-rejected (acknowledging bad input stops the broker redelivering it forever).
+``handle_batch`` returns only when its messages may be acknowledged to the
+broker: their readings are committed, or they were bad input and are now
+recorded as rejected (acknowledging bad input stops the broker redelivering it forever).
 While ingest pushes back or the database is down it waits and retries: the
 unacknowledged messages hold the broker's in-flight window, so the broker
 slows the stream down instead of anyone dropping data.
