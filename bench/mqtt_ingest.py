@@ -34,30 +34,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from _harness import Backend, drop_backend, make_backend, run_async, setup_hub
-from _load import quantile
 from _mqtt import (
-    BASE_MS,
     HUB_TOPIC,
     RAW_TOPIC,
     Bridge,
     Broker,
     Children,
-    Cpu,
     Probe,
     check_exit,
-    feed,
-    idle_cpu,
     line,
     publisher,
     received,
@@ -65,66 +57,11 @@ from _mqtt import (
     wait_exit,
     wait_sub,
 )
+from _mqtt_latency import bench_latency
+from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run
 from _report import Figure, Report, console, header, show
 
-MAX_MESSAGES = 50_000
-POLL_S = 0.005  # latency phase: readings poll interval
-QUIET_S = {1: 20.0, 0: 2.0}  # give up waiting after this long without progress
 TARGETS = {1: 0.6, 0: 0.45}
-P99_TARGET_MS = 250.0
-
-
-@dataclass(frozen=True)
-class Plan:
-    publishers: int
-    messages: int  # per measurement, all publishers together
-    rounds: int
-    latency_seconds: float
-
-
-@dataclass(frozen=True)
-class Measure:
-    sent: int
-    got: int  # committed (bridge) or received (raw)
-    seconds: float  # publishers' start → last commit / last receive
-    publish_s: float  # publishers' start → all publishers exited
-
-    @property
-    def rate(self) -> float:
-        return self.got / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Run:
-    """One backend's broker, bridge and probe, and the seq counter shared by all phases."""
-
-    backend: Backend
-    children: Children
-    broker: Broker
-    bridge: Bridge
-    probe: Probe
-    devices: list[str]
-    next_seq: int = 0
-    cpu: dict[str, Cpu] = field(default_factory=dict)
-    runs: int = 0
-
-    def take(self, per_device: int) -> int:
-        first, self.next_seq = self.next_seq, self.next_seq + per_device
-        return first
-
-    def settle(self) -> None:
-        """Start each measurement with the bridge idle, not finishing the previous one."""
-        idle_cpu(self.bridge.proc.pid)
-
-    def snap(self) -> Cpu:
-        return Cpu.snap(self.bridge, self.broker, postgres=self.backend.is_pg)
-
-    def charge(self, key: str, before: Cpu) -> None:
-        self.cpu[key] = self.cpu.get(key, Cpu()) + (self.snap() - before)
-
-    def client_id(self, role: str) -> str:
-        self.runs += 1
-        return f"bench-{role}-{self.runs}"
 
 
 def _files(run: Run, first: int, per_device: int) -> list[Path]:
@@ -212,77 +149,6 @@ async def raw_round(run: Run, qos: int, per_device: int) -> Measure:
 # ---------------------------------------------------------------- latency
 
 
-@dataclass(frozen=True)
-class Latency:
-    sent: int
-    seen: int
-    rate: float  # achieved send rate
-    ms: list[float]
-    cycle_ms: float  # mean poll cycle (hub) or 0 (raw: exact receive times)
-
-
-async def latency(run: Run, rate: float, seconds: float, *, raw: bool) -> Latency:
-    n_dev = len(run.devices)
-    n = min(MAX_MESSAGES, max(n_dev, int(rate * seconds)))
-    first = run.take(math.ceil(n / n_dev))
-    out = run.backend.workdir / "sub-latency.txt"
-    sub = None
-    if raw:
-        with out.open("wb") as sink:
-            sub = subscriber(run.children, run.broker, run.client_id("sub"), 1, n, sink)
-    pubs = []
-    for dev in run.devices:
-        cid = run.client_id("lat")
-        topic = (RAW_TOPIC if raw else HUB_TOPIC).format(dev)
-        pubs.append(publisher(run.children, run.broker, cid, topic, 1, subprocess.PIPE))
-        run.broker.wait_log(f" as {cid} (")
-    # mosquitto_pub polls for its CONNACK in 100 ms sleeps: lines it found only after that
-    # would carry that wait (~80 ms for the first few hundred messages).
-    await asyncio.sleep(0.5)
-    run.settle()
-    sent = [0.0] * n
-    pipes = [p.stdin for p in pubs if p.stdin is not None]
-    feeder = threading.Thread(target=feed, args=(pipes, first, n, rate, sent), daemon=True)
-    seen: dict[tuple[int, int], float] = {}
-    polls, poll_t0 = 0, time.time()
-    before = run.snap()
-    feeder.start()
-    try:
-        if sub is not None:
-            await asyncio.to_thread(feeder.join)
-            await wait_sub(sub, out, QUIET_S[1])
-            for stamp, topic, payload in received(out):
-                ts = int(payload.split(b'"ts": ', 1)[1].split(b",", 1)[0])
-                seen[(run.devices.index(topic.split("/")[3]), ts - BASE_MS)] = stamp
-        else:
-            lows, changed_at = [first] * n_dev, time.time()
-            while len(seen) < n and time.time() - changed_at < QUIET_S[1]:
-                rows = await run.probe.since(lows)
-                now = time.time()
-                polls += 1
-                for key in rows:
-                    if key not in seen:
-                        seen[key], changed_at = now, now
-                for k in range(n_dev):
-                    while (k, lows[k]) in seen:
-                        lows[k] += 1
-                await asyncio.sleep(POLL_S)
-    finally:
-        for pipe in pipes:
-            pipe.close()
-    cycle_ms = 1000 * (time.time() - poll_t0) / polls if polls else 0.0
-    await asyncio.to_thread(feeder.join)
-    await wait_exit(pubs)
-    check_exit(pubs, "mosquitto_pub")
-    run.charge(f"latency {'raw' if raw else 'bridge'}", before)
-    ms = []
-    for i in range(n):
-        key = (i % n_dev, first + i // n_dev)
-        if key in seen:
-            ms.append(1000 * (seen[key] - sent[i]))
-    return Latency(n, len(ms), (n - 1) / (sent[-1] - sent[0]), ms, cycle_ms)
-
-
 # ---------------------------------------------------------------- phases
 
 
@@ -354,38 +220,6 @@ def _shared_machine(run: Run, rep: Report) -> None:
 
 def _sum(ms: list[Measure]) -> Measure:
     return Measure(sum(m.sent for m in ms), sum(m.got for m in ms), 0.0, 0.0)
-
-
-async def bench_latency(run: Run, peak: float, plan: Plan, rep: Report) -> None:
-    rate = peak / 2
-    hub = await latency(run, rate, plan.latency_seconds, raw=False)
-    raw = await latency(run, rate, plan.latency_seconds, raw=True)
-    p99 = quantile(hub.ms, 0.99) if hub.ms else math.inf
-    raw_p99 = quantile(raw.ms, 0.99) if raw.ms else math.inf
-    rep.figures.append(
-        Figure(
-            f"p99 publish→commit at {rate:,.0f} msg/s (half peak), QoS 1",
-            f"{p99:,.1f} ms",
-            f"{raw_p99:,.1f} ms (publish→mosquitto_sub)",
-            None,
-            f"≤ {P99_TARGET_MS:.0f} ms",
-            p99 <= P99_TARGET_MS,
-        )
-    )
-    for what, lat in (("bridge", hub), ("raw", raw)):
-        ms = lat.ms or [math.nan]
-        cpu = run.cpu[f"latency {what}"].describe()
-        rep.notes.append(
-            f"latency {what}: {lat.seen:,}/{lat.sent:,} seen, sent at {lat.rate:,.0f} msg/s; "
-            f"p50 {quantile(ms, 0.5):.1f} ms, p99 {quantile(ms, 0.99):.1f} ms, "
-            f"max {max(ms):.1f} ms"
-            + (
-                f"; poll cycle {lat.cycle_ms:.1f} ms (upper-bound resolution)"
-                if lat.cycle_ms
-                else ""
-            )
-            + f"\n    cpu: {cpu}"
-        )
 
 
 async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Report) -> None:
