@@ -62,8 +62,10 @@ MqttPortOpt = Annotated[
 
 
 def serve(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None) -> None:
-    """Run telehub: migrate the database, then serve the API and MQTT (bridge, and the
-    embedded broker unless TELEHUB_MQTT_URL names one)."""
+    """Run telehub: migrate the database, then serve the API and MQTT.
+
+    MQTT is the bridge, plus the embedded broker unless TELEHUB_MQTT_URL names one.
+    """
     configure_logging()
     cfg = settings(http_host=host, http_port=port, mqtt_embedded_port=mqtt_port)
     run(_serve_http(cfg, migrate_first=True, bootstrap=True, with_mqtt=True))
