@@ -221,3 +221,30 @@ async def test_commands_and_presence_through_the_embedded_broker(
         return (await hub.commands.get("sensor-1", command.id)).result == "blinked"
 
     await eventually(acked, what="the command to be acked")
+
+
+async def test_a_device_never_receives_another_device_s_retained_status(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    """amqtt 0.12.1 replays retained messages matching anyone's subscription on connect."""
+    hub, tokens = embedded
+    status = "telehub/v1/devices/sensor-1/status"
+    code, output = await mosquitto_pub(
+        hub.settings.mqtt_embedded_port,
+        *("-q", "1", "-u", "sensor-1", "-P", tokens["sensor-1"], "-r", "-t", status),
+        payload=b"online",
+    )
+    assert code == 0, output
+
+    async def online() -> bool:
+        return (await hub.devices.get("sensor-1")).online is True
+
+    await eventually(online, what="sensor-1's retained status to reach the bridge")
+    other = await asyncio.create_subprocess_exec(
+        *("mosquitto_sub", "-h", "127.0.0.1", "-p", str(hub.settings.mqtt_embedded_port)),
+        *("-V", "mqttv311", "-u", "sensor-2", "-P", tokens["sensor-2"], "-q", "1"),
+        *("-t", "telehub/v1/devices/sensor-2/commands/+", "-C", "1", "-W", "2"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    received, _ = await asyncio.wait_for(other.communicate(), 15)
+    assert received == b""

@@ -115,6 +115,23 @@ class TelehubTopicPlugin(BaseTopicPlugin):
         return await access.allowed(session.username, topic, action)
 
 
+class _Broker(Broker):
+    """amqtt's broker, without its leak of retained messages.
+
+    On every connect, amqtt 0.12.1 replays the retained messages that match
+    *any* client's subscriptions to the connecting client, past the topic
+    plugin: a device would get every device's retained status. Only the
+    client's own subscriptions may replay to it.
+    """
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Any
+    ) -> None:
+        subscribers = self._subscriptions.get(subscription[0], [])
+        if any(other.client_id == session.client_id for other, _ in subscribers):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class EmbeddedBroker:
     def __init__(self, hub: Hub) -> None:
         settings = hub.settings
@@ -122,7 +139,7 @@ class EmbeddedBroker:
         self.port = settings.mqtt_embedded_port
         self.bridge_secret = secrets.token_urlsafe(32)
         access = EmbeddedAccess(hub, self.bridge_secret)
-        self._broker = Broker(
+        self._broker = _Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
                 "plugins": {
