@@ -12,10 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from telehub.bus import Bus, bus_for
 from telehub.config import Settings
 from telehub.core.auth import Authenticator, TokenService
 from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
+from telehub.core.events import EventLog
 from telehub.core.ingest import Ingestor
 from telehub.core.metrics import Metrics
 from telehub.core.ports import CredentialMirror
@@ -37,6 +39,8 @@ class Hub:
     telemetry: TelemetryService
     rejected: RejectedLog
     commands: CommandService
+    bus: Bus
+    events: EventLog
 
 
 @contextlib.asynccontextmanager
@@ -49,6 +53,8 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             await store.upgrade()
         mirror = await parts.enter_async_context(_credential_mirror(settings))
         metrics = Metrics()
+        bus = await parts.enter_async_context(bus_for(settings, metrics))
+        events = EventLog(store=store, bus=bus, metrics=metrics, keep=settings.event_log_keep)
         auth = Authenticator(store=store, cache_seconds=settings.auth_cache_seconds)
         ingestor = Ingestor(
             store=store.readings,
@@ -57,6 +63,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             batch_readings=settings.ingest_batch_readings,
             max_wait=settings.ingest_batch_max_wait,
             retry_after=settings.ingest_retry_after,
+            bus=bus,
         )
         hub = Hub(
             settings=settings,
@@ -64,11 +71,13 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             metrics=metrics,
             auth=auth,
             tokens=TokenService(store=store, auth=auth),
-            devices=DeviceService(store=store, auth=auth, mirror=mirror),
+            devices=DeviceService(store=store, auth=auth, events=events, mirror=mirror),
             ingestor=ingestor,
             telemetry=TelemetryService(store=store, ingestor=ingestor),
             rejected=RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep),
-            commands=CommandService(store=store),
+            commands=CommandService(store=store, events=events),
+            bus=bus,
+            events=events,
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")

@@ -78,7 +78,9 @@ schema = schemathesis.openapi.from_dict(
 _VALID_ID = re.compile(DEVICE_ID_PATTERN)
 
 
-@schema.parametrize()
+# The SSE feed answers a valid request with a stream that never ends; its own tests
+# (tests/live) cover it, errors included.
+@schema.exclude(path="/api/v1/events").parametrize()
 @settings(
     max_examples=50,
     derandomize=True,

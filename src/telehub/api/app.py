@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -12,10 +13,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from telehub import __version__
-from telehub.api import problems
+from telehub.api import problems, sse, ws
 from telehub.api.limits import BodyLimitMiddleware
 from telehub.api.routes import admin, commands, devices, health, telemetry
 from telehub.api.schemas import Problem
+from telehub.bus.feed import EventFeed
 from telehub.config import Settings, load_settings
 from telehub.runtime import Hub, open_hub
 
@@ -30,15 +32,28 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if hub is not None:
-            app.state.hub = hub
-            _freeze_startup_objects()
-            yield
-            return
-        async with open_hub(settings, migrate=migrate) as running:
+        async with contextlib.AsyncExitStack() as stack:
+            running: Hub = (
+                hub
+                if hub is not None
+                else await stack.enter_async_context(open_hub(settings, migrate=migrate))
+            )
             app.state.hub = running
-            _freeze_startup_objects()
-            yield
+            app.state.ws_clients = ws.Clients()
+            app.state.event_feed = feed = EventFeed(
+                bus=running.bus,
+                events=running.events,
+                metrics=running.metrics,
+                poll_seconds=settings.events_poll_seconds,
+                backlog=settings.bus_subscriber_backlog,
+            )
+            async with asyncio.TaskGroup() as tasks:
+                follower = tasks.create_task(feed.run(), name="event-feed")
+                _freeze_startup_objects()
+                try:
+                    yield
+                finally:
+                    follower.cancel()
 
     # Swagger UI and ReDoc served from the package, not a CDN: a self-hosted hub
     # is often on a network that cannot reach one.
@@ -51,7 +66,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     problems.install(app)
-    for module in (devices, telemetry, commands, admin, health):
+    for module in (devices, telemetry, commands, admin, health, sse, ws):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

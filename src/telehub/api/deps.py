@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from telehub.core.auth import require
@@ -47,3 +47,20 @@ def _scoped(scope: Scope) -> object:
 ReadScope = Annotated[Principal, _scoped(Scope.READ)]
 WriteScope = Annotated[Principal, _scoped(Scope.WRITE)]
 AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]
+
+
+async def _live_principal(
+    hub: HubDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[
+        str | None,
+        Query(description="the token, for clients that cannot set headers (EventSource)"),
+    ] = None,
+) -> Principal:
+    secret = credentials.credentials if credentials else token
+    principal = await hub.auth.authenticate(secret)
+    require(principal, Scope.READ)
+    return principal
+
+
+LiveReadScope = Annotated[Principal, Depends(_live_principal)]

@@ -87,6 +87,14 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def slug_of(exc: TelehubError) -> str:
+    """The stable type slug of an error: the same code on HTTP and the live WebSocket."""
+    for cls, _, slug, _ in _MAPPING:
+        if isinstance(exc, cls):
+            return slug
+    return "internal"
+
+
 def from_error(exc: TelehubError, request: Request) -> JSONResponse:
     for cls, status, slug, title in _MAPPING:
         if isinstance(exc, cls):

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from telehub.core.events import EventLog, command_event
 from telehub.core.ports import Store
 from telehub.domain.commands import (
     COMMAND_NAME_PATTERN,
@@ -40,8 +41,9 @@ _PAGE = 1000
 
 
 class CommandService:
-    def __init__(self, *, store: Store) -> None:
+    def __init__(self, *, store: Store, events: EventLog) -> None:
         self._store = store
+        self._events = events
         self._due = asyncio.Event()
 
     async def send(
@@ -132,6 +134,7 @@ class CommandService:
             device_id, command_id, status=status, result=result, now_us=now_us()
         )
         if done is not None:
+            await self._events.record([command_event(done)])
             return done
         await self.expire_due()
         current = await self._store.commands.get(device_id, command_id)
@@ -153,12 +156,16 @@ class CommandService:
         One with less than SEND_MARGIN_US left is not sent at all; it will expire.
         """
         now = now_us()
-        return await self._store.commands.claim_due(
+        claimed = await self._store.commands.claim_due(
             now_us=now, expiring_after_us=now + SEND_MARGIN_US, limit=limit
         )
+        await self._events.record([command_event(c) for c in claimed])
+        return claimed
 
     async def expire_due(self) -> list[Command]:
-        return await self._store.commands.expire(now_us=now_us())
+        expired = await self._store.commands.expire(now_us=now_us())
+        await self._events.record([command_event(c) for c in expired])
+        return expired
 
     async def wait_due(self, poll_seconds: float) -> None:
         """Until this process queues a command, or ``poll_seconds`` pass (for others')."""
@@ -191,6 +198,7 @@ class CommandService:
         ]
         await self._store.commands.add(commands)
         self._due.set()
+        await self._events.record([command_event(c) for c in commands])
         return commands
 
     async def _existing(self, device_ids: list[str]) -> list[str]:

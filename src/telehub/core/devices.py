@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from telehub.core.auth import Authenticator
+from telehub.core.events import EventLog, presence_event
 from telehub.core.ports import CredentialMirror, Store
 from telehub.domain.devices import DEVICE_TOKEN_PREFIX, Device, hash_secret, new_secret
 from telehub.domain.readings import now_us
@@ -23,9 +24,15 @@ class DeviceService:
     """
 
     def __init__(
-        self, *, store: Store, auth: Authenticator, mirror: CredentialMirror | None = None
+        self,
+        *,
+        store: Store,
+        auth: Authenticator,
+        events: EventLog,
+        mirror: CredentialMirror | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._auth = auth
         self._mirror = mirror
 
@@ -99,6 +106,8 @@ class DeviceService:
         )
         if changed is None:
             raise NotFound(f"device {device_id!r} does not exist")
+        if changed:
+            await self._events.record([presence_event(device_id, online=online)])
         return changed
 
     async def rotate_token(self, device_id: str) -> str:

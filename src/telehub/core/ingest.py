@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from telehub.core.metrics import Metrics
-from telehub.core.ports import ReadingStore
+from telehub.core.ports import LivePublisher, ReadingStore
+from telehub.domain.live import LiveReadings
 from telehub.domain.readings import Telemetry, now_us
 from telehub.errors import (
     NotFound,
@@ -86,8 +87,10 @@ class Ingestor:
         batch_readings: int,
         max_wait: float,
         retry_after: float,
+        bus: LivePublisher | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus
         self._metrics = metrics
         self._capacity = queue_readings
         self._batch_readings = batch_readings
@@ -207,6 +210,7 @@ class Ingestor:
             await self._commit(batch[:half], retries=False)
             await self._commit(batch[half:], retries=False)
             return
+        live: list[Telemetry] = []
         for item, new in zip(batch, results, strict=True):
             if new is None:
                 device_id = item.telemetry.device_id
@@ -217,6 +221,12 @@ class Ingestor:
             self._metrics.readings_accepted.inc(new)
             self._metrics.readings_duplicate.inc(readings - new)
             item.resolve(IngestResult(new, readings - new, len(item.telemetry.state)))
+            if new:
+                live.append(item.telemetry)
+        if live and self._bus is not None:
+            # After the acknowledgements: a subscriber never sees a reading before its sender
+            # is told it is stored.
+            self._bus.publish(LiveReadings(items=tuple(live), committed_us=now_us()))
 
     async def _write(self, batch: list[_Pending], *, retries: bool) -> list[int | None]:
         items = [p.telemetry for p in batch]

@@ -58,3 +58,33 @@ class Metrics:
         self.commit_failures = Counter(
             "telehub_ingest_commit_failures", "Batch commits that failed", registry=r
         )
+        self.bus_published = Counter(
+            "telehub_bus_published", "Messages published on the live bus", registry=r
+        )
+        self.bus_dropped = Counter(
+            "telehub_bus_dropped",
+            "Readings and events dropped from slow subscribers' backlogs (or a Redis outbox)",
+            registry=r,
+        )
+        self.bus_subscribers = Gauge(
+            "telehub_bus_subscribers", "Live subscribers in this process", registry=r
+        )
+        self.events_logged = Counter(
+            "telehub_events_logged",
+            "Events written to the durable log, by type",
+            ["type"],
+            registry=r,
+        )
+        self.ws_connections = Gauge(
+            "telehub_ws_connections", "WebSocket clients connected to this process", registry=r
+        )
+        self.ws_frames = Counter(
+            "telehub_ws_frames",
+            "Frames sent to WebSocket clients, by message type",
+            ["type"],
+            registry=r,
+        )
+        self.sse_connections = Gauge(
+            "telehub_sse_connections", "SSE clients connected to this process", registry=r
+        )
+        self.sse_events = Counter("telehub_sse_events", "Events sent to SSE clients", registry=r)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import ApiToken, Device, RejectedInput
+from telehub.domain.live import BusMessage, Event, EventDraft, EventType
 from telehub.domain.readings import Telemetry
 
 
@@ -125,6 +126,28 @@ class CommandStore(Protocol):
     async def expire(self, *, now_us: int) -> list[Command]: ...
 
 
+class EventStore(Protocol):
+    async def append(self, drafts: Sequence[EventDraft], *, keep: int) -> list[Event]:
+        """Number and commit the events; ids grow in commit order across processes."""
+        ...
+
+    async def after(
+        self,
+        after_id: int,
+        *,
+        types: Collection[EventType] | None = None,
+        device_ids: Collection[str] | None = None,
+        limit: int = 1000,
+    ) -> list[Event]: ...
+    async def bounds(self) -> tuple[int, int] | None: ...
+
+
+class LivePublisher(Protocol):
+    """The bus, as the core sees it: publishing never waits."""
+
+    def publish(self, message: BusMessage) -> None: ...
+
+
 class CredentialMirror(Protocol):
     """Somewhere else that must know device logins: an MQTT broker's own auth.
 
@@ -149,6 +172,8 @@ class Store(Protocol):
     def rejected(self) -> RejectedStore: ...
     @property
     def commands(self) -> CommandStore: ...
+    @property
+    def events(self) -> EventStore: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -41,6 +41,11 @@ def from_micros(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
 
+def to_iso(us: int) -> str:
+    """RFC 3339 in UTC with a ``Z``, the form every telehub API writes timestamps in."""
+    return from_micros(us).isoformat().replace("+00:00", "Z")
+
+
 class Reading(NamedTuple):
     """One numeric sample: the unit the store keys on ``(device_id, metric, ts)``.
 

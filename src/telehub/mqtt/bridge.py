@@ -30,7 +30,7 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from telehub.config import Settings
 from telehub.domain.commands import Command
-from telehub.domain.readings import from_micros, now_us
+from telehub.domain.readings import now_us, to_iso
 from telehub.errors import ConfigError
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
@@ -249,7 +249,7 @@ class MqttBridge:
                 "id": command.id,
                 "name": command.name,
                 "params": command.params,
-                "expires_at": from_micros(command.expires_us).isoformat().replace("+00:00", "Z"),
+                "expires_at": to_iso(command.expires_us),
             }
         )
         properties: dict[str, Any] = {}

@@ -13,6 +13,7 @@ bridge logs in with a secret made at start-up that never leaves the process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
@@ -116,13 +117,37 @@ class TelehubTopicPlugin(BaseTopicPlugin):
 
 
 class _Broker(Broker):
-    """amqtt's broker, without its leak of retained messages.
+    """amqtt's broker, without its two leaks.
 
     On every connect, amqtt 0.12.1 replays the retained messages that match
     *any* client's subscriptions to the connecting client, past the topic
     plugin: a device would get every device's retained status. Only the
     client's own subscriptions may replay to it.
+
+    And on some disconnect paths (a client gone while its session is taken
+    over, or during shutdown) it never closes the connection's socket; every
+    connection is tracked here and closed when the broker stops.
     """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        self._writers.add(writer)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Any

@@ -9,6 +9,7 @@ from telehub.storage import migrate
 from telehub.storage.commands import SqlCommandStore
 from telehub.storage.database import create_engine, pg_server_settings, ping
 from telehub.storage.devices import SqlDeviceStore, SqlTokenStore
+from telehub.storage.events import SqlEventStore
 from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.readings import SqlReadingStore
 from telehub.storage.rejected import SqlRejectedStore
@@ -38,6 +39,7 @@ class SqlStore:
         self.tokens = SqlTokenStore(self.engine)
         self.rejected = SqlRejectedStore(self.engine)
         self.commands = SqlCommandStore(self.engine)
+        self.events = SqlEventStore(self.engine)
 
     async def upgrade(self) -> None:
         await migrate.upgrade(self.engine, schema=self._settings.database_schema)

@@ -117,3 +117,16 @@ commands = Table(
     Index(None, "status", "expires_us"),
     Index(None, "batch_id"),
 )
+
+# The durable event log behind SSE resume: ids only grow (AUTOINCREMENT on SQLite,
+# a sequence on PostgreSQL), and the oldest rows are trimmed beyond a bound.
+events = Table(
+    "events",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("type", String(16), nullable=False),
+    Column("device_id", String(64), nullable=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("data", JSON, nullable=False),
+    sqlite_autoincrement=True,
+)

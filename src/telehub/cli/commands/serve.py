@@ -10,6 +10,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
+from telehub.api.server import uvicorn_config
 from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
@@ -43,15 +44,7 @@ async def _serve_http(
             out(f"telehub MQTT on {bridge.address}{embedded}")
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(cfg, hub=hub),
-                log_level="info",
-                access_log=False,
-                lifespan="on",
-                timeout_graceful_shutdown=10,
-            )
-        )
+        server = uvicorn.Server(uvicorn_config(create_app(cfg, hub=hub), cfg, lifespan="on"))
         await server.serve(sockets=[sock])
 
 
@@ -90,13 +83,8 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
     run(_require_current_schema(cfg))
     bound_host, bound_port = sock.getsockname()[:2]
     out(f"telehub API on http://{bound_host}:{bound_port} with {cfg.http_workers} processes")
-    config = uvicorn.Config(
-        "telehub.api.app:app_from_env",
-        factory=True,
-        workers=cfg.http_workers,
-        log_level="info",
-        access_log=False,
-        timeout_graceful_shutdown=10,
+    config = uvicorn_config(
+        "telehub.api.app:app_from_env", cfg, factory=True, workers=cfg.http_workers
     )
     Multiprocess(config, sockets=[sock]).run()
 

@@ -1,0 +1,29 @@
+"""uvicorn's configuration from Settings, the same for ``serve``, ``api`` and tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from telehub.config import Settings
+
+
+def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """WebSocket limits, pings and compression come from Settings; the rest from ``overrides``.
+
+    Pings are uvicorn's (protocol-level): a peer that stops answering is dropped
+    after ``ws_ping_interval_seconds + ws_ping_timeout_seconds``, and its
+    subscription goes with it.
+    """
+    options: dict[str, Any] = {
+        "log_level": "info",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_message_bytes,
+        "ws_ping_interval": settings.ws_ping_interval_seconds,
+        "ws_ping_timeout": settings.ws_ping_timeout_seconds,
+        "ws_per_message_deflate": settings.ws_compression,
+    }
+    return uvicorn.Config(app, **(options | overrides))

@@ -1,0 +1,137 @@
+"""``telehub tail`` (live readings over WebSocket) and ``telehub events`` (the SSE feed).
+
+Both talk to a running API, like the SDK will: server from ``--url`` or
+``TELEHUB_URL``, token from ``--token`` or ``TELEHUB_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated, Any
+
+import orjson
+import requests
+import typer
+from rich.console import Console
+from websockets.exceptions import ConnectionClosed
+
+from telehub.client.errors import ApiError, LiveClosed
+from telehub.client.sse import follow_events
+from telehub.client.ws import tail_readings
+
+UrlOpt = Annotated[
+    str, typer.Option("--url", envvar="TELEHUB_URL", help="the telehub API (env TELEHUB_URL)")
+]
+TokenOpt = Annotated[
+    str,
+    typer.Option(
+        "--token", envvar="TELEHUB_TOKEN", help="an API token, read scope (env TELEHUB_TOKEN)"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
+
+_console = Console(highlight=False, soft_wrap=True)
+_errors = Console(stderr=True, highlight=False, soft_wrap=True)
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def _fail(message: str) -> typer.Exit:
+    _errors.print(f"telehub: {message}", markup=False)
+    return typer.Exit(1)
+
+
+def _unreachable(url: str, exc: Exception) -> typer.Exit:
+    """requests nests the cause three deep; the user wants 'connection refused'."""
+    found = _ERRNO.search(str(exc))
+    return _fail(f"cannot reach {url}: {found.group(1).strip() if found else exc}")
+
+
+def tail(
+    token: TokenOpt,
+    url: UrlOpt = "http://127.0.0.1:8000",
+    device: Annotated[
+        list[str] | None, typer.Option("--device", "-d", help="only this device (repeatable)")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="only this metric (repeatable)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print readings (and presence changes) as they are committed, until Ctrl-C."""
+    try:
+        for message in tail_readings(url, token=token, devices=device, metrics=metric):
+            _show_live(message, as_json=as_json)
+    except KeyboardInterrupt:
+        return
+    except (LiveClosed, ApiError) as exc:
+        raise _fail(str(exc)) from None
+    except ConnectionClosed as exc:
+        raise _fail(f"the server closed the connection: {exc}") from None
+    except OSError as exc:
+        raise _unreachable(url, exc) from None
+
+
+def _show_live(message: dict[str, Any], *, as_json: bool) -> None:
+    kind = message.get("type")
+    if as_json:
+        if kind == "readings":
+            for reading in message["readings"]:
+                sys.stdout.write(orjson.dumps(reading).decode() + "\n")
+        else:
+            sys.stdout.write(orjson.dumps(message).decode() + "\n")
+        sys.stdout.flush()
+        return
+    if kind == "readings":
+        for r in message["readings"]:
+            _console.print(f"{r['ts']}  {r['device_id']:<20} {r['metric']:<20} {r['value']:g}")
+    elif kind == "presence":
+        state = "online" if message["online"] else "offline"
+        _console.print(f"{message['at']}  {message['device_id']:<20} is {state}")
+    elif kind == "gap":
+        lost = message.get("dropped")
+        _errors.print(f"telehub: fell behind; {lost if lost is not None else 'some'} dropped")
+    elif kind == "command_status":
+        _console.print(
+            f"{message['at']}  {message['device_id']:<20} command {message['command_id']} "
+            f"{message['name']}: {message['status']}"
+        )
+
+
+def events(
+    token: TokenOpt,
+    url: UrlOpt = "http://127.0.0.1:8000",
+    types: Annotated[
+        str | None,
+        typer.Option("--types", help="comma-separated: alerts, commands, jobs, presence"),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, typer.Option("--last-event-id", help="start after this event id")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow the event feed (SSE), resuming by itself after a dropped connection."""
+
+    def reconnecting(problem: Exception) -> None:
+        _errors.print(f"telehub: connection lost ({problem}); resuming")
+
+    try:
+        for event in follow_events(
+            url,
+            token=token,
+            types=types.split(",") if types else None,
+            last_event_id=last_event_id,
+            on_reconnect=reconnecting,
+        ):
+            if as_json:
+                line = {"id": event.id, "event": event.event, "data": event.json()}
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                _console.print(f"{event.id or '-':>8}  {event.event:<10} {event.data}")
+    except KeyboardInterrupt:
+        return
+    except ApiError as exc:
+        raise _fail(str(exc)) from None
+    except requests.RequestException as exc:
+        raise _unreachable(url, exc) from None

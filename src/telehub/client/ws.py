@@ -1,0 +1,62 @@
+"""The live WebSocket from synchronous code: readings and presence as an iterator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from telehub.client.errors import ApiError, LiveClosed
+
+_FINAL_CODES = {1008}  # retrying with the same token cannot help
+
+
+def ws_url(base: str) -> str:
+    base = base.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base.removeprefix("https://") + "/api/v1/ws"
+    return "ws://" + base.removeprefix("http://") + "/api/v1/ws"
+
+
+def tail_readings(
+    url: str,
+    *,
+    token: str,
+    devices: list[str] | None = None,
+    metrics: list[str] | None = None,
+    open_timeout: float = 10.0,
+) -> Iterator[dict[str, Any]]:
+    """Every message of one subscription (``readings``, ``presence``, ``command_status``,
+    ``gap``) as the server sends it, until the server closes the socket.
+
+    Raises LiveClosed when the server refuses (1008: token or scope), ApiError when
+    the upgrade itself is refused, and ConnectionClosed for any other close.
+    """
+    subscribe: dict[str, Any] = {"op": "subscribe", "id": "tail", "devices": devices or ["*"]}
+    if metrics:
+        subscribe["metrics"] = metrics
+    try:
+        socket = connect(
+            ws_url(url),
+            additional_headers={"Authorization": f"Bearer {token}"},
+            open_timeout=open_timeout,
+            max_size=None,
+        )
+    except InvalidStatus as exc:
+        raise ApiError(exc.response.status_code, "the server refused the WebSocket") from None
+    with socket:
+        try:
+            socket.send(orjson.dumps(subscribe).decode())
+            for raw in socket:
+                message: dict[str, Any] = orjson.loads(raw)
+                if message.get("type") == "error":
+                    raise ApiError(400, str(message.get("detail")), message.get("code"))
+                if message.get("type") != "subscribed":
+                    yield message
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code in _FINAL_CODES:
+                raise LiveClosed(exc.rcvd.code, exc.rcvd.reason) from None
+            raise

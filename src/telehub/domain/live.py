@@ -1,0 +1,78 @@
+"""What travels on the bus: committed readings, and numbered events of the durable log.
+
+Both are plain frozen values, so the in-memory bus hands the very objects the
+writer committed to every subscriber, and the Redis bus encodes them once.
+Each carries a ``wire`` scratch dict where an adapter keeps the encoding it
+made, so a message fanned out to a thousand clients is encoded once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from telehub.domain.readings import Telemetry
+
+
+class EventType(StrEnum):
+    """The feeds of the event log (SSE ``event:`` names)."""
+
+    PRESENCE = "presence"
+    COMMANDS = "commands"
+    ALERTS = "alerts"
+    JOBS = "jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveReadings:
+    """The readings of one commit, as they were submitted (one Telemetry per submission).
+
+    Only submissions that stored something new are included: a resent batch is
+    not shown twice.
+    """
+
+    items: tuple[Telemetry, ...]
+    committed_us: int
+    weight: int = field(default=0, compare=False)
+    wire: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.weight:
+            object.__setattr__(self, "weight", max(1, sum(len(t.readings) for t in self.items)))
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before the log has numbered it."""
+
+    type: EventType
+    device_id: str | None
+    at_us: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the durable event log; ``id`` increases in commit order."""
+
+    id: int
+    type: EventType
+    device_id: str | None
+    at_us: int
+    data: dict[str, Any]
+    wire: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvents:
+    """Events just committed to the log, in id order: the bus message that announces them."""
+
+    events: tuple[Event, ...]
+
+    @property
+    def weight(self) -> int:
+        return len(self.events)
+
+
+BusMessage = LiveReadings | LoggedEvents

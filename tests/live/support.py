@@ -1,0 +1,138 @@
+"""A real uvicorn server on a free loopback port, for WebSocket and SSE clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+from telehub.api.app import create_app
+from telehub.api.server import uvicorn_config
+from telehub.domain.devices import Scope
+from telehub.net import bind
+from telehub.runtime import Hub
+
+
+@dataclass
+class LiveServer:
+    hub: Hub
+    base: str
+    admin: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http://", "ws://") + "/api/v1/ws"
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin}"}
+
+    async def token(self, scope: Scope) -> str:
+        _, secret = await self.hub.tokens.create(name=f"live-{scope.value}", scope=scope)
+        return secret
+
+    def ws(self, token: str | None = None, **kwargs: Any) -> Any:
+        return connect(self.ws_url, additional_headers=self.headers(token), **kwargs)
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base, headers=self.headers(), timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
+    sock = bind("127.0.0.1", 0, setting="(test)", flag="(test)")
+    host, port = sock.getsockname()[:2]
+    config = uvicorn_config(create_app(hub.settings, hub=hub), hub.settings, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="test-uvicorn")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        admin = await hub.tokens.bootstrap()
+        assert admin is not None
+        yield LiveServer(hub=hub, base=f"http://{host}:{port}", admin=admin)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def send(ws: ClientConnection, **message: Any) -> None:
+    await ws.send(orjson.dumps(message).decode())
+
+
+async def receive(ws: ClientConnection, wait: float = 5.0) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.recv(), wait)
+    body: dict[str, Any] = orjson.loads(raw)
+    return body
+
+
+async def receive_until(
+    ws: ClientConnection, kind: str, wait: float = 5.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The first message of type ``kind``, and the ones that came before it."""
+    before: list[dict[str, Any]] = []
+    async with asyncio.timeout(wait):
+        while True:
+            message = await receive(ws, wait)
+            if message["type"] == kind:
+                return message, before
+            before.append(message)
+
+
+async def subscribe(ws: ClientConnection, sub_id: str = "s1", **filters: Any) -> None:
+    await send(ws, op="subscribe", id=sub_id, devices=filters.pop("devices", ["*"]), **filters)
+    reply = await receive(ws)
+    assert reply == {"type": "subscribed", "id": sub_id}, reply
+
+
+def gauge(metric: Any) -> float:
+    """The current value of a prometheus Gauge (also one driven by set_function)."""
+    return float(metric.collect()[0].samples[0].value)
+
+
+async def wait_for(condition: Any, wait: float = 5.0) -> None:
+    """Poll ``condition`` (a metric, say, which has no event to wait on) until it holds."""
+    async with asyncio.timeout(wait):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def _masked_text_frame(text: str) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+async def silent_peer(server: LiveServer) -> socket.socket:
+    """A client that completes the handshake, subscribes, then never reads or answers pings."""
+    host, port = server.base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /api/v1/ws?token={server.admin} HTTP/1.1\r\nHost: {host}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    before = gauge(server.hub.metrics.bus_subscribers)
+    response = await loop.sock_recv(sock, 4096)
+    assert response.startswith(b"HTTP/1.1 101"), response
+    await loop.sock_sendall(sock, _masked_text_frame('{"op":"subscribe","id":1,"devices":["*"]}'))
+    await wait_for(lambda: gauge(server.hub.metrics.bus_subscribers) == before + 1)
+    return sock

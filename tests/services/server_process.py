@@ -1,0 +1,88 @@
+"""A real ``telehub`` server process on a free port, as the process tests start it."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TELEHUB = str(Path(sys.executable).with_name("telehub"))
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One uvicorn process on a free port; its output goes to a log file."""
+
+    def __init__(self, env: dict[str, str], log: Path, command: tuple[str, ...]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [TELEHUB, *command, "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"server not healthy after {STARTUP_SECONDS} s:\n{self.output()}")
+
+    def terminate(self) -> None:
+        """SIGTERM; assert the process drained, ran the app's shutdown and exited."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=STARTUP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"server ignored SIGTERM:\n{self.output()}")
+        log = self.output()
+        # uvicorn (>= 0.29) shuts down gracefully, then re-raises the signal it
+        # caught, so a clean stop by SIGTERM reports -SIGTERM; the log tells a
+        # clean stop from a kill.
+        assert code in (0, -signal.SIGTERM), log
+        assert "Application shutdown complete." in log, log
+        assert "Finished server process" in log, log
+        assert "Traceback" not in log, log
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, and kill -9 if that is not enough within 10 s (teardown)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
