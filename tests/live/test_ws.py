@@ -272,3 +272,22 @@ async def test_a_silent_peer_is_dropped_by_server_pings(make_settings: Any) -> N
             await wait_for(lambda: gauge(hub.metrics.bus_subscribers) == before)
         finally:
             peer.close()
+
+
+def flushers() -> int:
+    return sum(1 for t in asyncio.all_tasks() if t.get_name() == "ws-flush" and not t.done())
+
+
+async def test_an_idle_connection_holds_no_sender_task(server: LiveServer) -> None:
+    """Thousands of idle dashboards must cost little: a sender runs only while data flows."""
+    async with server.http() as http:
+        token = await device(http, "dev-1")
+        async with server.ws() as ws:
+            await subscribe(ws)
+            assert flushers() == 0
+            await ingest(http, token, "dev-1", {"ts": T, "values": {"t": 1}})
+            await receive_until(ws, "readings")
+            await wait_for(lambda: flushers() == 0)
+            await ingest(http, token, "dev-1", {"ts": "2026-01-01T00:00:01Z", "values": {"t": 2}})
+            frame, _ = await receive_until(ws, "readings")
+    assert frame["readings"][0]["value"] == 2.0

@@ -65,8 +65,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
         responses={code: _PROBLEM_RESPONSE for code in (400, 401, 403, 404, 409, 413, 422, 503)},
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(ws.LiveWebSocketRoute)  # outermost: /api/v1/ws skips the framework
     problems.install(app)
-    for module in (devices, telemetry, commands, admin, health, sse, ws):
+    for module in (devices, telemetry, commands, admin, health, sse):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

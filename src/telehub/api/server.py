@@ -6,6 +6,7 @@ from typing import Any
 
 import uvicorn
 
+from telehub.api.ws_protocol import LeanWebSocketProtocol
 from telehub.config import Settings
 
 
@@ -20,7 +21,7 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
         "log_level": "info",
         "access_log": False,
         "timeout_graceful_shutdown": 10,
-        "ws": "websockets-sansio",
+        "ws": LeanWebSocketProtocol,
         "ws_max_size": settings.ws_max_message_bytes,
         "ws_ping_interval": settings.ws_ping_interval_seconds,
         "ws_ping_timeout": settings.ws_ping_timeout_seconds,

@@ -1,12 +1,16 @@
 """``GET /api/v1/ws``: the live two-way stream of a dashboard.
 
-Each connection has one bus subscription with a bounded backlog and one pump
-task that turns what arrived into frames: readings coalesced into one frame
-per subscription per ``ws_frame_interval_seconds``, presence and command
-status as they come, and a ``gap`` when the backlog overflowed. The receive
-loop answers the client's operations; a bad one gets an ``error`` reply and
-the socket stays open. Close codes: 1008 (authentication or scope), 1013
-(this process has as many connections as it takes).
+Served as plain ASGI ahead of FastAPI's routing (:class:`LiveWebSocketRoute`):
+thousands of dashboards sit idle on this socket, and the framework's
+per-connection objects would cost more than everything telehub keeps. An idle
+connection holds its session and its bus subscription, and no task of its own:
+a flusher task starts when something arrives and ends when the backlog is
+empty. It coalesces readings into one frame per subscription per
+``ws_frame_interval_seconds``, sends presence and command status as they come,
+and a ``gap`` when the backlog overflowed. The receive loop answers the
+client's operations; a bad one gets an ``error`` reply and the socket stays
+open. Close codes: 1008 (authentication or scope), 1013 (this process has as
+many connections as it takes).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telehub.api import live_frames as frames
 from telehub.api import ws_messages as ops
@@ -24,39 +29,17 @@ from telehub.api.command_schemas import CommandOut
 from telehub.api.problems import slug_of
 from telehub.bus import Channel, Delivery, Subscription
 from telehub.core.auth import require
-from telehub.domain.devices import Principal, Scope
+from telehub.domain.devices import Principal
+from telehub.domain.devices import Scope as TokenScope
 from telehub.domain.live import EventType, LiveReadings, LoggedEvents
 from telehub.errors import AuthError, FieldError, InvalidInput, TelehubError
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 
+PATH = "/api/v1/ws"
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
-
-
-@router.websocket("/api/v1/ws")
-async def live(websocket: WebSocket) -> None:
-    hub: Hub = websocket.app.state.hub
-    await websocket.accept()
-    clients: Clients = websocket.app.state.ws_clients
-    if clients.count >= hub.settings.ws_max_connections:
-        await websocket.close(TRY_AGAIN_LATER, "too many connections; retry later")
-        return
-    try:
-        principal = await hub.auth.authenticate(_token(websocket))
-        require(principal, Scope.READ)
-    except AuthError as exc:
-        await websocket.close(POLICY_VIOLATION, str(exc)[:120])
-        return
-    clients.count += 1
-    hub.metrics.ws_connections.inc()
-    try:
-        await LiveSession(websocket, hub, principal).run()
-    finally:
-        clients.count -= 1
-        hub.metrics.ws_connections.dec()
 
 
 class Clients:
@@ -65,50 +48,99 @@ class Clients:
     count = 0
 
 
-def _token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
-    return websocket.query_params.get("token")
+class LiveWebSocketRoute:
+    """ASGI middleware: ``/api/v1/ws`` handled here, everything else passed on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == PATH:
+            await live(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+async def live(scope: Scope, receive: Receive, send: Send) -> None:
+    state = scope["app"].state
+    hub: Hub = state.hub
+    clients: Clients = state.ws_clients
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    if clients.count >= hub.settings.ws_max_connections:
+        await _close(send, TRY_AGAIN_LATER, "too many connections; retry later")
+        return
+    try:
+        principal = await hub.auth.authenticate(_token(scope))
+        require(principal, TokenScope.READ)
+    except AuthError as exc:
+        await _close(send, POLICY_VIOLATION, str(exc)[:120])
+        return
+    clients.count += 1
+    hub.metrics.ws_connections.inc()
+    try:
+        await LiveSession(send, hub, principal).run(receive)
+    finally:
+        clients.count -= 1
+        hub.metrics.ws_connections.dec()
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+def _token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            kind, _, credentials = bytes(value).decode("latin-1").partition(" ")
+            if kind.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return str(query["token"][0]) if query.get("token") else None
 
 
 class LiveSession:
-    def __init__(self, websocket: WebSocket, hub: Hub, principal: Principal) -> None:
-        self._ws = websocket
+    __slots__ = (
+        "_filters",
+        "_flusher",
+        "_hub",
+        "_last_frame",
+        "_principal",
+        "_send_lock",
+        "_send_raw",
+        "_subscription",
+        "_watched",
+    )
+
+    def __init__(self, send: Send, hub: Hub, principal: Principal) -> None:
+        self._send_raw = send
         self._hub = hub
         self._principal = principal
         self._filters: dict[str | int, frames.Filter] = {}
         self._watched: dict[str, str | int | None] = {}  # command id → request id
         self._subscription: Subscription | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._pump_task: asyncio.Task[None] | None = None
-        self._send_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._last_frame = 0.0
 
-    async def run(self) -> None:
-        """Until the client goes; the pump runs beside the receive loop in one task group."""
+    async def run(self, receive: Receive) -> None:
+        """Until the client goes (or a reply finds it gone)."""
         try:
-            async with asyncio.TaskGroup() as tasks:
-                self._tasks = tasks
-                await self._receive()
-                if self._pump_task is not None:
-                    self._pump_task.cancel()
-        except* WebSocketDisconnect:
-            pass  # the pump found the client gone
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("text") or message.get("bytes") or b""
+                await self._handle(raw)
+        except OSError:
+            return  # uvicorn's ClientDisconnected: a reply found the client gone
         finally:
             if self._subscription is not None:
                 self._subscription.close()
-
-    async def _receive(self) -> None:
-        while True:
-            try:
-                message = await self._ws.receive()
-            except WebSocketDisconnect:
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            raw = message.get("text") or message.get("bytes") or b""
-            await self._handle(raw)
+            if self._flusher is not None:
+                self._flusher.cancel()
+                await asyncio.gather(self._flusher, return_exceptions=True)
 
     async def _handle(self, raw: str | bytes) -> None:
         try:
@@ -134,7 +166,7 @@ class LiveSession:
         devices = None if "*" in op.devices else frozenset(op.devices)
         metrics = None if op.metrics is None else frozenset(op.metrics)
         self._filters[op.id] = frames.Filter(devices, metrics)
-        self._start_pump()
+        self._join_bus()
         await self._send(frames.reply("subscribed", op.id))
 
     async def _unsubscribe(self, op: ops.Unsubscribe) -> None:
@@ -145,10 +177,10 @@ class LiveSession:
         await self._send(frames.reply("unsubscribed", op.id))
 
     async def _command(self, op: ops.SendCommand) -> None:
-        require(self._principal, Scope.WRITE)
-        self._start_pump()  # before sending, so no status change can slip past
-        # Holding the send lock keeps the pump's first status push behind this reply.
-        async with self._send_lock:
+        require(self._principal, TokenScope.WRITE)
+        self._join_bus()  # before sending, so no status change can slip past
+        # Holding the send lock keeps the first status push behind this reply.
+        async with self._lock():
             command = await self._hub.commands.send(
                 op.device_id, name=op.name, params=op.params, ttl_s=op.ttl_s
             )
@@ -156,32 +188,43 @@ class LiveSession:
             body = CommandOut.of(command).model_dump(mode="json")
             await self._send_unlocked(frames.reply("command", op.id, command=body))
 
-    def _start_pump(self) -> None:
+    def _join_bus(self) -> None:
         if self._subscription is None:
-            assert self._tasks is not None
-            self._subscription = self._hub.bus.subscribe([Channel.READINGS, Channel.EVENTS])
-            self._pump_task = self._tasks.create_task(
-                self._pump(self._subscription), name="ws-pump"
+            self._subscription = self._hub.bus.subscribe(
+                [Channel.READINGS, Channel.EVENTS], on_ready=self._ready
             )
 
-    async def _pump(self, subscription: Subscription) -> None:
+    def _ready(self) -> None:
+        """Something arrived for an idle connection: start a flusher (one at a time)."""
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="ws-flush")
+
+    async def _flush(self) -> None:
+        subscription = self._subscription
+        assert subscription is not None
         interval = self._hub.settings.ws_frame_interval_seconds
         frames_sent = self._hub.metrics.ws_frames
-        last = 0.0
-        while True:
-            await subscription.wait()
-            # Coalesce: what arrives within the interval after the previous frame goes
-            # out together in the next one.
-            pause = last + interval - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            delivery = subscription.take()
-            if delivery is None:
-                continue
-            last = time.monotonic()
-            for kind, frame in self._frames(delivery):
-                await self._send(frame)
-                frames_sent.labels(kind).inc()
+        try:
+            while True:
+                # Coalesce: what arrives within the interval after the previous frame
+                # goes out together in the next one.
+                pause = self._last_frame + interval - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                delivery = subscription.take()
+                if delivery is None:
+                    # No await since take(): nothing can arrive unseen before this.
+                    self._flusher = None
+                    return
+                self._last_frame = time.monotonic()
+                for kind, frame in self._frames(delivery):
+                    await self._send(frame)
+                    frames_sent.labels(kind).inc()
+        except OSError:
+            pass  # the client is gone; the receive loop sees the disconnect and ends
+        except Exception:
+            log.exception("live WebSocket: sending failed")
+        self._flusher = None
 
     def _frames(self, delivery: Delivery) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
@@ -224,24 +267,28 @@ class LiveSession:
                     )
         return out
 
+    def _lock(self) -> asyncio.Lock:
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        return self._send_lock
+
     async def _send(self, frame: bytes) -> None:
-        async with self._send_lock:
+        async with self._lock():
             await self._send_unlocked(frame)
 
     async def _send_unlocked(self, frame: bytes) -> None:
-        await self._ws.send({"type": "websocket.send", "text": frame.decode()})
+        await self._send_raw({"type": "websocket.send", "text": frame.decode()})
 
 
 def _error(request_id: str | int | None, exc: TelehubError) -> bytes:
     errors = exc.errors if isinstance(exc, InvalidInput) else []
     detail = exc.detail if isinstance(exc, InvalidInput) else str(exc)
-    return frames.reply(
-        "error",
-        request_id,
-        code=slug_of(exc),
-        detail=detail,
-        errors=[
+    body: dict[str, Any] = {
+        "code": slug_of(exc),
+        "detail": detail,
+        "errors": [
             {k: v for k, v in (("detail", e.detail), ("pointer", e.pointer)) if v is not None}
             for e in errors
         ],
-    )
+    }
+    return frames.reply("error", request_id, **body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 
 from telehub.bus.subscription import Channel, Subscription, channel_of
@@ -30,13 +30,23 @@ class Bus(abc.ABC):
     def publish(self, message: BusMessage) -> None:
         """Send ``message`` to every subscriber of its channel in every process; never waits."""
 
-    def subscribe(self, channels: Iterable[Channel], *, backlog: int | None = None) -> Subscription:
-        """A new subscriber with a bounded backlog (``bus_subscriber_backlog`` by default)."""
+    def subscribe(
+        self,
+        channels: Iterable[Channel],
+        *,
+        backlog: int | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> Subscription:
+        """A new subscriber with a bounded backlog (``bus_subscriber_backlog`` by default).
+
+        ``on_ready`` is called when something arrives while nothing was waiting.
+        """
         subscription = Subscription(
             channels=frozenset(channels),
-            limit=backlog or self._backlog,
+            limit=backlog if backlog is not None else self._backlog,
             on_drop=self._metrics.bus_dropped.inc,
             on_close=self._forget,
+            on_ready=on_ready,
         )
         for channel in subscription.channels:
             self._subscribers[channel].add(subscription)

@@ -9,7 +9,6 @@ thousands of readings in one message.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,16 +54,22 @@ class Subscription:
         limit: int,
         on_drop: Callable[[int], None],
         on_close: Callable[[Subscription], None],
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.channels = channels
         self._limit = limit
         self._on_drop = on_drop
         self._on_close = on_close
-        self._backlog: deque[BusMessage] = deque()
+        # Called when something arrives for a subscriber that had nothing waiting:
+        # lets a WebSocket start its sender only then, so an idle one holds no task.
+        self._on_ready = on_ready
+        # A list and a lazily made future, not a deque and an Event: thousands of
+        # idle subscribers each hold these, and the empty forms are far smaller.
+        self._backlog: list[BusMessage] = []
         self._weight = 0
         self._dropped = 0
         self._interrupted = False
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
     @property
@@ -76,50 +81,66 @@ class Subscription:
         """Queue ``message``; on overflow drop the oldest. Never waits."""
         if self._closed:
             return
+        was_empty = not self._pending()
         self._backlog.append(message)
         self._weight += message.weight
-        dropped = 0
-        # The newest message always stays, even one heavier than the whole limit.
-        while self._weight > self._limit and len(self._backlog) > 1:
-            old = self._backlog.popleft()
-            self._weight -= old.weight
-            dropped += old.weight
-        if dropped:
+        if self._weight > self._limit and len(self._backlog) > 1:
+            # The newest message always stays, even one heavier than the whole limit.
+            cut, dropped = 0, 0
+            while self._weight - dropped > self._limit and cut < len(self._backlog) - 1:
+                dropped += self._backlog[cut].weight
+                cut += 1
+            del self._backlog[:cut]
+            self._weight -= dropped
             self._dropped += dropped
             self._on_drop(dropped)
-        self._ready.set()
+        self._wake(was_empty)
 
     def interrupt(self) -> None:
         """The bus lost messages it cannot count; the next delivery says so."""
+        was_empty = not self._pending()
         self._interrupted = True
-        self._ready.set()
+        self._wake(was_empty)
+
+    def _pending(self) -> bool:
+        return bool(self._backlog) or self._dropped > 0 or self._interrupted
+
+    def _wake(self, was_empty: bool) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if was_empty and self._on_ready is not None:
+            self._on_ready()
 
     def take(self) -> Delivery | None:
         """Everything waiting now, or None if nothing is."""
-        if not self._backlog and not self._dropped and not self._interrupted:
+        if not self._pending():
             return None
-        delivery = Delivery(list(self._backlog), self._dropped, self._interrupted)
-        self._backlog.clear()
+        delivery = Delivery(self._backlog, self._dropped, self._interrupted)
+        self._backlog = []
         self._weight = self._dropped = 0
         self._interrupted = False
-        self._ready.clear()
         return delivery
 
     async def wait(self) -> None:
         """Until something is waiting (returns at once if it already is)."""
-        await self._ready.wait()
+        while not self._pending():
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     async def next(self) -> Delivery:
         while True:
             delivery = self.take()
             if delivery is not None:
                 return delivery
-            await self._ready.wait()
+            await self.wait()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._backlog.clear()
+            self._backlog = []
             self._weight = 0
             self._on_close(self)
 

@@ -208,7 +208,8 @@ class CommandService:
                 f"at most {MAX_BULK_DEVICES} devices per bulk command",
                 [FieldError(detail="too many devices", pointer="#/devices")],
             )
-        missing = [d for d in unique if await self._store.devices.get(d) is None]
+        found = await self._store.devices.existing(unique)
+        missing = [d for d in unique if d not in found]
         if missing:
             raise InvalidInput(
                 f"{len(missing)} device(s) do not exist: {', '.join(missing[:10])}",

@@ -301,3 +301,23 @@ async def test_a_stalled_subscriber_harms_nobody(bus: MemoryBus, metrics: Metric
     assert last.items[0].readings[-1].value == per_message * messages - 1
     assert value(metrics.bus_dropped) == delivery.dropped
     assert value(metrics.bus_published) == messages
+
+
+def test_on_ready_is_called_only_when_something_arrives_for_an_idle_subscriber(
+    bus: MemoryBus,
+) -> None:
+    """What lets a WebSocket hold no sender task while nothing flows."""
+    calls: list[int] = []
+    sub = bus.subscribe([Channel.READINGS], backlog=100, on_ready=lambda: calls.append(1))
+    bus.publish(readings(1))
+    bus.publish(readings(1, start=1))  # still waiting: no second call
+    assert calls == [1]
+    assert sub.take() is not None
+    bus.publish(readings(1, start=2))
+    assert calls == [1, 1]
+    sub.take()
+    sub.interrupt()
+    assert calls == [1, 1, 1]
+    sub.close()
+    bus.publish(readings(1, start=3))
+    assert calls == [1, 1, 1]
