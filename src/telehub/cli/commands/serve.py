@@ -83,6 +83,13 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
     run(_require_current_schema(cfg))
     bound_host, bound_port = sock.getsockname()[:2]
     out(f"telehub API on http://{bound_host}:{bound_port} with {cfg.http_workers} processes")
+    if cfg.bus_url == "memory":
+        # Each process would push only what it ingested itself; SSE still resumes
+        # from the shared log, but up to TELEHUB_EVENTS_POLL_SECONDS late.
+        out(
+            "warning: TELEHUB_BUS_URL=memory with several processes: a WebSocket client "
+            "sees only readings its own process ingested; set TELEHUB_BUS_URL=redis://…"
+        )
     config = uvicorn_config(
         "telehub.api.app:app_from_env", cfg, factory=True, workers=cfg.http_workers
     )
