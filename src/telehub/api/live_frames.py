@@ -1,8 +1,9 @@
-"""JSON frames of the live WebSocket, encoded once per message where clients share them.
+"""JSON frames of the live WebSocket, encoded once where clients share them.
 
-Readings are encoded per submission and cached on the bus message, so a
-client subscribed to everything gets its frame by joining bytes other
-clients already paid for; only a metric filter makes a client encode its own.
+Readings are encoded per submission and cached on the bus message; and since
+every connection's sender wakes on the same clock tick, clients with the same
+subscription get the same run of messages, so the whole frame (as the str the
+ASGI server sends) is made once per tick for all of them (:class:`FrameCache`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,28 @@ def readings_frame(subscription_id: str | int, parts: list[bytes]) -> bytes:
             b"]}",
         )
     )
+
+
+class FrameCache:
+    """Readings frames by (messages, subscription id, filter), the newest few hundred."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._frames: dict[tuple[int, int, int, str | int, Filter], str | None] = {}
+
+    def readings(
+        self, messages: list[LiveReadings], subscription_id: str | int, want: Filter
+    ) -> str | None:
+        """The frame for these messages, or None when none of their readings is wanted."""
+        key = (messages[0].seq, messages[-1].seq, len(messages), subscription_id, want)
+        if key in self._frames:
+            return self._frames[key]
+        parts = readings_parts(messages, want)
+        frame = readings_frame(subscription_id, parts).decode() if parts else None
+        if len(self._frames) >= self._size:
+            del self._frames[next(iter(self._frames))]
+        self._frames[key] = frame
+        return frame
 
 
 def presence_frame(subscription_id: str | int, event: Event) -> bytes:

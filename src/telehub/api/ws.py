@@ -43,9 +43,11 @@ TRY_AGAIN_LATER = 1013
 
 
 class Clients:
-    """This app's WebSocket connections (a counter on app.state, one per app)."""
+    """This app's WebSocket connections (on app.state): their count and shared frames."""
 
-    count = 0
+    def __init__(self) -> None:
+        self.count = 0
+        self.frames = frames.FrameCache()
 
 
 class LiveWebSocketRoute:
@@ -80,7 +82,7 @@ async def live(scope: Scope, receive: Receive, send: Send) -> None:
     clients.count += 1
     hub.metrics.ws_connections.inc()
     try:
-        await LiveSession(send, hub, principal).run(receive)
+        await LiveSession(send, hub, principal, clients.frames).run(receive)
     finally:
         clients.count -= 1
         hub.metrics.ws_connections.dec()
@@ -102,6 +104,7 @@ def _token(scope: Scope) -> str | None:
 
 class LiveSession:
     __slots__ = (
+        "_cache",
         "_filters",
         "_flusher",
         "_hub",
@@ -113,8 +116,11 @@ class LiveSession:
         "_watched",
     )
 
-    def __init__(self, send: Send, hub: Hub, principal: Principal) -> None:
+    def __init__(
+        self, send: Send, hub: Hub, principal: Principal, cache: frames.FrameCache
+    ) -> None:
         self._send_raw = send
+        self._cache = cache
         self._hub = hub
         self._principal = principal
         self._filters: dict[str | int, frames.Filter] = {}
@@ -206,11 +212,12 @@ class LiveSession:
         frames_sent = self._hub.metrics.ws_frames
         try:
             while True:
-                # Coalesce: what arrives within the interval after the previous frame
-                # goes out together in the next one.
-                pause = self._last_frame + interval - time.monotonic()
-                if pause > 0:
-                    await asyncio.sleep(pause)
+                # Coalesce: after a frame, wait for the next tick of one clock shared by
+                # every connection, so they all take the same run of messages and
+                # share its frame. After a quiet interval, send at once.
+                now = time.monotonic()
+                if interval and now - self._last_frame < interval:
+                    await asyncio.sleep((now // interval + 1) * interval - now)
                 delivery = subscription.take()
                 if delivery is None:
                     # No await since take(): nothing can arrive unseen before this.
@@ -226,8 +233,8 @@ class LiveSession:
             log.exception("live WebSocket: sending failed")
         self._flusher = None
 
-    def _frames(self, delivery: Delivery) -> list[tuple[str, bytes]]:
-        out: list[tuple[str, bytes]] = []
+    def _frames(self, delivery: Delivery) -> list[tuple[str, str | bytes]]:
+        out: list[tuple[str, str | bytes]] = []
         if delivery.dropped:
             out.append(("gap", frames.gap_frame(delivery.dropped, reason="slow-consumer")))
         if delivery.interrupted:
@@ -235,16 +242,16 @@ class LiveSession:
         readings = [m for m in delivery.messages if isinstance(m, LiveReadings)]
         if readings:
             for sub_id, want in self._filters.items():
-                parts = frames.readings_parts(readings, want)
-                if parts:
-                    out.append(("readings", frames.readings_frame(sub_id, parts)))
+                frame = self._cache.readings(readings, sub_id, want)
+                if frame is not None:
+                    out.append(("readings", frame))
         for message in delivery.messages:
             if isinstance(message, LoggedEvents):
                 out.extend(self._event_frames(message))
         return out
 
-    def _event_frames(self, message: LoggedEvents) -> list[tuple[str, bytes]]:
-        out: list[tuple[str, bytes]] = []
+    def _event_frames(self, message: LoggedEvents) -> list[tuple[str, str | bytes]]:
+        out: list[tuple[str, str | bytes]] = []
         for event in message.events:
             if event.type is EventType.PRESENCE:
                 out.extend(
@@ -272,12 +279,13 @@ class LiveSession:
             self._send_lock = asyncio.Lock()
         return self._send_lock
 
-    async def _send(self, frame: bytes) -> None:
+    async def _send(self, frame: str | bytes) -> None:
         async with self._lock():
             await self._send_unlocked(frame)
 
-    async def _send_unlocked(self, frame: bytes) -> None:
-        await self._send_raw({"type": "websocket.send", "text": frame.decode()})
+    async def _send_unlocked(self, frame: str | bytes) -> None:
+        text = frame if isinstance(frame, str) else frame.decode()
+        await self._send_raw({"type": "websocket.send", "text": text})
 
 
 def _error(request_id: str | int | None, exc: TelehubError) -> bytes:

@@ -8,11 +8,14 @@ made, so a message fanned out to a thousand clients is encoded once.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from telehub.domain.readings import Telemetry
+
+_SEQ = itertools.count(1)
 
 
 class EventType(StrEnum):
@@ -29,13 +32,15 @@ class LiveReadings:
     """The readings of one commit, as they were submitted (one Telemetry per submission).
 
     Only submissions that stored something new are included: a resent batch is
-    not shown twice.
+    not shown twice. ``seq`` numbers the messages of this process, so a run of
+    them can be named (a frame cache key) without hashing their readings.
     """
 
     items: tuple[Telemetry, ...]
     committed_us: int
     weight: int = field(default=0, compare=False)
     wire: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    seq: int = field(default_factory=lambda: next(_SEQ), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.weight:
