@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint typecheck check bench bench-mqtt clean
+.PHONY: run test lint typecheck check bench bench-mqtt bench-fanout clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -37,6 +37,9 @@ bench: .venv/.synced-dev  ## the ingest/query benchmark on SQLite and PostgreSQL
 
 bench-mqtt: .venv/.synced-dev  ## MQTT ingest through the bridge vs the bare broker
 	.venv/bin/python bench/mqtt_ingest.py
+
+bench-fanout: .venv/.synced-dev  ## live WebSocket/SSE fan-out vs bare websockets/Starlette servers
+	.venv/bin/python bench/fanout.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

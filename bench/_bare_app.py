@@ -15,8 +15,9 @@ import logging
 import uvicorn
 from fastapi import FastAPI, status
 
-from telehub.cli.common import bind, run
+from telehub.cli.common import run
 from telehub.domain.telemetry import TelemetryBody
+from telehub.net import bind
 
 app = FastAPI()
 

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -153,13 +153,20 @@ def subscriber(
 class Bridge:
     """``telehub ingest`` against our broker; ready once it says it is subscribed."""
 
-    def __init__(self, children: Children, backend: Backend, broker: Broker) -> None:
+    def __init__(
+        self,
+        children: Children,
+        backend: Backend,
+        broker: Broker,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log = backend.workdir / "bridge.log"
         # TELEHUB_MQTT_* knobs (e.g. RECEIVE_MAXIMUM) pass through, to try settings.
         mqtt_knobs = {k: v for k, v in os.environ.items() if k.startswith("TELEHUB_MQTT_")}
         env = {
             **backend.env(),
             **mqtt_knobs,
+            **(extra_env or {}),
             "TELEHUB_MQTT_URL": broker.url,
             "TELEHUB_MQTT_CLIENT_ID": f"bench-bridge-{backend.name}",
         }

@@ -28,7 +28,8 @@ from _mqtt import (
     wait_exit,
     wait_sub,
 )
-from _mqtt_run import MAX_MESSAGES, QUIET_S, Plan, Run
+from _mqtt_live import Delivered
+from _mqtt_run import MAX_MESSAGES, QUIET_S, Plan, Run, describe
 from _report import Figure, Report
 
 POLL_S = 0.005  # readings poll interval
@@ -42,6 +43,8 @@ class Latency:
     rate: float  # achieved send rate
     ms: list[float]
     cycle_ms: float  # mean poll cycle (hub) or 0 (raw: exact receive times)
+    committed: int = 0  # readings of this run found in the store (hub)
+    delivered: Delivered | None = None  # what the WebSocket subscribers got (hub)
 
 
 async def latency(run: Run, rate: float, seconds: float, *, raw: bool) -> Latency:
@@ -63,6 +66,8 @@ async def latency(run: Run, rate: float, seconds: float, *, raw: bool) -> Latenc
     # would carry that wait (~80 ms for the first few hundred messages).
     await asyncio.sleep(0.5)
     run.settle()
+    if not raw:
+        run.reset_subscribers()
     sent = [0.0] * n
     pipes = [p.stdin for p in pubs if p.stdin is not None]
     feeder = threading.Thread(target=feed, args=(pipes, first, n, rate, sent), daemon=True)
@@ -98,12 +103,14 @@ async def latency(run: Run, rate: float, seconds: float, *, raw: bool) -> Latenc
     await wait_exit(pubs)
     check_exit(pubs, "mosquitto_pub")
     run.charge(f"latency {'raw' if raw else 'bridge'}", before)
+    delivered = None if raw else await run.delivered(len(seen))
     ms = []
     for i in range(n):
         key = (i % n_dev, first + i // n_dev)
         if key in seen:
             ms.append(1000 * (seen[key] - sent[i]))
-    return Latency(n, len(ms), (n - 1) / (sent[-1] - sent[0]), ms, cycle_ms)
+    rate_sent = (n - 1) / (sent[-1] - sent[0])
+    return Latency(n, len(ms), rate_sent, ms, cycle_ms, len(seen), delivered)
 
 
 async def bench_latency(run: Run, peak: float, plan: Plan, rep: Report) -> None:
@@ -124,7 +131,7 @@ async def bench_latency(run: Run, peak: float, plan: Plan, rep: Report) -> None:
     )
     for what, lat in (("bridge", hub), ("raw", raw)):
         ms = lat.ms or [math.nan]
-        cpu = run.cpu[f"latency {what}"].describe()
+        cpu = describe(run.cpu[f"latency {what}"])
         rep.notes.append(
             f"latency {what}: {lat.seen:,}/{lat.sent:,} seen, sent at {lat.rate:,.0f} msg/s; "
             f"p50 {quantile(ms, 0.5):.1f} ms, p99 {quantile(ms, 0.99):.1f} ms, "
@@ -135,4 +142,5 @@ async def bench_latency(run: Run, peak: float, plan: Plan, rep: Report) -> None:
                 else ""
             )
             + f"\n    cpu: {cpu}"
+            + (f"\n    {lat.delivered.describe(lat.committed)}" if lat.delivered else "")
         )

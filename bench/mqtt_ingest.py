@@ -1,9 +1,18 @@
 """telehub MQTT ingest benchmark: the bridge next to the bare broker, in the same run.
 
     .venv/bin/python bench/mqtt_ingest.py [--backend sqlite|postgres|both] [--quick]
+        [--subscribers 100] [--subscriber-procs 4]
 
 The benchmark starts its own Mosquitto (free port, ``max_queued_messages 0``, no
-persistence) and ``telehub ingest`` on it. Publishers are C clients: one
+persistence) and ``telehub ingest`` on it. Every figure is measured with live
+WebSocket subscribers attached (``--subscribers``, 100 by default; 0 leaves them out,
+and the bus with them), in the production topology: the bridge publishes what it
+commits on the Redis bus (``TELEHUB_BENCH_BUS_URL``, default redis://127.0.0.1:6379/0,
+under a channel prefix of this run only); a separate ``telehub api`` on the same
+database and bus pushes it on ``/api/v1/ws`` to clients in a few processes, each
+subscribed to every device (``_mqtt_live``). After each bridge round they get time to
+catch up; the table compares what each received with what was committed, and
+counts ``gap`` frames. Publishers are C clients: one
 ``mosquitto_pub -l`` per device (topic), all in parallel, each publishing one
 reading per line ``{"ts": ..., "values": {"v": ...}}``; a measurement is at most
 50,000 messages (beyond 65,535 unacknowledged QoS 1 messages a client stalls).
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -58,7 +68,8 @@ from _mqtt import (
     wait_sub,
 )
 from _mqtt_latency import bench_latency
-from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run
+from _mqtt_live import Delivered, bus_env, check_bus, live_knobs, subscribers
+from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run, describe
 from _report import Figure, Report, console, header, show
 
 TARGETS = {1: 0.6, 0: 0.45}
@@ -90,6 +101,7 @@ async def hub_round(run: Run, qos: int, per_device: int) -> Measure:
     paths = _files(run, first, per_device)
     expected = per_device * len(run.devices)
     run.settle()
+    run.reset_subscribers()
     before = run.snap()
     t0 = time.time()
     pubs = _publish_files(run, qos, HUB_TOPIC, paths)
@@ -98,7 +110,13 @@ async def hub_round(run: Run, qos: int, per_device: int) -> Measure:
     check_exit(pubs, "mosquitto_pub")
     got, end = await _wait_committed(run, first, per_device, QUIET_S[qos])
     run.charge(f"bridge q{qos}", before)
-    return Measure(expected, got, end - t0, publish_s)
+    delivered = await run.delivered(got)
+    if delivered is None:
+        return Measure(expected, got, end - t0, publish_s)
+    # The same round until the last subscriber had it all: what the fan-out cost in all.
+    run.charge(f"fanout q{qos}", before)
+    catch_up = delivered.last - end if delivered.last else 0.0
+    return Measure(expected, got, end - t0, publish_s, delivered, catch_up)
 
 
 async def _wait_committed(run: Run, first: int, per_device: int, quiet: float) -> tuple[int, float]:
@@ -202,10 +220,43 @@ async def bench_rates(run: Run, plan: Plan, rep: Report) -> float:
                     f"(no progress for {QUIET_S[qos]:.0f} s)"
                 )
         rep.notes.append(
-            f"  cpu, % of one core: bridge rounds: {run.cpu[f'bridge q{qos}'].describe()}; "
-            f"raw rounds: {run.cpu[f'raw q{qos}'].describe()}"
+            f"  cpu, % of one core: bridge rounds: {describe(run.cpu[f'bridge q{qos}'])}; "
+            f"raw rounds: {describe(run.cpu[f'raw q{qos}'])}"
         )
+        if run.subs is not None:
+            _subscriber_figure(run, qos, hubs, rep)
     return peak
+
+
+def _subscriber_figure(run: Run, qos: int, hubs: list[Measure], rep: Report) -> None:
+    """Every committed reading should reach every subscriber, once, with no gap."""
+    assert run.subs is not None
+    committed = sum(m.got for m in hubs)
+    got = sum((m.delivered for m in hubs if m.delivered is not None), Delivered())
+    api = run.cpu[f"bridge q{qos}"].share("api")
+    silent = got.unaccounted(committed)  # missing from a subscriber, and no gap said so
+    rep.figures.append(
+        Figure(
+            f"QoS {qos}: readings per WebSocket subscriber ({run.subs.count} attached)",
+            f"{got.low:,}…{got.high:,} each, {got.gaps} gaps"
+            + (f", {silent:,} lost without one" if silent else "")
+            + f"; api cpu {100 * api:.0f}%",
+            f"{committed:,} committed",
+            got.low / committed if committed else None,
+            "= committed, 0 gaps",
+            got.complete(committed),
+        )
+    )
+    fanout = run.cpu[f"fanout q{qos}"]
+    deliveries = sum(got.counts)
+    api_s = fanout.seconds.get("api", 0.0)
+    rep.notes.append(
+        f"  subscribers, QoS {qos}: {got.describe(committed)}; last reading delivered "
+        + ", ".join(f"{m.catch_up:+.2f} s" for m in hubs)
+        + " after the last commit was seen; until then, api "
+        f"{api_s:.1f} cpu-s = {1e6 * api_s / max(1, deliveries):.1f} µs per delivered reading, "
+        f"ws clients {fanout.seconds.get('ws clients', 0.0):.1f} cpu-s"
+    )
 
 
 def _shared_machine(run: Run, rep: Report) -> None:
@@ -226,21 +277,51 @@ async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Re
     fixture = await setup_hub(backend, plan.publishers)
     devices = [dev for dev, _ in fixture.devices]
     broker = Broker(children, backend.workdir)
-    bridge = Bridge(children, backend, broker)
-    try:
+    # With subscribers, the production topology: the bridge publishes its commits on
+    # the Redis bus (channels of this run only), a separate api serves the WebSockets.
+    env = bus_env() if plan.subscribers else {}
+    bridge = Bridge(children, backend, broker, env)
+    with contextlib.ExitStack() as stack:
+        stack.callback(bridge.stop)  # the last to stop: the api first, so nothing is pushed
+        subs = None
+        if plan.subscribers:
+            console.print(f"[bold]{backend.name}[/]: {plan.subscribers} WebSocket subscribers …")
+            subs = stack.enter_context(
+                subscribers(
+                    backend,
+                    {**backend.env(), **env},
+                    fixture.admin,
+                    plan.subscribers,
+                    plan.subscriber_procs,
+                )
+            )
+            rep.notes.append(
+                f"[bold]{plan.subscribers} WebSocket subscribers attached[/] throughout: "
+                f"`telehub ingest` publishes its commits on the Redis bus ({env['TELEHUB_BUS_URL']}"
+                f", channel prefix {subs.prefix}), a separate `telehub api` on the same database "
+                f"pushes them on /api/v1/ws to {plan.subscribers} clients in "
+                f'{len(subs.pids)} processes, each subscribed to devices ["*"] (admin token); '
+                f"api knobs: {live_knobs() or 'defaults'}"
+            )
         async with Probe(backend, devices) as probe:
-            run = Run(backend, children, broker, bridge, probe, devices)
+            run = Run(backend, children, broker, bridge, probe, devices, subs)
             console.print(f"[bold]{backend.name}[/]: QoS 1 and QoS 0 rounds …")
             peak = await bench_rates(run, plan, rep)
             console.print(f"[bold]{backend.name}[/]: latency at half peak …")
             await bench_latency(run, peak, plan, rep)
             _shared_machine(run, rep)
-    finally:
-        bridge.stop()
-    complaints = bridge.complaints()
+        if subs is not None:
+            rep.notes.append(
+                f"api telehub_bus_dropped_total at the end: {subs.dropped_total():,.0f}"
+            )
+            _complaints(rep, "api", subs.complaints())
+    _complaints(rep, "bridge", bridge.complaints())
+
+
+def _complaints(rep: Report, who: str, complaints: list[str]) -> None:
     if complaints:
         rep.notes.append(
-            f"[yellow]bridge logged {len(complaints)} warnings/errors[/], first: {complaints[0]}"
+            f"[yellow]{who} logged {len(complaints)} warnings/errors[/], first: {complaints[0]}"
         )
 
 
@@ -261,14 +342,28 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="one round of 20,000 messages")
     parser.add_argument("--publishers", type=int, default=4, help="mosquitto_pub processes")
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=100,
+        help="WebSocket clients of a separate `telehub api` on the Redis bus (0: no api, no bus)",
+    )
+    parser.add_argument(
+        "--subscriber-procs", type=int, default=4, help="processes the subscribers run in"
+    )
     args = parser.parse_args()
+    if args.subscribers < 0 or args.subscriber_procs < 1:
+        parser.error("--subscribers must be ≥ 0 and --subscriber-procs ≥ 1")
+    if args.subscribers and (why := check_bus()):
+        parser.error(f"{why}: set TELEHUB_BENCH_BUS_URL, or run with --subscribers 0")
     for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (Debian: apt-get install mosquitto-clients)")
+    subs = {"subscribers": args.subscribers, "subscriber_procs": args.subscriber_procs}
     plan = (
-        Plan(args.publishers, messages=20_000, rounds=1, latency_seconds=3.0)
+        Plan(args.publishers, messages=20_000, rounds=1, latency_seconds=3.0, **subs)
         if args.quick
-        else Plan(args.publishers, messages=MAX_MESSAGES, rounds=3, latency_seconds=8.0)
+        else Plan(args.publishers, messages=MAX_MESSAGES, rounds=3, latency_seconds=8.0, **subs)
     )
     # SIGTERM unwinds like Ctrl-C, through every finally that stops a child process.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -278,7 +373,8 @@ def main() -> None:
         t0 = time.perf_counter()
         show(
             bench_backend(name, plan),
-            "telehub MQTT ingest",
+            "telehub MQTT ingest"
+            + (f", {plan.subscribers} WebSocket subscribers attached" if plan.subscribers else ""),
             "telehub ingest",
             time.perf_counter() - t0,
         )

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         description="Redis channel names start with this (one prefix per deployment)",
     )
     bus_subscriber_backlog: int = Field(
-        10_000,
+        50_000,
         ge=100,
         description="readings (or events) waiting for one live subscriber before its "
         "oldest are dropped and it is sent a gap",
