@@ -73,6 +73,13 @@ def tail(
 
 
 def _show_live(message: dict[str, Any], *, as_json: bool) -> None:
+    _print_live(message, as_json=as_json)
+    # Flushed per message: a tail piped into grep or a file must not wait for a
+    # full buffer.
+    sys.stdout.flush()
+
+
+def _print_live(message: dict[str, Any], *, as_json: bool) -> None:
     kind = message.get("type")
     if as_json:
         if kind == "readings":
@@ -80,7 +87,6 @@ def _show_live(message: dict[str, Any], *, as_json: bool) -> None:
                 sys.stdout.write(orjson.dumps(reading).decode() + "\n")
         else:
             sys.stdout.write(orjson.dumps(message).decode() + "\n")
-        sys.stdout.flush()
         return
     if kind == "readings":
         for r in message["readings"]:
@@ -129,6 +135,7 @@ def events(
                 sys.stdout.flush()
             else:
                 _console.print(f"{event.id or '-':>8}  {event.event:<10} {event.data}")
+                sys.stdout.flush()
     except KeyboardInterrupt:
         return
     except ApiError as exc:
