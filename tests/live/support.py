@@ -119,7 +119,10 @@ def _masked_text_frame(text: str) -> bytes:
 async def silent_peer(server: LiveServer) -> socket.socket:
     """A client that completes the handshake, subscribes, then never reads or answers pings."""
     host, port = server.base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)))
+    sock = socket.socket()
+    # A small receive window (set before connecting) stalls the server's writes soon.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (

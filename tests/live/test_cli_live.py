@@ -22,6 +22,11 @@ def backend() -> str:
     return "sqlite"
 
 
+@pytest.fixture
+def bus() -> str:
+    return "memory"  # the commands are the subject here; the bus is tested elsewhere
+
+
 async def start(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         TELEHUB,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,9 +24,7 @@ from telehub.core.events import presence_event
 from telehub.domain.devices import Scope
 from telehub.domain.live import Event, EventDraft, EventType
 from telehub.domain.readings import now_us
-from telehub.net import bind
 from telehub.runtime import Hub, open_hub
-from tests.live import support
 from tests.live.support import LiveServer, gauge, live_server, wait_for
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
@@ -176,20 +173,6 @@ def padded(count: int) -> list[EventDraft]:
         EventDraft(EventType.JOBS, "dev-1", now_us(), {"n": i, "pad": "x" * 1000})
         for i in range(count)
     ]
-
-
-@pytest.fixture
-def small_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Servers started by live_server get a send buffer of a few KiB instead of megabytes,
-    so a client that stops reading stalls the server's writes after a few hundred events."""
-
-    def small(*args: Any, **kwargs: Any) -> socket.socket:
-        sock = bind(*args, **kwargs)
-        # Accepted sockets inherit it, and a set size turns off autotuning.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        return sock
-
-    monkeypatch.setattr(support, "bind", small)
 
 
 # --- basics ------------------------------------------------------------------------------

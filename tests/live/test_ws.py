@@ -291,3 +291,40 @@ async def test_an_idle_connection_holds_no_sender_task(server: LiveServer) -> No
             await ingest(http, token, "dev-1", {"ts": "2026-01-01T00:00:01Z", "values": {"t": 2}})
             frame, _ = await receive_until(ws, "readings")
     assert frame["readings"][0]["value"] == 2.0
+
+
+async def test_a_stalled_client_holds_up_neither_a_fast_one_nor_ingest(
+    make_settings: Any, small_send_buffers: None
+) -> None:
+    """A dashboard that stops reading loses its own oldest readings (counted); another
+    still gets each commit before the next is posted, and every POST is answered."""
+    posts, per_post = 100, 500
+    settings = make_settings(bus_subscriber_backlog=5000)
+    async with (
+        open_hub(settings) as hub,
+        live_server(hub) as server,
+        server.http() as http,
+        server.ws() as fast,
+    ):
+        token = await device(http, "dev-1")
+        await subscribe(fast)
+        stalled = await silent_peer(server)
+        frames: list[dict[str, Any]] = []
+        try:
+            got = 0
+            for n in range(posts):
+                body = [
+                    {"ts": 1_767_225_600_000 + n * per_post + i, "values": {"t": float(i)}}
+                    for i in range(per_post)
+                ]
+                await ingest(http, token, "dev-1", body)
+                # In lockstep: this commit reaches the fast client whatever the stalled
+                # one does (which by now has stopped taking anything).
+                while got < (n + 1) * per_post:
+                    frames.append(await receive(fast, 10))
+                    got += len(frames[-1].get("readings", []))
+        finally:
+            stalled.close()
+    assert [f["type"] for f in frames] == ["readings"] * len(frames)  # no gap for it
+    assert got == posts * per_post
+    assert gauge(hub.metrics.bus_dropped) > 0  # the stalled one lost its oldest
