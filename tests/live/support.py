@@ -13,11 +13,10 @@ from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from telehub.api.app import create_app
-from telehub.api.server import uvicorn_config
+from telehub.api.server import Server, uvicorn_config
 from telehub.domain.devices import Scope
 from telehub.net import bind
 from telehub.runtime import Hub
@@ -28,6 +27,7 @@ class LiveServer:
     hub: Hub
     base: str
     admin: str
+    server: Server
 
     @property
     def ws_url(self) -> str:
@@ -51,8 +51,8 @@ class LiveServer:
 async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
     sock = bind("127.0.0.1", 0, setting="(test)", flag="(test)")
     host, port = sock.getsockname()[:2]
-    config = uvicorn_config(create_app(hub.settings, hub=hub), hub.settings, log_level="warning")
-    server = uvicorn.Server(config)
+    app = create_app(hub.settings, hub=hub)
+    server = Server(uvicorn_config(app, hub.settings, log_level="warning"), app=app)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="test-uvicorn")
     try:
         while not server.started:
@@ -61,7 +61,7 @@ async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
             await asyncio.sleep(0.01)
         admin = await hub.tokens.bootstrap()
         assert admin is not None
-        yield LiveServer(hub=hub, base=f"http://{host}:{port}", admin=admin)
+        yield LiveServer(hub=hub, base=f"http://{host}:{port}", admin=admin, server=server)
     finally:
         server.should_exit = True
         await task

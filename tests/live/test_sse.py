@@ -560,3 +560,17 @@ async def test_a_client_stalled_beyond_what_the_log_keeps_is_told_of_the_gap(
     assert seen(after) == as_blocks(produced[len(produced) - len(after) :])
     assert gap.data["missed"] == len(produced) - len(before) - len(after)
     assert gap.data["missed"] > 0
+
+
+async def test_shutting_down_ends_open_streams_instead_of_waiting_for_them(
+    server: LiveServer,
+) -> None:
+    """uvicorn waits up to 10 s for responses to finish; an SSE stream never does by
+    itself, so the server ends it when shutdown starts (its client resumes elsewhere)."""
+    async with server.http() as http, http.stream("GET", EVENTS) as response:
+        lines = response.aiter_lines()
+        assert await anext(lines) == "retry: 3000"
+        server.server.should_exit = True
+        async with asyncio.timeout(5):  # well inside uvicorn's graceful 10 s
+            rest = [line async for line in lines]
+    assert all(line == "" or line.startswith(":") for line in rest), rest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import uvicorn
@@ -28,3 +29,22 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
         "ws_per_message_deflate": settings.ws_compression,
     }
     return uvicorn.Config(app, **(options | overrides))
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending SSE streams as soon as shutdown starts.
+
+    uvicorn waits (up to its graceful timeout) for every response to finish,
+    and an SSE stream never does by itself; closing the feed's subscribers ends
+    them, and their clients resume, with Last-Event-ID, on the next server.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, app: Any) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        feed = getattr(self._app.state, "event_feed", None)
+        if feed is not None:
+            feed.close_subscribers()
+        await super().shutdown(sockets)

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from telehub.api.deps import LiveReadScope
 from telehub.bus.feed import EventFeed
+from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.events import EventLog
 from telehub.domain.live import BusMessage, Event, EventType, LoggedEvents
 from telehub.errors import FieldError, InvalidInput
@@ -157,6 +158,8 @@ class _Stream:
                     except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
+                    except SubscriptionClosed:
+                        return  # the server is shutting down: the client resumes elsewhere
                     if delivery.lost:
                         # The feed dropped some for this client: the log has them, unless
                         # it was trimmed past this client meanwhile (then say so).

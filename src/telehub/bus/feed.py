@@ -46,6 +46,11 @@ class EventFeed:
     async def started(self) -> None:
         await self._started.wait()
 
+    def close_subscribers(self) -> None:
+        """End every local subscriber's wait (the server is shutting down)."""
+        for subscription in list(self._subscribers):
+            subscription.close()
+
     def subscribe(self) -> Subscription:
         """Every event logged after this call, in id order, as LoggedEvents messages."""
         subscription = Subscription(

@@ -17,6 +17,10 @@ from types import TracebackType
 from telehub.domain.live import BusMessage, LiveReadings
 
 
+class SubscriptionClosed(Exception):
+    """The subscription was closed while its reader waited."""
+
+
 class Channel(StrEnum):
     READINGS = "readings"
     EVENTS = "events"
@@ -122,8 +126,14 @@ class Subscription:
         return delivery
 
     async def wait(self) -> None:
-        """Until something is waiting (returns at once if it already is)."""
+        """Until something is waiting (returns at once if it already is).
+
+        Raises SubscriptionClosed once the subscription is closed (by its owner,
+        or by the process shutting its feeds down).
+        """
         while not self._pending():
+            if self._closed:
+                raise SubscriptionClosed
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -142,13 +152,20 @@ class Subscription:
             self._closed = True
             self._backlog = []
             self._weight = 0
+            self._dropped = 0
+            self._interrupted = False
             self._on_close(self)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Delivery:
-        return await self.next()
+        try:
+            return await self.next()
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
 
     async def __aenter__(self) -> Subscription:
         return self

@@ -321,3 +321,16 @@ def test_on_ready_is_called_only_when_something_arrives_for_an_idle_subscriber(
     sub.close()
     bus.publish(readings(1, start=3))
     assert calls == [1, 1, 1]
+
+
+async def test_closing_wakes_a_waiting_reader_and_ends_iteration(bus: MemoryBus) -> None:
+    """How a server shutting down ends the SSE streams waiting on its feed."""
+    from telehub.bus.subscription import SubscriptionClosed
+
+    sub = bus.subscribe([Channel.READINGS])
+    waiter = asyncio.create_task(sub.next())
+    await asyncio.sleep(0)
+    sub.close()
+    with pytest.raises(SubscriptionClosed):
+        await waiter
+    assert [d async for d in sub] == []

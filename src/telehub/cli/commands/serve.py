@@ -6,11 +6,10 @@ import contextlib
 from typing import Annotated
 
 import typer
-import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
-from telehub.api.server import uvicorn_config
+from telehub.api.server import Server, uvicorn_config
 from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
@@ -44,7 +43,8 @@ async def _serve_http(
             out(f"telehub MQTT on {bridge.address}{embedded}")
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-        server = uvicorn.Server(uvicorn_config(create_app(cfg, hub=hub), cfg, lifespan="on"))
+        app = create_app(cfg, hub=hub)
+        server = Server(uvicorn_config(app, cfg, lifespan="on"), app=app)
         await server.serve(sockets=[sock])
 
 
