@@ -128,5 +128,8 @@ events = Table(
     Column("device_id", String(64), nullable=True),
     Column("at_us", BigInteger, nullable=False),
     Column("data", JSON, nullable=False),
+    # A filtered resume (?types=, ?devices=) walks these instead of every newer event.
+    Index(None, "type", "id"),
+    Index(None, "device_id", "id"),
     sqlite_autoincrement=True,
 )
