@@ -1,7 +1,7 @@
 """The Server-Sent Events feed, against a real server: what an EventSource client relies on.
 
-Where the storage matters (resume, restart, trimming, ordering, a slow client
-caught up from the log) tests run on SQLite and PostgreSQL; pure protocol and
+Basics, validation, a slow client and shutdown here; resuming in test_sse_resume.py.
+Where the storage matters tests run on SQLite and PostgreSQL; pure protocol and
 validation tests are pinned to SQLite.
 """
 
@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from telehub.config import Settings
@@ -24,156 +20,25 @@ from telehub.core.events import presence_event
 from telehub.domain.devices import Scope
 from telehub.domain.live import Event, EventDraft, EventType
 from telehub.domain.readings import now_us
-from telehub.runtime import Hub, open_hub
+from telehub.runtime import open_hub
+from tests.live.sse_support import (
+    COMMAND_FIELDS,
+    EVENTS,
+    PROBLEM,
+    Stream,
+    add_device,
+    as_blocks,
+    flip,
+    ids,
+    increasing,
+    newest,
+    padded,
+    record,
+    seen,
+    sqlite_only,
+    stream,
+)
 from tests.live.support import LiveServer, gauge, live_server, wait_for
-
-sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
-
-EVENTS = "/api/v1/events"
-PROBLEM = "urn:telehub:problem:"
-COMMAND_FIELDS = {"command_id", "device_id", "batch_id", "name", "status", "result", "at"}
-
-
-# --- reading the stream ------------------------------------------------------------------
-
-
-@dataclass
-class Block:
-    """One block of a text/event-stream, up to its blank line."""
-
-    fields: list[tuple[str, str]] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-
-    def value(self, name: str) -> str | None:
-        found = [v for k, v in self.fields if k == name]
-        assert len(found) <= 1, self
-        return found[0] if found else None
-
-    @property
-    def id(self) -> int | None:
-        raw = self.value("id")
-        return None if raw is None else int(raw)
-
-    @property
-    def event(self) -> str | None:
-        return self.value("event")
-
-    @property
-    def data(self) -> Any:
-        raw = self.value("data")
-        return None if raw is None else orjson.loads(raw)
-
-
-class Stream:
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self._lines = response.aiter_lines()
-
-    async def block(self) -> Block:
-        block = Block()
-        async with asyncio.timeout(5):
-            async for line in self._lines:
-                if line == "":
-                    if block.fields or block.comments:
-                        return block
-                    continue
-                if line.startswith(":"):
-                    block.comments.append(line[1:].strip())
-                else:
-                    name, _, value = line.partition(":")
-                    block.fields.append((name, value.removeprefix(" ")))
-        raise AssertionError(f"the stream ended after {block}")
-
-    async def events(self, count: int) -> list[Block]:
-        """The next ``count`` events (blocks with fields); keep-alive comments are skipped."""
-        out: list[Block] = []
-        async with asyncio.timeout(10):
-            while len(out) < count:
-                block = await self.block()
-                if block.fields:
-                    out.append(block)
-        return out
-
-    async def event(self) -> Block:
-        [block] = await self.events(1)
-        return block
-
-    async def events_through(self, last_id: int) -> list[Block]:
-        """Events up to and including the one with ``last_id``."""
-        out: list[Block] = []
-        async with asyncio.timeout(10):
-            while not out or out[-1].id is None or out[-1].id < last_id:
-                out.append(await self.event())
-        return out
-
-
-@contextlib.asynccontextmanager
-async def stream(
-    http: httpx.AsyncClient,
-    params: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> AsyncIterator[Stream]:
-    """An open feed, past its first block (``retry``), so the server has subscribed."""
-    async with http.stream("GET", EVENTS, params=params, headers=headers) as response:
-        assert response.status_code == 200, await response.aread()
-        sse = Stream(response)
-        first = await sse.block()
-        assert first.fields == [("retry", "3000")], first
-        yield sse
-
-
-def ids(blocks: list[Block]) -> list[int | None]:
-    return [b.id for b in blocks]
-
-
-def as_blocks(events: list[Event]) -> list[tuple[int, str, Any]]:
-    return [(e.id, e.type.value, e.data) for e in events]
-
-
-def seen(blocks: list[Block]) -> list[tuple[int | None, str | None, Any]]:
-    return [(b.id, b.event, b.data) for b in blocks]
-
-
-def increasing(values: list[int | None]) -> bool:
-    numbers = [v for v in values if v is not None]
-    return len(numbers) == len(values) and all(a < b for a, b in itertools.pairwise(numbers))
-
-
-# --- producing events --------------------------------------------------------------------
-
-
-async def add_device(hub: Hub, device_id: str) -> str:
-    _, token = await hub.devices.create(device_id=device_id, name=None, attributes={})
-    return token
-
-
-async def flip(hub: Hub, device_id: str, n: int) -> list[Event]:
-    """``n`` presence changes of one device, through the real service; the events logged."""
-    before = await newest(hub)
-    for _ in range(n):
-        online = not (await hub.devices.get(device_id)).online
-        assert await hub.devices.report_presence(device_id, online=online, live=True)
-    return await hub.events.after(before)
-
-
-async def newest(hub: Hub) -> int:
-    bounds = await hub.events.bounds()
-    return bounds[1] if bounds else 0
-
-
-async def record(hub: Hub, drafts: list[EventDraft]) -> list[Event]:
-    events = await hub.events.record(drafts)
-    assert len(events) == len(drafts)
-    return events
-
-
-def padded(count: int) -> list[EventDraft]:
-    """Events of ~1 KB each: a thousand are far more than a stalled connection buffers."""
-    return [
-        EventDraft(EventType.JOBS, "dev-1", now_us(), {"n": i, "pad": "x" * 1000})
-        for i in range(count)
-    ]
-
 
 # --- basics ------------------------------------------------------------------------------
 
@@ -345,164 +210,6 @@ async def test_keep_alive_comments_while_nothing_happens(
                 assert block.comments == ["keep-alive"]
             [event] = await flip(hub, "dev-1", 1)
             assert seen([await sse.event()]) == as_blocks([event])
-
-
-# --- resume ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("how", ["Last-Event-ID", "after"])
-async def test_resume_after_a_disconnect_gets_exactly_what_was_missed(
-    server: LiveServer, how: str
-) -> None:
-    hub = server.hub
-    await add_device(hub, "dev-1")
-    async with server.http() as http:
-        async with stream(http) as sse:
-            before = await flip(hub, "dev-1", 3)
-            got = await sse.events(3)
-            assert seen(got) == as_blocks(before)
-        last = got[-1].id
-        assert last is not None
-
-        missed = await flip(hub, "dev-1", 4)
-        resume = (
-            {"headers": {"Last-Event-ID": str(last)}}
-            if how == "Last-Event-ID"
-            else {"params": {"after": str(last)}}
-        )
-        async with stream(http, **resume) as sse:
-            assert seen(await sse.events(4)) == as_blocks(missed)
-            live = await flip(hub, "dev-1", 2)
-            assert seen(await sse.events(2)) == as_blocks(live)
-
-        # Resuming from the newest id: nothing to catch up, the next event is a live one.
-        newest_id = live[-1].id
-        async with stream(http, headers={"Last-Event-ID": str(newest_id)}) as sse:
-            later = await flip(hub, "dev-1", 1)
-            assert seen([await sse.event()]) == as_blocks(later)
-
-
-async def test_resume_with_events_logged_during_the_catch_up_sends_each_once_in_order(
-    make_settings: Callable[..., Settings], small_send_buffers: None
-) -> None:
-    """Catching up on a lot takes a while; events logged meanwhile reach the stream
-    both live and from the log: each must be sent once, in id order, with no hole."""
-    async with open_hub(make_settings()) as hub, live_server(hub) as server:
-        await add_device(hub, "dev-1")
-        [start] = await flip(hub, "dev-1", 1)
-        expected: list[Event] = []
-        for _ in range(25):  # three pages of catch-up, ~2.5 MB: the server blocks in page 1
-            expected += await record(hub, padded(100))
-        async with server.http() as http, stream(http, params={"after": str(start.id)}) as sse:
-            # Logged (and handed to the stream's live feed) before the server reads page 3.
-            for _ in range(5):
-                expected += await flip(hub, "dev-1", 1)
-                expected += await record(hub, padded(5))
-            got = await sse.events_through(expected[-1].id)
-            assert seen(got) == as_blocks(expected)
-            # Nothing is sent twice after the catch-up either: next comes the next event.
-            live = await flip(hub, "dev-1", 1)
-            assert seen([await sse.event()]) == as_blocks(live)
-
-
-async def test_an_eventsource_reconnect_resumes_from_its_header_not_its_url(
-    server: LiveServer,
-) -> None:
-    """A browser reconnects to the same URL (``?after=`` as first given) with the newer
-    Last-Event-ID header: it must not be sent again what it already has."""
-    hub = server.hub
-    await add_device(hub, "dev-1")
-    first = await flip(hub, "dev-1", 2)
-    async with server.http() as http:
-        url = {"after": str(first[0].id)}
-        async with stream(http, url) as sse:
-            got = await sse.events(1)
-            assert seen(got) == as_blocks(first[1:])
-        missed = await flip(hub, "dev-1", 2)
-        async with stream(http, url, headers={"Last-Event-ID": str(got[-1].id)}) as sse:
-            assert seen(await sse.events(2)) == as_blocks(missed)
-            live = await flip(hub, "dev-1", 1)
-            assert seen([await sse.event()]) == as_blocks(live)
-
-
-async def test_resume_after_a_restart_loses_nothing(settings: Settings) -> None:
-    async with open_hub(settings) as hub, live_server(hub) as server:
-        await add_device(hub, "dev-1")
-        read = await server.token(Scope.READ)
-        async with server.http() as http, stream(http, {"token": read}) as sse:
-            before = await flip(hub, "dev-1", 3)
-            got = await sse.events(3)
-        assert seen(got) == as_blocks(before)
-        missed = await flip(hub, "dev-1", 2)
-
-    async with open_hub(settings) as hub:
-        missed += await flip(hub, "dev-1", 1)  # written by the new hub before a server runs
-        # live_server bootstraps an admin token, which only a fresh install gets.
-        for token in await hub.tokens.list():
-            if token.scope is Scope.ADMIN:
-                await hub.tokens.delete(token.id)
-        async with live_server(hub) as server, server.http() as http:
-            resume = stream(http, {"token": read}, headers={"Last-Event-ID": str(got[-1].id)})
-            async with resume as sse:
-                assert seen(await sse.events(3)) == as_blocks(missed)
-                live = await flip(hub, "dev-1", 1)
-                assert seen([await sse.event()]) == as_blocks(live)
-    assert increasing(ids(got) + [e.id for e in missed + live])
-
-
-async def test_a_trimmed_log_sends_a_gap_with_the_missed_count_then_the_kept_events(
-    make_settings: Callable[..., Settings],
-) -> None:
-    keep = 100
-    async with (
-        open_hub(make_settings(event_log_keep=keep)) as hub,
-        live_server(hub) as server,
-        server.http() as http,
-    ):
-        await add_device(hub, "dev-1")
-        async with stream(http) as sse:
-            [seen_last] = await flip(hub, "dev-1", 1)
-            assert (await sse.event()).id == seen_last.id
-
-        produced: list[Event] = []
-        for batch in range(30):
-            online = batch % 2 == 0
-            produced += await record(hub, [presence_event("dev-1", online=online)] * 10)
-
-        async with stream(http, headers={"Last-Event-ID": str(seen_last.id)}) as sse:
-            gap = await sse.event()
-            assert gap.event == "gap"
-            got = await sse.events_through(produced[-1].id)
-            live = await flip(hub, "dev-1", 1)
-            assert seen([await sse.event()]) == as_blocks(live)
-
-    assert gap.data["reason"] == "trimmed"
-    missed = gap.data["missed"]
-    assert missed > 0
-    # What was missed plus what came is everything since the client's id, once each.
-    assert missed + len(got) == len(produced)
-    assert seen(got) == as_blocks(produced[missed:])
-    # The gap moves the client's Last-Event-ID to just before the oldest kept event,
-    # so a reconnect does not report the same loss again.
-    assert gap.id == produced[missed].id - 1
-    assert len(got) >= keep
-
-
-@pytest.mark.parametrize("beyond", [1, 1000, 2**70])
-async def test_an_unknown_last_event_id_sends_a_gap_then_only_live_events(
-    server: LiveServer, beyond: int
-) -> None:
-    hub = server.hub
-    await add_device(hub, "dev-1")
-    old = await flip(hub, "dev-1", 3)
-    # An id from another log (the database was reset): start from now.
-    unknown = {"Last-Event-ID": str(old[-1].id + beyond)}
-    async with server.http() as http, stream(http, headers=unknown) as sse:
-        gap = await sse.event()
-        assert (gap.event, gap.id) == ("gap", old[-1].id)  # resume from the log's end
-        assert gap.data == {"missed": None, "reason": "unknown-last-event-id"}
-        live = await flip(hub, "dev-1", 2)
-        assert seen(await sse.events(2)) == as_blocks(live)
 
 
 # --- a slow client -----------------------------------------------------------------------
