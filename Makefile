@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint typecheck check bench bench-mqtt bench-fanout clean
+.PHONY: run test proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -27,10 +27,14 @@ run: .venv/.synced-run  ## telehub on its embedded defaults (SQLite, HTTP 8000, 
 		.venv/bin/telehub serve
 
 test: .venv/.synced-dev  ## lint, type-check and the whole test suite
+	.venv/bin/python scripts/gen_proto.py --check
 	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/mypy
 	.venv/bin/pytest
+
+proto: .venv/.synced-dev  ## regenerate the gRPC code in src/telehub/v1 from proto/
+	.venv/bin/python scripts/gen_proto.py
 
 bench: .venv/.synced-dev  ## the ingest/query benchmark on SQLite and PostgreSQL
 	.venv/bin/python bench/ingest_query.py

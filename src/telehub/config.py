@@ -154,6 +154,21 @@ class Settings(BaseSettings):
     )
     sse_retry_ms: int = Field(3000, ge=100, description="reconnect delay advised to SSE clients")
 
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, description="largest gRPC message received or sent"
+    )
+    grpc_grace_seconds: float = Field(
+        10.0, ge=0, description="on shutdown, in-flight gRPC calls get this long to finish"
+    )
+    grpc_stream_window: int = Field(
+        16, ge=1, le=1024, description="batches of one Publish stream in flight to the writer"
+    )
+    grpc_health_interval_seconds: float = Field(
+        5.0, gt=0, description="how often the gRPC health service checks the database"
+    )
+
     rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long a verified token is trusted without a lookup"

@@ -118,3 +118,26 @@ class StorageUnavailable(TelehubError):
 
 class BrokerUnavailable(TelehubError):
     """The broker could not store (or drop) a device's login; nothing was changed."""
+
+
+# The stable code of each error, the same on every transport: the HTTP problem
+# type, the WebSocket error code, the gRPC ErrorInfo reason. Most specific first.
+_CODES: tuple[tuple[type[TelehubError], str], ...] = (
+    (PayloadTooLarge, "payload-too-large"),
+    (InvalidInput, "invalid-input"),
+    (Unauthenticated, "unauthenticated"),
+    (Forbidden, "forbidden"),
+    (NotFound, "not-found"),
+    (Conflict, "conflict"),
+    (Overloaded, "overloaded"),
+    (StorageUnavailable, "storage-unavailable"),
+    (BrokerUnavailable, "broker-unavailable"),
+)
+
+
+def error_code(exc: TelehubError) -> str:
+    """The stable machine-readable code of ``exc`` (``internal`` for anything unlisted)."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return "internal"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from telehub.api.live_frames import Filter, FrameCache
+from telehub.api.live_frames import FrameCache
+from telehub.domain.live import Filter
 from telehub.domain.live import LiveReadings
 from telehub.domain.readings import Reading, Telemetry
 

@@ -9,24 +9,12 @@ ASGI server sends) is made once per tick for all of them (:class:`FrameCache`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from telehub.domain.live import Event, LiveReadings
+from telehub.domain.live import Event, Filter, LiveReadings
 from telehub.domain.readings import Reading, Telemetry, to_iso
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """What one subscription wants: None means every device, or every metric."""
-
-    devices: frozenset[str] | None
-    metrics: frozenset[str] | None
-
-    def wants_device(self, device_id: str | None) -> bool:
-        return self.devices is None or device_id in self.devices
 
 
 def _reading(r: Reading) -> dict[str, Any]:

@@ -24,23 +24,24 @@ from telehub.errors import (
     StorageUnavailable,
     TelehubError,
     Unauthenticated,
+    error_code,
 )
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:telehub:problem:"
 
-# error class → (status, stable type slug, title)
-_MAPPING: list[tuple[type[TelehubError], int, str, str]] = [
-    (PayloadTooLarge, 413, "payload-too-large", "Payload too large"),
-    (InvalidInput, 422, "invalid-input", "Invalid input"),
-    (Unauthenticated, 401, "unauthenticated", "Authentication required"),
-    (Forbidden, 403, "forbidden", "Not allowed"),
-    (NotFound, 404, "not-found", "Not found"),
-    (Conflict, 409, "conflict", "Conflict"),
-    (Overloaded, 503, "overloaded", "Ingest is overloaded"),
-    (StorageUnavailable, 503, "storage-unavailable", "Storage unavailable"),
-    (BrokerUnavailable, 503, "broker-unavailable", "MQTT broker unavailable"),
+# error class → (status, title); the type slug is the error's code (telehub.errors).
+_MAPPING: list[tuple[type[TelehubError], int, str]] = [
+    (PayloadTooLarge, 413, "Payload too large"),
+    (InvalidInput, 422, "Invalid input"),
+    (Unauthenticated, 401, "Authentication required"),
+    (Forbidden, 403, "Not allowed"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (Overloaded, 503, "Ingest is overloaded"),
+    (StorageUnavailable, 503, "Storage unavailable"),
+    (BrokerUnavailable, 503, "MQTT broker unavailable"),
 ]
 
 _STATUS_SLUGS = {
@@ -89,15 +90,13 @@ def problem(
 
 def slug_of(exc: TelehubError) -> str:
     """The stable type slug of an error: the same code on HTTP and the live WebSocket."""
-    for cls, _, slug, _ in _MAPPING:
-        if isinstance(exc, cls):
-            return slug
-    return "internal"
+    return error_code(exc)
 
 
 def from_error(exc: TelehubError, request: Request) -> JSONResponse:
-    for cls, status, slug, title in _MAPPING:
+    for cls, status, title in _MAPPING:
         if isinstance(exc, cls):
+            slug = error_code(exc)
             headers: dict[str, str] = {}
             if isinstance(exc, Overloaded):
                 headers["Retry-After"] = str(max(1, round(exc.retry_after)))

@@ -31,7 +31,7 @@ from telehub.bus import Channel, Delivery, Subscription
 from telehub.core.auth import require
 from telehub.domain.devices import Principal
 from telehub.domain.devices import Scope as TokenScope
-from telehub.domain.live import EventType, LiveReadings, LoggedEvents
+from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents
 from telehub.errors import AuthError, FieldError, InvalidInput, TelehubError
 from telehub.runtime import Hub
 
@@ -123,7 +123,7 @@ class LiveSession:
         self._cache = cache
         self._hub = hub
         self._principal = principal
-        self._filters: dict[str | int, frames.Filter] = {}
+        self._filters: dict[str | int, Filter] = {}
         self._watched: dict[str, str | int | None] = {}  # command id → request id
         self._subscription: Subscription | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -171,7 +171,7 @@ class LiveSession:
             )
         devices = None if "*" in op.devices else frozenset(op.devices)
         metrics = None if op.metrics is None else frozenset(op.metrics)
-        self._filters[op.id] = frames.Filter(devices, metrics)
+        self._filters[op.id] = Filter(devices, metrics)
         self._join_bus()
         await self._send(frames.reply("subscribed", op.id))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from telehub.cli.commands import db, devices, ingest, live, mqtt, serve, tokens
+from telehub.cli.commands import db, devices, grpc_server, ingest, live, mqtt, serve, tokens
 
 app = typer.Typer(
     help="telehub: self-hosted IoT telemetry and device-control hub.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.command()(serve.serve)
 app.command()(serve.api)
 app.command()(ingest.ingest)
+app.command(name="grpc")(grpc_server.grpc)
 app.command()(live.tail)
 app.command()(live.events)
 app.add_typer(db.app, name="db")

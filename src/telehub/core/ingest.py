@@ -45,22 +45,29 @@ _UNANSWERED = StorageUnavailable("not committed yet")
 
 
 @dataclass(slots=True)
-class _Group:
-    """The answers of one ``submit_many``: one wake-up for all, not a future each.
+class Ticket:
+    """The answers of one ``offer``: one wake-up for all, not a future each.
 
-    If its caller has gone (the future is cancelled), answers are still filled
+    If its caller has gone (its wait is cancelled), answers are still filled
     in but wake nobody.
     """
 
-    answers: list[IngestResult | TelehubError]
+    results: list[IngestResult | TelehubError]
     remaining: int
     done: asyncio.Future[None] = field(repr=False)
 
     def settle(self, index: int, answer: IngestResult | TelehubError) -> None:
-        self.answers[index] = answer
+        self.results[index] = answer
         self.remaining -= 1
         if self.remaining == 0 and not self.done.done():
             self.done.set_result(None)
+
+    async def answers(self) -> list[IngestResult | TelehubError]:
+        """Each item's result or error, once everything accepted is committed (or failed)."""
+        if self.remaining:
+            # Cancelled, only this wait ends: what was queued is still written.
+            await self.done
+        return self.results
 
 
 @dataclass(slots=True)
@@ -68,7 +75,7 @@ class _Pending:
     telemetry: Telemetry
     weight: int
     enqueued: float
-    group: _Group = field(repr=False)
+    group: Ticket = field(repr=False)
     index: int  # of its answer in the group
 
     def resolve(self, answer: IngestResult | TelehubError) -> None:
@@ -132,16 +139,26 @@ class Ingestor:
         instead of a task each. Whatever does not fit in the queue is answered
         Overloaded at once, and nothing of it was accepted.
         """
+        return await self.offer(items).answers()
+
+    def offer(self, items: Sequence[Telemetry]) -> Ticket:
+        """Queue ``items`` now, without waiting; the ticket answers once they are committed.
+
+        For a transport that keeps several submissions in flight (a gRPC
+        stream). An item refused (Overloaded, ShuttingDown) is answered at
+        once, so the caller knows before it offers anything more.
+        """
+        loop = asyncio.get_running_loop()
         if self._closed:
             closed = ShuttingDown("telehub is shutting down", retry_after=self._retry_after)
-            return [closed for _ in items]
-        group = _Group([], 0, asyncio.get_running_loop().create_future())
+            return Ticket([closed for _ in items], 0, loop.create_future())
+        ticket = Ticket([], 0, loop.create_future())
         now = time.monotonic()
         for index, telemetry in enumerate(items):
             weight = max(1, len(telemetry.readings) + len(telemetry.state))
             if self._queued + weight > self._capacity:
                 self._metrics.backpressure.inc()
-                group.answers.append(
+                ticket.results.append(
                     Overloaded(
                         f"ingest queue is full ({self._queued} of {self._capacity} "
                         "readings waiting)",
@@ -149,15 +166,13 @@ class Ingestor:
                     )
                 )
                 continue
-            self._pending.append(_Pending(telemetry, weight, now, group, index))
+            self._pending.append(_Pending(telemetry, weight, now, ticket, index))
             self._queued += weight
-            group.answers.append(_UNANSWERED)
-            group.remaining += 1
-        if group.remaining:
+            ticket.results.append(_UNANSWERED)
+            ticket.remaining += 1
+        if ticket.remaining:
             self._wakeup.set()
-            # Cancelled, only this wait ends: what was queued is still written.
-            await group.done
-        return group.answers
+        return ticket
 
     def close(self) -> None:
         """Refuse new work; ``run`` returns once everything accepted is committed."""

@@ -88,3 +88,18 @@ class Metrics:
             "telehub_sse_connections", "SSE clients connected to this process", registry=r
         )
         self.sse_events = Counter("telehub_sse_events", "Events sent to SSE clients", registry=r)
+        self.grpc_calls = Counter(
+            "telehub_grpc_calls",
+            "gRPC calls finished, by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_stream_messages = Counter(
+            "telehub_grpc_stream_messages",
+            "Messages of streaming gRPC calls, by method and direction (received, sent)",
+            ["method", "direction"],
+            registry=r,
+        )
+        self.grpc_in_flight = Gauge(
+            "telehub_grpc_calls_in_flight", "gRPC calls running in this process", registry=r
+        )

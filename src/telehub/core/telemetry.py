@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telehub.core.ingest import Ingestor, IngestResult
+from telehub.core.ingest import Ingestor, IngestResult, Ticket
 from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange, Store
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry, is_metric_name, to_micros
@@ -55,6 +55,18 @@ class TelemetryService:
         if principal.device_id is None and await self._store.devices.get(device_id) is None:
             raise NotFound(f"device {device_id!r} does not exist")
         return await self._ingestor.submit(telemetry)
+
+    def offer(self, principal: Principal, telemetry: Telemetry) -> Ticket:
+        """Queue telemetry without waiting for its commit (a stream keeps several in flight).
+
+        The device's existence is not looked up first: the writer answers
+        NotFound for a device that does not exist, so a stream of batches for
+        many devices costs no query per batch.
+        """
+        device_id = telemetry.device_id
+        if not principal.can_write_device(device_id):
+            raise Forbidden(f"this token may not write telemetry for device {device_id!r}")
+        return self._ingestor.offer([telemetry])
 
     async def query(self, device_id: str, q: SeriesQuery) -> dict[str, list[Point]]:
         """Raw points, or buckets aggregated server-side when ``interval`` is given."""

@@ -81,3 +81,14 @@ class LoggedEvents:
 
 
 BusMessage = LiveReadings | LoggedEvents
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What one live subscription wants: None means every device, or every metric."""
+
+    devices: frozenset[str] | None
+    metrics: frozenset[str] | None
+
+    def wants_device(self, device_id: str | None) -> bool:
+        return self.devices is None or device_id in self.devices

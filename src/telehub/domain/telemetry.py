@@ -58,13 +58,13 @@ def _epoch_ms_or_iso(value: Any) -> Any:
     return value
 
 
-def _all_finite(value: Any) -> bool:
+def all_finite(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, list):
-        return all(_all_finite(v) for v in value)
+        return all(all_finite(v) for v in value)
     if isinstance(value, dict):
-        return all(_all_finite(v) for v in value.values())
+        return all(all_finite(v) for v in value.values())
     return True
 
 
@@ -206,7 +206,7 @@ def to_telemetry(
                     errors.append(_not_finite(index if many else None, key))
                 readings.append(Reading(device_id, key, ts_us, number))
             else:
-                if (kind is list or kind is dict) and not _all_finite(value):
+                if (kind is list or kind is dict) and not all_finite(value):
                     errors.append(_not_finite(index if many else None, key))
                 state.append(StateUpdate(device_id, key, ts_us, value))
     if errors:
@@ -282,7 +282,7 @@ def parse_state_json(
             f"state holds {len(body.root)} keys; the limit is {max_batch_readings}",
             [FieldError(detail="too many keys", pointer="#")],
         )
-    bad = [key for key, value in body.root.items() if not _all_finite(value)]
+    bad = [key for key, value in body.root.items() if not all_finite(value)]
     if bad:
         raise InvalidInput(
             "state body is invalid",

@@ -13,6 +13,7 @@ from telehub.api.server import Server, uvicorn_config
 from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
+from telehub.grpc.server import grpc_running
 from telehub.mqtt.service import mqtt_running
 from telehub.net import bind
 from telehub.runtime import open_hub
@@ -24,7 +25,7 @@ PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELE
 
 
 async def _serve_http(
-    cfg: Settings, *, migrate_first: bool, bootstrap: bool, with_mqtt: bool
+    cfg: Settings, *, migrate_first: bool, bootstrap: bool, with_mqtt: bool, with_grpc: bool
 ) -> None:
     sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
     async with open_hub(cfg, migrate=migrate_first) as hub, contextlib.AsyncExitStack() as parts:
@@ -41,6 +42,9 @@ async def _serve_http(
                 " (embedded amqtt broker, development only)" if cfg.mqtt_url == "embedded" else ""
             )
             out(f"telehub MQTT on {bridge.address}{embedded}")
+        if with_grpc:
+            address = await parts.enter_async_context(grpc_running(hub))
+            out(f"telehub gRPC on {address}")
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         app = create_app(cfg, hub=hub)
@@ -54,14 +58,26 @@ MqttPortOpt = Annotated[
 ]
 
 
-def serve(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None) -> None:
-    """Run telehub: migrate the database, then serve the API and MQTT.
+GrpcPortOpt = Annotated[
+    int | None, typer.Option("--grpc-port", help="gRPC port (env TELEHUB_GRPC_PORT)")
+]
+
+
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    mqtt_port: MqttPortOpt = None,
+    grpc_port: GrpcPortOpt = None,
+) -> None:
+    """Run telehub: migrate the database, then serve the API, MQTT and gRPC.
 
     MQTT is the bridge, plus the embedded broker unless TELEHUB_MQTT_URL names one.
     """
     configure_logging()
-    cfg = settings(http_host=host, http_port=port, mqtt_embedded_port=mqtt_port)
-    run(_serve_http(cfg, migrate_first=True, bootstrap=True, with_mqtt=True))
+    cfg = settings(
+        http_host=host, http_port=port, mqtt_embedded_port=mqtt_port, grpc_port=grpc_port
+    )
+    run(_serve_http(cfg, migrate_first=True, bootstrap=True, with_mqtt=True, with_grpc=True))
 
 
 WorkersOpt = Annotated[
@@ -75,7 +91,9 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
     configure_logging()
     cfg = settings(http_host=host, http_port=port, http_workers=workers)
     if cfg.http_workers == 1:
-        run(_serve_http(cfg, migrate_first=False, bootstrap=False, with_mqtt=False))
+        run(
+            _serve_http(cfg, migrate_first=False, bootstrap=False, with_mqtt=False, with_grpc=False)
+        )
         return
     # Several processes on one listening socket, each with its own hub and batch
     # writer; the database serialises their commits.

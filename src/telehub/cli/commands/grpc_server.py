@@ -1,0 +1,44 @@
+"""``telehub grpc``: the gRPC server on its own, one of N behind an L7 balancer."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from telehub.cli.common import configure_logging, out, run, settings
+from telehub.config import Settings
+from telehub.errors import ConfigError
+from telehub.grpc.server import grpc_running
+from telehub.runtime import open_hub
+from telehub.storage import migrate
+
+GrpcHostOpt = Annotated[
+    str | None, typer.Option("--host", help="gRPC address (env TELEHUB_GRPC_HOST)")
+]
+GrpcPortOpt = Annotated[
+    int | None, typer.Option("--grpc-port", "--port", help="gRPC port (env TELEHUB_GRPC_PORT)")
+]
+
+
+async def _grpc(cfg: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_hub(cfg, migrate=False) as hub:
+        if await migrate.pending(hub.store.engine):
+            raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
+        async with grpc_running(hub) as address:
+            out(f"telehub gRPC on {address} (health and reflection on)")
+            await stop.wait()
+            out(f"stopping: calls in flight get {cfg.grpc_grace_seconds:g} s to finish")
+
+
+def grpc(host: GrpcHostOpt = None, port: GrpcPortOpt = None) -> None:
+    """Run only the gRPC server (ingest, query, live, commands, devices)."""
+    configure_logging()
+    cfg = settings(grpc_host=host, grpc_port=port)
+    run(_grpc(cfg))

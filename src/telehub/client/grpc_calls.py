@@ -1,0 +1,176 @@
+"""What the sync and async gRPC clients share: request building and error decoding.
+
+Kept apart from the clients so both build exactly the same messages and raise
+exactly the same errors for the same call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from telehub.v1 import commands_pb2, devices_pb2, live_pb2, telemetry_pb2
+
+AGGREGATES = {
+    "avg": telemetry_pb2.AGGREGATE_AVG,
+    "min": telemetry_pb2.AGGREGATE_MIN,
+    "max": telemetry_pb2.AGGREGATE_MAX,
+    "sum": telemetry_pb2.AGGREGATE_SUM,
+    "count": telemetry_pb2.AGGREGATE_COUNT,
+}
+Values = Mapping[str, float] | Mapping[str, Any]
+
+
+class GrpcError(Exception):
+    """A gRPC call the server refused, with its rich status details decoded.
+
+    ``reason`` is telehub's stable error code (the HTTP problem type's slug);
+    ``field_violations`` name each bad field (``readings[3].value``);
+    ``retry_after`` is set when ingest pushed back; ``summary`` is what a
+    Publish stream had committed before it ended (resend from ``summary.batches``).
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        detail: str,
+        *,
+        reason: str | None = None,
+        field_violations: list[tuple[str, str]] | None = None,
+        retry_after: float | None = None,
+        summary: telemetry_pb2.PublishSummary | None = None,
+    ) -> None:
+        super().__init__(f"{code.name}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.reason = reason
+        self.field_violations = field_violations or []
+        self.retry_after = retry_after
+        self.summary = summary
+
+
+def decode_error(error: grpc.RpcError | grpc.aio.AioRpcError) -> GrpcError:
+    code = error.code()
+    detail = error.details() or ""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found: dict[str, Any] = {}
+    for packed in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        retry = error_details_pb2.RetryInfo()
+        summary = telemetry_pb2.PublishSummary()
+        if packed.Unpack(info):
+            found["reason"] = info.reason
+        elif packed.Unpack(bad):
+            found["field_violations"] = [(v.field, v.description) for v in bad.field_violations]
+        elif packed.Unpack(retry):
+            found["retry_after"] = retry.retry_delay.ToNanoseconds() / 1e9
+        elif packed.Unpack(summary):
+            found["summary"] = summary
+    return GrpcError(code, detail, **found)
+
+
+def metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def timestamp(ts: datetime) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+    return out
+
+
+def batch(
+    device_id: str,
+    values: Values,
+    *,
+    ts: datetime | None = None,
+) -> telemetry_pb2.ReadingBatch:
+    """One timestamped set of values: numbers become readings, anything else state."""
+    out = telemetry_pb2.ReadingBatch(device_id=device_id)
+    stamp = timestamp(ts) if ts is not None else None
+    for key, value in values.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            reading = out.readings.add(metric=key, value=float(value))
+            if stamp is not None:
+                reading.ts.CopyFrom(stamp)
+        else:
+            state = out.state.add(key=key)
+            json_format.ParseDict(value, state.value)
+            if stamp is not None:
+                state.ts.CopyFrom(stamp)
+    return out
+
+
+def range_request(
+    device_id: str,
+    *,
+    metrics: Iterable[str] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+    interval: timedelta | None = None,
+    agg: str = "avg",
+    limit: int = 0,
+    descending: bool = False,
+) -> telemetry_pb2.RangeRequest:
+    request = telemetry_pb2.RangeRequest(
+        device_id=device_id,
+        metrics=list(metrics),
+        aggregate=AGGREGATES[agg],
+        limit=limit,
+        descending=descending,
+    )
+    if start is not None:
+        request.start.CopyFrom(timestamp(start))
+    if end is not None:
+        request.end.CopyFrom(timestamp(end))
+    if interval is not None:
+        request.interval.CopyFrom(duration_pb2.Duration())
+        request.interval.FromTimedelta(interval)
+    return request
+
+
+def subscribe_request(
+    *,
+    devices: Iterable[str] = (),
+    metrics: Iterable[str] = (),
+    presence: bool = False,
+    commands: bool = False,
+    readings: bool = True,
+) -> live_pb2.SubscribeRequest:
+    return live_pb2.SubscribeRequest(
+        device_ids=list(devices),
+        metrics=list(metrics),
+        presence=presence,
+        commands=commands,
+        no_readings=not readings,
+    )
+
+
+def command_request(
+    device_id: str, name: str, params: Mapping[str, Any] | None, ttl_s: int
+) -> commands_pb2.SendCommandRequest:
+    body = struct_pb2.Struct()
+    body.update(dict(params or {}))
+    return commands_pb2.SendCommandRequest(device_id=device_id, name=name, params=body, ttl_s=ttl_s)
+
+
+def list_request(
+    page_size: int, page_token: str, attributes: Mapping[str, str] | None
+) -> devices_pb2.ListDevicesRequest:
+    return devices_pb2.ListDevicesRequest(
+        page_size=page_size, page_token=page_token, attributes=dict(attributes or {})
+    )
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]

@@ -1,0 +1,190 @@
+"""Domain values to and from protobuf messages; no logic beyond the change of form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from telehub.core.ports import Aggregate, LatestValues
+from telehub.domain.commands import Command, CommandStatus
+from telehub.domain.devices import Device
+from telehub.domain.live import Event
+from telehub.domain.readings import Reading, StateUpdate, Telemetry
+from telehub.errors import FieldError, InvalidInput
+from telehub.v1 import commands_pb2, devices_pb2, live_pb2, telemetry_pb2
+
+AGGREGATES = {
+    telemetry_pb2.AGGREGATE_UNSPECIFIED: Aggregate.AVG,
+    telemetry_pb2.AGGREGATE_AVG: Aggregate.AVG,
+    telemetry_pb2.AGGREGATE_MIN: Aggregate.MIN,
+    telemetry_pb2.AGGREGATE_MAX: Aggregate.MAX,
+    telemetry_pb2.AGGREGATE_SUM: Aggregate.SUM,
+    telemetry_pb2.AGGREGATE_COUNT: Aggregate.COUNT,
+}
+COMMAND_STATUS = {
+    CommandStatus.PENDING: commands_pb2.COMMAND_STATUS_PENDING,
+    CommandStatus.SENT: commands_pb2.COMMAND_STATUS_SENT,
+    CommandStatus.ACKED: commands_pb2.COMMAND_STATUS_ACKED,
+    CommandStatus.FAILED: commands_pb2.COMMAND_STATUS_FAILED,
+    CommandStatus.EXPIRED: commands_pb2.COMMAND_STATUS_EXPIRED,
+}
+
+
+def micros_of(ts: timestamp_pb2.Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1_000
+
+
+def timestamp(us: int) -> timestamp_pb2.Timestamp:
+    seconds, micros = divmod(us, 1_000_000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=micros * 1_000)
+
+
+def optional_timestamp(us: int | None) -> timestamp_pb2.Timestamp | None:
+    return None if us is None else timestamp(us)
+
+
+def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, received_us: int) -> Telemetry:
+    """The batch as submitted; validation is the domain's (``check_telemetry``)."""
+    device_id = batch.device_id
+    readings = tuple(
+        Reading(
+            device_id,
+            r.metric,
+            micros_of(r.ts) if r.HasField("ts") else received_us,
+            r.value,
+        )
+        for r in batch.readings
+    )
+    state = tuple(
+        StateUpdate(
+            device_id,
+            s.key,
+            micros_of(s.ts) if s.HasField("ts") else received_us,
+            json_format.MessageToDict(s.value) if s.HasField("value") else None,
+        )
+        for s in batch.state
+    )
+    return Telemetry(device_id=device_id, readings=readings, state=state)
+
+
+def batch_of(
+    telemetry: Telemetry, metrics: frozenset[str] | None = None
+) -> telemetry_pb2.ReadingBatch:
+    """The readings of a submission (only ``metrics``, when given)."""
+    return telemetry_pb2.ReadingBatch(
+        device_id=telemetry.device_id,
+        readings=[
+            telemetry_pb2.Reading(metric=r.metric, value=r.value, ts=timestamp(r.ts_us))
+            for r in telemetry.readings
+            if metrics is None or r.metric in metrics
+        ],
+    )
+
+
+def value(data: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    json_format.ParseDict(data, out)
+    return out
+
+
+def struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(data)
+    return out
+
+
+def plain(message: struct_pb2.Struct) -> dict[str, Any]:
+    converted: dict[str, Any] = json_format.MessageToDict(message)
+    return converted
+
+
+def interval_of(request: telemetry_pb2.RangeRequest) -> str | None:
+    """The bucket width as the core's interval text; whole milliseconds only."""
+    if not request.HasField("interval"):
+        return None
+    nanos = request.interval.ToNanoseconds()
+    if nanos <= 0 or nanos % 1_000_000:
+        raise InvalidInput(
+            "interval must be a positive whole number of milliseconds",
+            [FieldError(detail="positive, whole milliseconds", parameter="interval")],
+        )
+    return f"{nanos // 1_000_000}ms"
+
+
+def latest(device_id: str, values: LatestValues) -> telemetry_pb2.LatestResponse:
+    return telemetry_pb2.LatestResponse(
+        device_id=device_id,
+        readings=[
+            telemetry_pb2.Reading(metric=m, value=p.value, ts=timestamp(p.ts_us))
+            for m, p in sorted(values.readings.items())
+        ],
+        state=[
+            telemetry_pb2.StateValue(key=k, value=value(v), ts=timestamp(ts_us))
+            for k, (ts_us, v) in sorted(values.state.items())
+        ],
+    )
+
+
+def device(d: Device) -> devices_pb2.Device:
+    presence = {
+        None: devices_pb2.PRESENCE_UNSPECIFIED,
+        True: devices_pb2.PRESENCE_ONLINE,
+        False: devices_pb2.PRESENCE_OFFLINE,
+    }[d.online]
+    return devices_pb2.Device(
+        id=d.id,
+        name=d.name,
+        attributes=struct(d.attributes),
+        created_at=timestamp(d.created_us),
+        last_seen=optional_timestamp(d.last_seen_us),
+        presence=presence,
+        presence_changed_at=optional_timestamp(d.presence_us),
+    )
+
+
+def command(c: Command) -> commands_pb2.Command:
+    return commands_pb2.Command(
+        id=c.id,
+        device_id=c.device_id,
+        name=c.name,
+        params=struct(c.params),
+        status=COMMAND_STATUS[c.status],
+        created_at=timestamp(c.created_us),
+        expires_at=timestamp(c.expires_us),
+        sent_at=optional_timestamp(c.sent_us),
+        done_at=optional_timestamp(c.done_us),
+        result=value(c.result) if c.result is not None else None,
+        batch_id=c.batch_id or "",
+    )
+
+
+def presence_event(event: Event) -> live_pb2.LiveEvent:
+    online = bool(event.data.get("online"))
+    return live_pb2.LiveEvent(
+        presence=live_pb2.PresenceChange(
+            device_id=event.device_id or "",
+            presence=devices_pb2.PRESENCE_ONLINE if online else devices_pb2.PRESENCE_OFFLINE,
+            at=timestamp(event.at_us),
+        ),
+        at=timestamp(event.at_us),
+    )
+
+
+def command_event(event: Event) -> live_pb2.LiveEvent:
+    """A command's status change as logged (its params and deadlines are not in the log)."""
+    data = event.data
+    status = COMMAND_STATUS[CommandStatus(data["status"])]
+    change = commands_pb2.Command(
+        id=data["command_id"],
+        device_id=data["device_id"],
+        name=data["name"],
+        status=status,
+        result=value(data["result"]) if data.get("result") is not None else None,
+        batch_id=data.get("batch_id") or "",
+    )
+    if status in (commands_pb2.COMMAND_STATUS_ACKED, commands_pb2.COMMAND_STATUS_FAILED):
+        change.done_at.CopyFrom(timestamp(event.at_us))
+    elif status == commands_pb2.COMMAND_STATUS_SENT:
+        change.sent_at.CopyFrom(timestamp(event.at_us))
+    return live_pb2.LiveEvent(command=change, at=timestamp(event.at_us))

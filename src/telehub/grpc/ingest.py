@@ -1,0 +1,170 @@
+"""IngestService: batches in, a summary out once every counted batch is committed.
+
+``Publish`` keeps up to ``grpc_stream_window`` batches in flight to the batch
+writer, so one stream keeps the pipeline busy without a round trip per batch.
+A bad batch is rejected, recorded and counted, and the stream goes on. When
+ingest pushes back (or the caller may not write a batch's device) the stream
+first waits for its batches in flight, then ends with a status whose details
+hold the summary of what was committed: the client resends from there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+
+from google.protobuf import json_format
+
+from telehub.core.ingest import IngestResult, Ticket
+from telehub.core.telemetry import TelemetryService
+from telehub.domain.batch import check_telemetry
+from telehub.domain.readings import Telemetry, now_us
+from telehub.errors import (
+    InvalidInput,
+    NotFound,
+    TelehubError,
+    UnknownDevice,
+    error_code,
+)
+from telehub.grpc import convert
+from telehub.grpc.auth import Context, caller
+from telehub.grpc.status import abort, field_path, to_status
+from telehub.runtime import Hub
+from telehub.v1 import telemetry_pb2, telemetry_pb2_grpc
+
+MAX_REJECTIONS = 100
+_EXCERPT_READINGS = 20
+
+
+class Tally:
+    """The running PublishSummary of one call."""
+
+    def __init__(self) -> None:
+        self.summary = telemetry_pb2.PublishSummary()
+
+    def add(self, result: IngestResult) -> None:
+        self.summary.batches += 1
+        self.summary.accepted += result.accepted
+        self.summary.duplicates += result.duplicates
+        self.summary.state += result.state
+
+    def reject(self, index: int, batch: telemetry_pb2.ReadingBatch, exc: InvalidInput) -> None:
+        s = self.summary
+        s.batches += 1
+        s.rejected_batches += 1
+        s.rejected += len(batch.readings) + len(batch.state)
+        if len(s.rejections) < MAX_REJECTIONS:
+            s.rejections.append(
+                telemetry_pb2.BatchRejection(
+                    index=index,
+                    device_id=batch.device_id,
+                    reason=exc.reason if exc.reason != "invalid-input" else error_code(exc),
+                    detail=exc.detail,
+                    field_violations=[
+                        telemetry_pb2.FieldViolation(field=field_path(e), description=e.detail)
+                        for e in exc.errors
+                    ],
+                )
+            )
+
+
+class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._telemetry: TelemetryService = hub.telemetry
+
+    async def PublishBatch(
+        self, request: telemetry_pb2.ReadingBatch, context: Context
+    ) -> telemetry_pb2.PublishSummary:
+        principal = await caller(self._hub.auth, context)
+        telemetry = await self._decode(request)
+        tally = Tally()
+        tally.add(await self._telemetry.ingest(principal, telemetry))
+        return tally.summary
+
+    async def Publish(
+        self, request_iterator: AsyncIterator[telemetry_pb2.ReadingBatch], context: Context
+    ) -> telemetry_pb2.PublishSummary:
+        principal = await caller(self._hub.auth, context)
+        tally = Tally()
+        window: deque[tuple[int, telemetry_pb2.ReadingBatch, Ticket]] = deque()
+        limit = self._hub.settings.grpc_stream_window
+        index = 0
+        try:
+            async for batch in request_iterator:
+                try:
+                    telemetry = await self._decode(batch)
+                    ticket = self._telemetry.offer(principal, telemetry)
+                except InvalidInput as exc:
+                    await self._settle(window, tally, upto=0)
+                    tally.reject(index, batch, exc)
+                    index += 1
+                    continue
+                window.append((index, batch, ticket))
+                index += 1
+                if ticket.remaining == 0:  # refused at once: push-back or shutdown
+                    break
+                if len(window) >= limit:
+                    await self._settle(window, tally, upto=limit - 1)
+            await self._settle(window, tally, upto=0)
+        except TelehubError as exc:
+            # What was counted is committed; tell the client where to resume.
+            await self._settle(window, tally, upto=0, stop=False)
+            await abort(context, to_status(exc, tally.summary))
+        return tally.summary
+
+    async def _settle(
+        self,
+        window: deque[tuple[int, telemetry_pb2.ReadingBatch, Ticket]],
+        tally: Tally,
+        *,
+        upto: int,
+        stop: bool = True,
+    ) -> None:
+        """Wait for the oldest batches in flight until at most ``upto`` remain, in order.
+
+        A batch whose device does not exist is a rejection; any other failure
+        ends the stream (raised, unless ``stop`` is False: already ending).
+        """
+        while len(window) > upto:
+            index, batch, ticket = window.popleft()
+            [answer] = await ticket.answers()
+            if isinstance(answer, IngestResult):
+                tally.add(answer)
+            elif isinstance(answer, NotFound):
+                unknown = UnknownDevice(str(answer))
+                await self._record(batch, unknown)
+                tally.reject(index, batch, unknown)
+            elif stop:
+                window.clear()  # the rest waits in vain: it comes after the failure
+                raise answer
+            else:
+                window.clear()
+
+    async def _decode(self, batch: telemetry_pb2.ReadingBatch) -> Telemetry:
+        received = now_us()
+        telemetry = convert.telemetry_of(batch, received_us=received)
+        settings = self._hub.settings
+        try:
+            check_telemetry(
+                telemetry,
+                received_us=received,
+                max_future_skew=settings.max_future_skew_seconds,
+                max_values=settings.max_batch_readings,
+            )
+        except InvalidInput as exc:
+            await self._record(batch, exc)
+            raise
+        return telemetry
+
+    async def _record(self, batch: telemetry_pb2.ReadingBatch, error: InvalidInput) -> None:
+        """Keep a readable excerpt of the batch (its first readings) in the rejected log."""
+        excerpt = telemetry_pb2.ReadingBatch(device_id=batch.device_id)
+        excerpt.readings.extend(batch.readings[:_EXCERPT_READINGS])
+        excerpt.state.extend(batch.state[:_EXCERPT_READINGS])
+        await self._hub.rejected.record(
+            transport="grpc",
+            device_id=batch.device_id or None,
+            error=error,
+            payload=json_format.MessageToJson(excerpt, indent=None).encode(),
+        )

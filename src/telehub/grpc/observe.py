@@ -1,0 +1,132 @@
+"""One interceptor around every RPC: core errors become statuses here, and calls are counted.
+
+Servicers raise :class:`TelehubError` like any core caller; this is the one
+place that turns them into a status (see :mod:`telehub.grpc.status`). It also
+counts calls by method and final code, and the messages of streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from telehub.core.metrics import Metrics
+from telehub.errors import TelehubError
+from telehub.grpc.status import abort, to_status
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # generic only in the type stubs
+    Context = grpc.aio.ServicerContext[Any, Any]
+    Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class Observer(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _Call(self._metrics, handler_call_details.method).wrap(handler)
+
+
+class _Call:
+    def __init__(self, metrics: Metrics, method: str) -> None:
+        self.metrics = metrics
+        self.method = method
+
+    def wrap(self, handler: Handler) -> Handler:
+        kinds = {
+            "unary_unary": grpc.unary_unary_rpc_method_handler,
+            "unary_stream": grpc.unary_stream_rpc_method_handler,
+            "stream_unary": grpc.stream_unary_rpc_method_handler,
+            "stream_stream": grpc.stream_stream_rpc_method_handler,
+        }
+        for attribute, make in kinds.items():
+            behaviour = getattr(handler, attribute)
+            if behaviour is None:
+                continue
+            streams_in = attribute.startswith("stream_")
+            if inspect.isasyncgenfunction(behaviour):
+                wrapped: Any = self._generator(behaviour, streams_in)
+            else:
+                wrapped = self._coroutine(behaviour, streams_in)
+            return make(
+                wrapped,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _coroutine(self, behaviour: Any, streams_in: bool) -> Any:
+        async def call(request: Any, context: Context) -> Any:
+            self.metrics.grpc_in_flight.inc()
+            failure: BaseException | None = None
+            try:
+                return await behaviour(self._incoming(request, streams_in), context)
+            except TelehubError as exc:
+                failure = exc
+                await abort(context, to_status(exc))
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._finished(context, failure)
+
+        return call
+
+    def _generator(self, behaviour: Any, streams_in: bool) -> Any:
+        sent = self.metrics.grpc_stream_messages.labels(self.method, "sent")
+
+        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+            self.metrics.grpc_in_flight.inc()
+            failure: BaseException | None = None
+            try:
+                async for response in behaviour(self._incoming(request, streams_in), context):
+                    yield response
+                    sent.inc()
+            except TelehubError as exc:
+                failure = exc
+                await abort(context, to_status(exc))
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._finished(context, failure)
+
+        return call
+
+    def _incoming(self, request: Any, streams_in: bool) -> Any:
+        if not streams_in:
+            return request
+        received = self.metrics.grpc_stream_messages.labels(self.method, "received")
+
+        async def counted() -> AsyncIterator[Any]:
+            async for message in request:
+                received.inc()
+                yield message
+
+        return counted()
+
+    def _finished(self, context: Context, failure: BaseException | None) -> None:
+        self.metrics.grpc_in_flight.dec()
+        if isinstance(failure, asyncio.CancelledError):
+            code = "CANCELLED"
+        elif failure is None or isinstance(failure, TelehubError | grpc.aio.AbortError):
+            found = context.code()
+            code = found.name if isinstance(found, grpc.StatusCode) else "OK"
+        else:
+            code = "UNKNOWN"
+            log.error("gRPC %s failed", self.method, exc_info=failure)
+        self.metrics.grpc_calls.labels(self.method, code).inc()

@@ -1,0 +1,88 @@
+"""QueryService and DeviceService: reads, the same core calls as the REST API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC
+
+from telehub.core.telemetry import SeriesQuery
+from telehub.domain.devices import Scope
+from telehub.errors import FieldError, InvalidInput
+from telehub.grpc import convert
+from telehub.grpc.auth import Context, caller
+from telehub.runtime import Hub
+from telehub.v1 import devices_pb2, devices_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    async def Range(
+        self, request: telemetry_pb2.RangeRequest, context: Context
+    ) -> AsyncIterator[telemetry_pb2.Point]:
+        await caller(self._hub.auth, context, Scope.READ)
+        if request.limit > MAX_LIMIT:
+            raise InvalidInput(
+                f"limit is at most {MAX_LIMIT}",
+                [FieldError(detail=f"at most {MAX_LIMIT}", parameter="limit")],
+            )
+        q = SeriesQuery(
+            metrics=list(request.metrics) or None,
+            start=request.start.ToDatetime(UTC) if request.HasField("start") else None,
+            end=request.end.ToDatetime(UTC) if request.HasField("end") else None,
+            interval=convert.interval_of(request),
+            agg=convert.AGGREGATES[request.aggregate],
+            limit=request.limit or DEFAULT_LIMIT,
+            desc=request.descending,
+        )
+        series = await self._hub.telemetry.query(request.device_id, q)
+        for metric, points in series.items():
+            for p in points:
+                yield telemetry_pb2.Point(
+                    metric=metric, ts=convert.timestamp(p.ts_us), value=p.value
+                )
+
+    async def Latest(
+        self, request: telemetry_pb2.LatestRequest, context: Context
+    ) -> telemetry_pb2.LatestResponse:
+        await caller(self._hub.auth, context, Scope.READ)
+        values = await self._hub.telemetry.latest(request.device_id)
+        return convert.latest(request.device_id, values)
+
+
+class DeviceServicer(devices_pb2_grpc.DeviceServiceServicer):
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    async def Get(
+        self, request: devices_pb2.GetDeviceRequest, context: Context
+    ) -> devices_pb2.Device:
+        await caller(self._hub.auth, context, Scope.READ)
+        return convert.device(await self._hub.devices.get(request.device_id))
+
+    async def List(
+        self, request: devices_pb2.ListDevicesRequest, context: Context
+    ) -> devices_pb2.ListDevicesResponse:
+        await caller(self._hub.auth, context, Scope.READ)
+        if request.page_size > MAX_PAGE:
+            raise InvalidInput(
+                f"page_size is at most {MAX_PAGE}",
+                [FieldError(detail=f"at most {MAX_PAGE}", parameter="page_size")],
+            )
+        size = request.page_size or DEFAULT_PAGE
+        # One more than asked tells whether another page follows.
+        found = await self._hub.devices.page(
+            limit=size + 1, after=request.page_token or None, attributes=dict(request.attributes)
+        )
+        page = found[:size]
+        more = len(found) > size
+        return devices_pb2.ListDevicesResponse(
+            devices=[convert.device(d) for d in page],
+            next_page_token=page[-1].id if more else "",
+        )
