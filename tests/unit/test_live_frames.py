@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 
 from telehub.api.live_frames import FrameCache
-from telehub.domain.live import Filter
-from telehub.domain.live import LiveReadings
+from telehub.domain.live import Filter, LiveReadings
 from telehub.domain.readings import Reading, Telemetry
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
