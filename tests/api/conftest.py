@@ -115,13 +115,13 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(hub: Hub) -> AsyncIterator[Api]:
-    """The app on ``hub``, with its lifespan running and a bootstrap admin token."""
+async def serve_api(hub: Hub, admin: str | None = None) -> AsyncIterator[Api]:
+    """The app on ``hub``, with its lifespan running and an admin token (bootstrapped if none)."""
     app = create_app(hub.settings, hub=hub)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://telehub") as client:
-            admin = await hub.tokens.bootstrap()
+            admin = admin or await hub.tokens.bootstrap()
             assert admin is not None
             yield Api(client=client, hub=hub, admin=admin)
 

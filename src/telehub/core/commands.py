@@ -26,6 +26,7 @@ from telehub.domain.commands import (
     new_command_id,
 )
 from telehub.domain.readings import now_us
+from telehub.domain.telemetry import all_finite
 from telehub.errors import CommandClosed, FieldError, InvalidInput, NotFound, UnknownCommand
 
 DEFAULT_TTL_S = 300
@@ -246,6 +247,9 @@ def _validate(name: str, params: dict[str, Any], ttl_s: int) -> None:
     except (TypeError, orjson.JSONEncodeError):
         errors.append(FieldError(detail="must be a JSON object", pointer="#/params"))
     else:
+        if not all_finite(params):
+            # JSON has no NaN (orjson would write null): refuse rather than change it.
+            errors.append(FieldError(detail="numbers must be finite", pointer="#/params"))
         if size > MAX_PARAMS_BYTES:
             errors.append(
                 FieldError(detail=f"at most {MAX_PARAMS_BYTES} bytes", pointer="#/params")

@@ -36,7 +36,9 @@ def check_telemetry(
     if not _DEVICE_RE.fullmatch(telemetry.device_id):
         errors.append(FieldError(detail=f"must match {DEVICE_ID_PATTERN}", pointer="#/device_id"))
     if count == 0:
-        errors.append(FieldError(detail="at least one reading or state value", pointer="#"))
+        errors.append(
+            FieldError(detail="at least one reading or state value", pointer="#/readings")
+        )
     latest_us = received_us + int(max_future_skew * 1_000_000)
     skew = f"more than {int(max_future_skew)} s in the future"
     for index, reading in enumerate(telemetry.readings):

@@ -61,7 +61,7 @@ def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, received_us: int) -> Tele
             device_id,
             s.key,
             micros_of(s.ts) if s.HasField("ts") else received_us,
-            json_format.MessageToDict(s.value) if s.HasField("value") else None,
+            plain_value(s.value),
         )
         for s in batch.state
     )
@@ -82,6 +82,23 @@ def batch_of(
     )
 
 
+def plain_value(message: struct_pb2.Value) -> Any:
+    """A Value as Python, keeping NaN (json_format refuses it) so validation can name it."""
+    kind = message.WhichOneof("kind")
+    if kind == "number_value":
+        number = message.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "string_value":
+        return message.string_value
+    if kind == "bool_value":
+        return message.bool_value
+    if kind == "struct_value":
+        return {k: plain_value(v) for k, v in message.struct_value.fields.items()}
+    if kind == "list_value":
+        return [plain_value(v) for v in message.list_value.values]
+    return None
+
+
 def value(data: Any) -> struct_pb2.Value:
     out = struct_pb2.Value()
     json_format.ParseDict(data, out)
@@ -95,8 +112,7 @@ def struct(data: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def plain(message: struct_pb2.Struct) -> dict[str, Any]:
-    converted: dict[str, Any] = json_format.MessageToDict(message)
-    return converted
+    return {key: plain_value(item) for key, item in message.fields.items()}
 
 
 def interval_of(request: telemetry_pb2.RangeRequest) -> str | None:
@@ -109,7 +125,11 @@ def interval_of(request: telemetry_pb2.RangeRequest) -> str | None:
             "interval must be a positive whole number of milliseconds",
             [FieldError(detail="positive, whole milliseconds", parameter="interval")],
         )
-    return f"{nanos // 1_000_000}ms"
+    millis = nanos // 1_000_000
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        if millis % size == 0:
+            return f"{millis // size}{unit}"  # as a REST user would have written it
+    return f"{millis}ms"
 
 
 def latest(device_id: str, values: LatestValues) -> telemetry_pb2.LatestResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 
-from google.protobuf import json_format
+from google.protobuf import text_format
 
 from telehub.core.ingest import IngestResult, Ticket
 from telehub.core.telemetry import TelemetryService
@@ -166,5 +166,6 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
             transport="grpc",
             device_id=batch.device_id or None,
             error=error,
-            payload=json_format.MessageToJson(excerpt, indent=None).encode(),
+            # Text format, not JSON: it can show the NaN that got the batch refused.
+            payload=text_format.MessageToString(excerpt, as_one_line=True).encode(),
         )

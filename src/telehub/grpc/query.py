@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC
 
 from telehub.core.telemetry import SeriesQuery
@@ -41,7 +42,10 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
             limit=request.limit or DEFAULT_LIMIT,
             desc=request.descending,
         )
-        series = await self._hub.telemetry.query(request.device_id, q)
+        try:
+            series = await self._hub.telemetry.query(request.device_id, q)
+        except InvalidInput as exc:
+            raise _in_request_terms(exc) from None
         for metric, points in series.items():
             for p in points:
                 yield telemetry_pb2.Point(
@@ -54,6 +58,19 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
         await caller(self._hub.auth, context, Scope.READ)
         values = await self._hub.telemetry.latest(request.device_id)
         return convert.latest(request.device_id, values)
+
+
+# The core names query parameters as REST does; RangeRequest calls some differently.
+_RANGE_FIELDS = {"from": "start", "to": "end", "metric": "metrics", "agg": "aggregate"}
+
+
+def _in_request_terms(exc: InvalidInput) -> InvalidInput:
+    renamed = [
+        replace(e, parameter=_RANGE_FIELDS.get(e.parameter, e.parameter)) if e.parameter else e
+        for e in exc.errors
+    ]
+    detail = exc.detail.replace("from must be before to", "start must be before end")
+    return type(exc)(detail, renamed)
 
 
 class DeviceServicer(devices_pb2_grpc.DeviceServiceServicer):
