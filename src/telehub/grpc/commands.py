@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from telehub.bus import Channel, Delivery
+from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.commands import DEFAULT_TTL_S
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import Scope
@@ -14,13 +15,15 @@ from telehub.domain.live import Event, EventType, LoggedEvents
 from telehub.domain.readings import now_us
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
+from telehub.grpc.streams import LiveStreams
 from telehub.runtime import Hub
 from telehub.v1 import commands_pb2, commands_pb2_grpc
 
 
 class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, streams: LiveStreams) -> None:
         self._hub = hub
+        self._streams = streams
 
     async def Send(
         self, request: commands_pb2.SendCommandRequest, context: Context
@@ -49,7 +52,7 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
         """Its current status, then each logged change, ending after the final one."""
         commands = self._hub.commands
         # Subscribed before reading the current status: no change falls between.
-        async with self._hub.bus.subscribe([Channel.EVENTS]) as subscription:
+        async with self._streams.subscribe([Channel.EVENTS]) as subscription:
             current = await commands.get(device_id, command_id)
             yield current
             while current.status.open:
@@ -58,6 +61,9 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
                         delivery = await subscription.next()
                 except TimeoutError:
                     delivery = None  # past its deadline: reading it moves it to expired
+                except SubscriptionClosed:
+                    self._streams.check()
+                    raise
                 events = [] if delivery is None else _command_events(delivery, device_id)
                 changes = [e for e in events if e.data["command_id"] == command_id]
                 if delivery is None or delivery.lost:
@@ -72,12 +78,13 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
 
     async def _device(self, device_id: str) -> AsyncIterator[Command]:
         """Every status change of the device's commands, until the caller cancels."""
-        async with self._hub.bus.subscribe([Channel.EVENTS]) as subscription:
+        async with self._streams.subscribe([Channel.EVENTS]) as subscription:
             await self._hub.devices.get(device_id)
             async for delivery in subscription:
                 for event in _command_events(delivery, device_id):
                     command = await self._hub.commands.get(device_id, event.data["command_id"])
                     yield _applied(command, event)
+        self._streams.check()
 
 
 def _command_events(delivery: Delivery, device_id: str) -> list[Event]:

@@ -203,7 +203,7 @@ def command_event(event: Event) -> live_pb2.LiveEvent:
         result=value(data["result"]) if data.get("result") is not None else None,
         batch_id=data.get("batch_id") or "",
     )
-    if status in (commands_pb2.COMMAND_STATUS_ACKED, commands_pb2.COMMAND_STATUS_FAILED):
+    if not CommandStatus(data["status"]).open:  # acked, failed or expired
         change.done_at.CopyFrom(timestamp(event.at_us))
     elif status == commands_pb2.COMMAND_STATUS_SENT:
         change.sent_at.CopyFrom(timestamp(event.at_us))

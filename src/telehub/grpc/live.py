@@ -21,6 +21,7 @@ from telehub.domain.readings import (
 from telehub.errors import FieldError, InvalidInput
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
+from telehub.grpc.streams import LiveStreams
 from telehub.runtime import Hub
 from telehub.v1 import live_pb2, live_pb2_grpc
 
@@ -28,8 +29,9 @@ MAX_FILTER_ITEMS = 1000
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, streams: LiveStreams) -> None:
         self._hub = hub
+        self._streams = streams
 
     async def Subscribe(
         self, request: live_pb2.SubscribeRequest, context: Context
@@ -48,10 +50,11 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     )
                 ],
             )
-        async with self._hub.bus.subscribe(channels) as subscription:
+        async with self._streams.subscribe(channels) as subscription:
             async for delivery in subscription:
                 for event in _events(delivery, want, request):
                     yield event
+        self._streams.check()
 
 
 def _filter(request: live_pb2.SubscribeRequest) -> Filter:

@@ -8,6 +8,7 @@ counts calls by method and final code, and the messages of streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -87,15 +88,29 @@ class _Call:
         return call
 
     def _generator(self, behaviour: Any, streams_in: bool) -> Any:
+        """A server stream, written with ``context.write`` rather than yielded.
+
+        A client that hangs up while its write is pending makes that write fail
+        before grpc marks the call cancelled; written here, the failure is
+        turned into the cancel it is, instead of a servicer error logged with
+        a traceback.
+        """
         sent = self.metrics.grpc_stream_messages.labels(self.method, "sent")
 
-        async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+        async def call(request: Any, context: Context) -> None:
             self.metrics.grpc_in_flight.inc()
             failure: BaseException | None = None
+            responses = behaviour(self._incoming(request, streams_in), context)
             try:
-                async for response in behaviour(self._incoming(request, streams_in), context):
-                    yield response
-                    sent.inc()
+                async with contextlib.aclosing(responses):
+                    async for response in responses:
+                        try:
+                            await context.write(response)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            raise asyncio.CancelledError("the client hung up") from exc
+                        sent.inc()
             except TelehubError as exc:
                 failure = exc
                 await abort(context, to_status(exc))

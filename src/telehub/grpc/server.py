@@ -23,6 +23,7 @@ from telehub.grpc.ingest import IngestServicer
 from telehub.grpc.live import LiveServicer
 from telehub.grpc.observe import Observer
 from telehub.grpc.query import DeviceServicer, QueryServicer
+from telehub.grpc.streams import LiveStreams
 from telehub.runtime import Hub
 from telehub.v1 import (
     commands_pb2,
@@ -78,8 +79,9 @@ async def grpc_running(
     )
     telemetry_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(hub), server)
     telemetry_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(hub), server)
-    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub), server)
-    commands_pb2_grpc.add_CommandServiceServicer_to_server(CommandServicer(hub), server)
+    streams = LiveStreams(hub.bus)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub, streams), server)
+    commands_pb2_grpc.add_CommandServiceServicer_to_server(CommandServicer(hub, streams), server)
     devices_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(hub), server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
@@ -102,6 +104,8 @@ async def grpc_running(
             "choose another port with TELEHUB_GRPC_PORT or --grpc-port"
         )
     address = GrpcAddress(host, bound)
+    for name in ("", *SERVICES):  # until the database has answered once
+        await checker.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     watcher = asyncio.create_task(_watch_store(hub, checker), name="grpc-health")
     try:
@@ -110,6 +114,8 @@ async def grpc_running(
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await checker.enter_graceful_shutdown()
+        # Live streams never finish: end them now, with UNAVAILABLE (subscribe again).
+        streams.close()
         # New calls are refused at once; running ones (a Publish stream) may finish.
         await server.stop(settings.grpc_grace_seconds)
 
