@@ -45,5 +45,8 @@ bench-mqtt: .venv/.synced-dev  ## MQTT ingest through the bridge vs the bare bro
 bench-fanout: .venv/.synced-dev  ## live WebSocket/SSE fan-out vs bare websockets/Starlette servers
 	.venv/bin/python bench/fanout.py
 
+bench-grpc: .venv/.synced-dev  ## gRPC Publish streams vs PublishBatch, REST batches and the raw driver
+	.venv/bin/python bench/grpc_ingest.py
+
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from telehub.client.grpc_client import GrpcClient
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
@@ -63,6 +66,8 @@ def server_env(tmp_path: Path) -> dict[str, str]:
     env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
     # 1883 may be another broker's (it is Mosquitto's on the CI machine).
     env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
+    # serve runs gRPC too; every test on 50051 would collide.
+    env["TELEHUB_GRPC_PORT"] = str(free_port())
     return env
 
 
@@ -143,6 +148,40 @@ def test_serve_runs_the_embedded_mqtt_broker_for_devices(
         while stored_count(http, "dev-m", bearer) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert stored_count(http, "dev-m", bearer) == 3
+        server.terminate()
+
+
+def test_serve_also_serves_grpc_and_counts_its_calls_in_metrics(
+    start: Start, admin: str, server_env: dict[str, str]
+) -> None:
+    bearer = {"Authorization": f"Bearer {admin}"}
+    target = f"127.0.0.1:{server_env['TELEHUB_GRPC_PORT']}"
+    with (
+        start() as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as http,
+        GrpcClient(target, token=admin, timeout=10) as grpc_client,
+    ):
+        assert f"telehub gRPC on {target}" in server.output()
+        assert grpc_client.health() == "SERVING"
+        created = http.post("/api/v1/devices", json={"id": "dev-g"}, headers=bearer)
+        assert created.status_code == 201, created.text
+        sent = grpc_client.send_telemetry(
+            "dev-g", {"temperature": 19.5}, ts=datetime(2025, 1, 1, tzinfo=UTC)
+        )
+        assert sent.accepted == 1
+        # One hub behind both: what gRPC committed, HTTP reads.
+        latest = http.get("/api/v1/devices/dev-g/latest", headers=bearer)
+        assert latest.json()["readings"]["temperature"]["value"] == 19.5
+        metrics = http.get("/metrics", headers=bearer)
+        assert metrics.status_code == 200, metrics.text
+        calls = {
+            (s.labels["method"], s.labels["code"]): s.value
+            for family in text_string_to_metric_families(metrics.text)
+            for s in family.samples
+            if s.name == "telehub_grpc_calls_total"
+        }
+        assert calls[("/telehub.v1.IngestService/PublishBatch", "OK")] == 1
+        assert calls[("/grpc.health.v1.Health/Check", "OK")] == 1
         server.terminate()
 
 

@@ -73,6 +73,8 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
                         current = latest
                         yield latest
                 for event in changes:
+                    if _rank(CommandStatus(event.data["status"])) <= _rank(current.status):
+                        continue  # committed before the first read, which already showed it
                     current = _applied(current, event)
                     yield current
 
@@ -107,6 +109,10 @@ def _applied(command: Command, event: Event) -> Command:
         sent_us=event.at_us if status is CommandStatus.SENT else command.sent_us,
         done_us=event.at_us if not status.open else None,
     )
+
+
+def _rank(status: CommandStatus) -> int:
+    return {CommandStatus.PENDING: 0, CommandStatus.SENT: 1}.get(status, 2)
 
 
 def _until_expiry(command: Command) -> float:
