@@ -162,8 +162,10 @@ class Settings(BaseSettings):
     grpc_grace_seconds: float = Field(
         10.0, ge=0, description="on shutdown, in-flight gRPC calls get this long to finish"
     )
-    grpc_stream_window: int = Field(
-        16, ge=1, le=1024, description="batches of one Publish stream in flight to the writer"
+    grpc_stream_window_readings: int = Field(
+        20_000,
+        ge=1,
+        description="readings of one Publish stream in flight to the writer (at least a batch)",
     )
     grpc_health_interval_seconds: float = Field(
         5.0, gt=0, description="how often the gRPC health service checks the database"

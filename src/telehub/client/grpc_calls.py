@@ -6,7 +6,7 @@ exactly the same errors for the same call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,6 +106,30 @@ def batch(
             if stamp is not None:
                 state.ts.CopyFrom(stamp)
     return out
+
+
+def series_batch(
+    device_id: str,
+    values: Mapping[str, Sequence[float]],
+    *,
+    timestamps: Sequence[datetime] | None = None,
+) -> telemetry_pb2.ReadingBatch:
+    """Many readings per metric in the compact form: ``values[metric][i]`` was measured
+    at ``timestamps[i]`` (or, with no timestamps, when the hub receives the batch)."""
+    stamps = [_micros(ts) for ts in timestamps] if timestamps is not None else []
+    return telemetry_pb2.ReadingBatch(
+        device_id=device_id,
+        series=[
+            telemetry_pb2.Series(metric=metric, values=list(column), timestamps_us=stamps)
+            for metric, column in values.items()
+        ],
+    )
+
+
+def _micros(ts: datetime) -> int:
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def range_request(

@@ -7,6 +7,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from telehub.core.ports import Aggregate, LatestValues
+from telehub.domain.batch import Limits, SeriesColumns, assemble
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import Device
 from telehub.domain.live import Event
@@ -44,10 +45,11 @@ def optional_timestamp(us: int | None) -> timestamp_pb2.Timestamp | None:
     return None if us is None else timestamp(us)
 
 
-def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, received_us: int) -> Telemetry:
-    """The batch as submitted; validation is the domain's (``check_telemetry``)."""
+def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, limits: Limits) -> Telemetry:
+    """The batch as validated Telemetry (the domain checks it: ``assemble``)."""
     device_id = batch.device_id
-    readings = tuple(
+    received_us = limits.received_us
+    readings = [
         Reading(
             device_id,
             r.metric,
@@ -55,8 +57,9 @@ def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, received_us: int) -> Tele
             r.value,
         )
         for r in batch.readings
-    )
-    state = tuple(
+    ]
+    series = [SeriesColumns(s.metric, list(s.values), list(s.timestamps_us)) for s in batch.series]
+    state = [
         StateUpdate(
             device_id,
             s.key,
@@ -64,8 +67,8 @@ def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, received_us: int) -> Tele
             plain_value(s.value),
         )
         for s in batch.state
-    )
-    return Telemetry(device_id=device_id, readings=readings, state=state)
+    ]
+    return assemble(device_id, readings=readings, series=series, state=state, limits=limits)
 
 
 def batch_of(

@@ -1,7 +1,9 @@
 """IngestService: batches in, a summary out once every counted batch is committed.
 
-``Publish`` keeps up to ``grpc_stream_window`` batches in flight to the batch
-writer, so one stream keeps the pipeline busy without a round trip per batch.
+``Publish`` keeps up to ``grpc_stream_window_readings`` readings in flight to
+the batch writer, so one stream keeps the pipeline busy without a round trip
+per batch, and fills whole commits (the writer stops waiting for company once
+a commit's worth is queued).
 A bad batch is rejected, recorded and counted, and the stream goes on. When
 ingest pushes back (or the caller may not write a batch's device) the stream
 first waits for its batches in flight, then ends with a status whose details
@@ -17,7 +19,7 @@ from google.protobuf import text_format
 
 from telehub.core.ingest import IngestResult, Ticket
 from telehub.core.telemetry import TelemetryService
-from telehub.domain.batch import check_telemetry
+from telehub.domain.batch import Limits
 from telehub.domain.readings import Telemetry, now_us
 from telehub.errors import (
     InvalidInput,
@@ -52,7 +54,9 @@ class Tally:
         s = self.summary
         s.batches += 1
         s.rejected_batches += 1
-        s.rejected += len(batch.readings) + len(batch.state)
+        s.rejected += (
+            len(batch.readings) + len(batch.state) + sum(len(x.values) for x in batch.series)
+        )
         if len(s.rejections) < MAX_REJECTIONS:
             s.rejections.append(
                 telemetry_pb2.BatchRejection(
@@ -66,6 +70,24 @@ class Tally:
                     ],
                 )
             )
+
+
+class _Window:
+    """The batches of one stream handed to the writer and not yet answered, oldest first."""
+
+    def __init__(self) -> None:
+        self.batches: deque[tuple[int, telemetry_pb2.ReadingBatch, Ticket, int]] = deque()
+        self.readings = 0
+
+    def add(
+        self, index: int, batch: telemetry_pb2.ReadingBatch, ticket: Ticket, weight: int
+    ) -> None:
+        self.batches.append((index, batch, ticket, max(1, weight)))
+        self.readings += max(1, weight)
+
+    def clear(self) -> None:
+        self.batches.clear()
+        self.readings = 0
 
 
 class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
@@ -87,8 +109,8 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
     ) -> telemetry_pb2.PublishSummary:
         principal = await caller(self._hub.auth, context)
         tally = Tally()
-        window: deque[tuple[int, telemetry_pb2.ReadingBatch, Ticket]] = deque()
-        limit = self._hub.settings.grpc_stream_window
+        window = _Window()
+        limit = self._hub.settings.grpc_stream_window_readings
         index = 0
         try:
             async for batch in request_iterator:
@@ -96,38 +118,32 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
                     telemetry = await self._decode(batch)
                     ticket = self._telemetry.offer(principal, telemetry)
                 except InvalidInput as exc:
-                    await self._settle(window, tally, upto=0)
+                    await self._settle(window, tally, keep=0)
                     tally.reject(index, batch, exc)
                     index += 1
                     continue
-                window.append((index, batch, ticket))
+                window.add(index, batch, ticket, len(telemetry.readings) + len(telemetry.state))
                 index += 1
                 if ticket.remaining == 0:  # refused at once: push-back or shutdown
                     break
-                if len(window) >= limit:
-                    await self._settle(window, tally, upto=limit - 1)
-            await self._settle(window, tally, upto=0)
+                await self._settle(window, tally, keep=limit)
+            await self._settle(window, tally, keep=0)
         except TelehubError as exc:
             # What was counted is committed; tell the client where to resume.
-            await self._settle(window, tally, upto=0, stop=False)
+            await self._settle(window, tally, keep=0, stop=False)
             await abort(context, to_status(exc, tally.summary))
         return tally.summary
 
-    async def _settle(
-        self,
-        window: deque[tuple[int, telemetry_pb2.ReadingBatch, Ticket]],
-        tally: Tally,
-        *,
-        upto: int,
-        stop: bool = True,
-    ) -> None:
-        """Wait for the oldest batches in flight until at most ``upto`` remain, in order.
+    async def _settle(self, window: _Window, tally: Tally, *, keep: int, stop: bool = True) -> None:
+        """Wait for the oldest batches in flight, in order, until at most ``keep`` readings
+        are (the newest batch may hold more on its own).
 
         A batch whose device does not exist is a rejection; any other failure
         ends the stream (raised, unless ``stop`` is False: already ending).
         """
-        while len(window) > upto:
-            index, batch, ticket = window.popleft()
+        while window.readings > keep and (keep == 0 or len(window.batches) > 1):
+            index, batch, ticket, weight = window.batches.popleft()
+            window.readings -= weight
             [answer] = await ticket.answers()
             if isinstance(answer, IngestResult):
                 tally.add(answer)
@@ -142,26 +158,29 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
                 window.clear()
 
     async def _decode(self, batch: telemetry_pb2.ReadingBatch) -> Telemetry:
-        received = now_us()
-        telemetry = convert.telemetry_of(batch, received_us=received)
         settings = self._hub.settings
+        limits = Limits(
+            received_us=now_us(),
+            max_future_skew=settings.max_future_skew_seconds,
+            max_values=settings.max_batch_readings,
+        )
         try:
-            check_telemetry(
-                telemetry,
-                received_us=received,
-                max_future_skew=settings.max_future_skew_seconds,
-                max_values=settings.max_batch_readings,
-            )
+            return convert.telemetry_of(batch, limits=limits)
         except InvalidInput as exc:
             await self._record(batch, exc)
             raise
-        return telemetry
 
     async def _record(self, batch: telemetry_pb2.ReadingBatch, error: InvalidInput) -> None:
         """Keep a readable excerpt of the batch (its first readings) in the rejected log."""
         excerpt = telemetry_pb2.ReadingBatch(device_id=batch.device_id)
         excerpt.readings.extend(batch.readings[:_EXCERPT_READINGS])
         excerpt.state.extend(batch.state[:_EXCERPT_READINGS])
+        for series in batch.series[:_EXCERPT_READINGS]:
+            excerpt.series.add(
+                metric=series.metric,
+                values=series.values[:_EXCERPT_READINGS],
+                timestamps_us=series.timestamps_us[:_EXCERPT_READINGS],
+            )
         await self._hub.rejected.record(
             transport="grpc",
             device_id=batch.device_id or None,

@@ -114,29 +114,75 @@ class StateValue(_message.Message):
 Global___StateValue: _TypeAlias = StateValue  # noqa: Y015
 
 @_typing.final
+class Series(_message.Message):
+    """The readings of one metric as parallel arrays: the compact form for high
+    rates (an edge gateway). The hub decodes it about five times faster than
+    `Reading` messages, and it takes about half the bytes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    TIMESTAMPS_US_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """[A-Za-z0-9_.-]{1,64}"""
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Finite numbers, one per reading."""
+
+    @_builtins.property
+    def timestamps_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Microseconds since the Unix epoch (UTC), one per value; empty: every value
+        is stamped with the time the hub received the batch. Integers, because a
+        google.protobuf.Timestamp cannot be packed into an array.
+        """
+
+    def __init__(
+        self,
+        *,
+        metric: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+        timestamps_us: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "timestamps_us", b"timestamps_us", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Series: _TypeAlias = Series  # noqa: Y015
+
+@_typing.final
 class ReadingBatch(_message.Message):
-    """Readings and state of one device. At most 10,000 values (readings + state)."""
+    """Readings and state of one device, as `Reading` messages, as `Series`, or
+    both. At most 10,000 values (readings + series values + state).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     READINGS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     @_builtins.property
     def readings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reading]: ...
     @_builtins.property
     def state(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateValue]: ...
+    @_builtins.property
+    def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___Series]: ...
     def __init__(
         self,
         *,
         device_id: _builtins.str = ...,
         readings: _abc.Iterable[Global___Reading] | None = ...,
         state: _abc.Iterable[Global___StateValue] | None = ...,
+        series: _abc.Iterable[Global___Series] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "readings", b"readings", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "readings", b"readings", "series", b"series", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
