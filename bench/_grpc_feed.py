@@ -82,6 +82,18 @@ class Feed:
             ms += 1
         return batch
 
+    def series_message(self, device_id: str, seq: int) -> telemetry_pb2.ReadingBatch:
+        """The same readings as ``message``, in the compact form: one Series per metric."""
+        ms = self._origin_ms + seq * self.steps
+        stamps = [(ms + j) * 1000 for j in range(self.steps)]
+        return telemetry_pb2.ReadingBatch(
+            device_id=device_id,
+            series=[
+                telemetry_pb2.Series(metric=m, values=[v] * self.steps, timestamps_us=stamps)
+                for m, v in zip(METRICS, VALUES, strict=True)
+            ],
+        )
+
     def body(self, seq: int) -> bytes:
         """The same readings as ``message`` as a REST body (the device is in the URL)."""
         values = dict(zip(METRICS, VALUES, strict=True))

@@ -26,7 +26,13 @@ from _grpc_feed import Feed
 from telehub.client.grpc_client import AsyncGrpcClient, GrpcError
 from telehub.v1 import telemetry_pb2
 
-TRANSPORTS = {"stream": "Publish stream", "unary": "PublishBatch", "rest": "REST batch"}
+TRANSPORTS = {
+    "series": "Publish stream (series)",
+    "stream": "Publish stream (rows)",
+    "unary": "PublishBatch (rows)",
+    "rest": "REST batch",
+}
+STREAMS = ("series", "stream")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ def build_pools(
         seqs = feed.take(per_client)
         if phase.transport == "rest":
             items: list[Any] = [feed.body(seq) for seq in seqs]
+        elif phase.transport == "series":
+            items = [feed.series_message(device_id, seq) for seq in seqs]
         else:
             items = [feed.message(device_id, seq) for seq in seqs]
         pools.append(Pool(device_id, token, seqs, items))
@@ -216,7 +224,7 @@ async def run_phase(
         if phase.transport == "rest":
             session = await stack.enter_async_context(_session(len(pools)))
             worker: Worker = functools.partial(_rest, session, http_base, phase.size)
-        elif phase.transport == "stream":
+        elif phase.transport in STREAMS:
             worker = functools.partial(_stream, grpc_target, phase.size)
         else:
             worker = functools.partial(_unary, grpc_target, phase.size)

@@ -1,56 +1,23 @@
-"""``telehub grpc`` with its hub's Prometheus registry on an HTTP port, for the commit figures.
+"""``telehub grpc --metrics-port``, started the way bench/_harness.py starts a server.
 
     python bench/_grpc_server.py --port HTTP_PORT    (gRPC on TELEHUB_GRPC_PORT)
 
-The gRPC server alone has no /metrics. This runs the command itself
-(``telehub.cli.commands.grpc_server.grpc``: same settings, logging, event loop,
-signal handling and schema check) and only wraps ``grpc_running`` so that, once
-the gRPC port is serving, prometheus_client's HTTP thread serves the hub's
-registry. That thread answers any path, so the harness's ``/healthz`` poll says
-"gRPC is up" and its ``/metrics`` scrape reads the batch writer's histograms; it
-costs nothing between scrapes.
+The harness appends ``--port`` for the HTTP port it polls and scrapes; for the
+gRPC server that is the Prometheus port (which answers any path, so its
+``/healthz`` poll says "up" once the hub is open), not the gRPC port.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-from unittest import mock
 
-from prometheus_client import start_http_server
-
-from telehub.cli.commands import grpc_server as command
-from telehub.grpc.server import GrpcAddress, grpc_running
-from telehub.runtime import Hub
-
-
-def _with_metrics(
-    http_port: int,
-) -> Callable[..., contextlib.AbstractAsyncContextManager[GrpcAddress]]:
-    @contextlib.asynccontextmanager
-    async def running(hub: Hub, **kwargs: Any) -> AsyncIterator[GrpcAddress]:
-        async with grpc_running(hub, **kwargs) as address:
-            httpd, thread = start_http_server(
-                http_port, addr="127.0.0.1", registry=hub.metrics.registry
-            )
-            try:
-                yield address
-            finally:
-                await asyncio.to_thread(httpd.shutdown)
-                httpd.server_close()
-                thread.join()
-
-    return running
+from telehub.cli.main import app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True, help="the metrics HTTP port")
-    with mock.patch.object(command, "grpc_running", _with_metrics(parser.parse_args().port)):
-        command.grpc()  # host and port from TELEHUB_GRPC_HOST / TELEHUB_GRPC_PORT
+    app(["grpc", "--metrics-port", str(parser.parse_args().port)])
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ reading new, so every one must come back as accepted):
 device writing with its own device token. The headline ratio, stream / REST batch,
 compares one stream with one REST client: the same number of clients on both sides.
 
-The servers are ``telehub api`` (REST) and ``telehub grpc`` (run by bench/_grpc_server.py,
-which only adds a /metrics port for the commit figures), on the same database; only one
-is loaded at a time. Within a round the phases alternate, to share the noise. Clients
-run in this process on messages built before each phase; where the CPU went is printed.
-TELEHUB_INGEST_* and TELEHUB_GRPC_* (e.g. TELEHUB_GRPC_STREAM_WINDOW_READINGS) pass through to
-the servers. The machine is shared and noisy: the ratios are what count. Nothing here
-asserts.
+The servers are ``telehub api`` (REST) and ``telehub grpc --metrics-port`` (its
+/metrics give the commit figures), on the same database; only one is loaded at a
+time. Within a round the phases alternate, to share the noise. Clients run in this
+process on messages built before each phase; where the CPU went is printed.
+TELEHUB_INGEST_* and TELEHUB_GRPC_* (e.g. TELEHUB_GRPC_STREAM_WINDOW_READINGS) pass
+through to the servers. The machine is shared and noisy: the ratios are what count.
+Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 
 from _grpc_feed import SIZES, Feed
-from _grpc_load import Phase, Result, Usage, build_pools, run_phase
+from _grpc_load import STREAMS, Phase, Result, Usage, build_pools, run_phase
 from _grpc_report import Totals, figures, notes
 from _harness import (
     BENCH_DIR,
@@ -74,7 +74,7 @@ class Plan:
     seconds: float  # per phase and round
 
     def phases(self, size: int) -> list[Phase]:
-        kinds = [("stream", 1), ("unary", 1), ("rest", 1)]
+        kinds = [("series", 1), ("stream", 1), ("unary", 1), ("rest", 1)]
         if self.clients > 1:
             kinds += [("unary", self.clients), ("rest", self.clients)]
         return [Phase(t, n, size) for t, n in kinds]
@@ -112,7 +112,7 @@ class Run:
         server = self.grpc if phase.transport != "rest" else self.http
         feed = self.feeds[phase.size]
         expected = self.rates.get(phase, PRIOR_RATE) * seconds * HEADROOM / phase.size
-        if phase.transport == "stream":
+        if phase.transport in STREAMS:
             expected += RUN_AHEAD_BYTES / feed.wire_bytes
         per_client = max(4, math.ceil(expected / phase.clients))
         pools = build_pools(phase, feed, self.devices, per_client)
@@ -147,14 +147,14 @@ async def bench_rounds(run: Run) -> None:
     for size in SIZES:  # warm-up: connections, caches, device and token lookups
         for phase in plan.phases(size):
             result, stats = await run.measure(phase, WARM_S)
-            if phase.transport == "stream":
+            if phase.transport == "series":
                 await run.raw(result, max(1, round(stats.mean_batch)))  # same start as the hub
     for _ in range(plan.rounds):
         for size in SIZES:
             for phase in plan.phases(size):
                 result, stats = await run.measure(phase, plan.seconds)
                 run.totals.add(result, stats)
-                if phase.transport == "stream":
+                if phase.transport == "series":  # the raw driver inserts the same rows
                     commit = max(1, round(stats.mean_batch))
                     rows, seconds = await run.raw(result, commit)
                     run.totals.add_raw(size, rows, seconds, commit)

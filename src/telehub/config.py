@@ -171,6 +171,14 @@ class Settings(BaseSettings):
         5.0, gt=0, description="how often the gRPC health service checks the database"
     )
 
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="`telehub grpc` and `telehub ingest` serve Prometheus metrics here",
+    )
+
     rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long a verified token is trusted without a lookup"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,11 @@ from telehub.config import Settings, load_settings
 from telehub.errors import TelehubError
 
 T = TypeVar("T")
+
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", help="serve Prometheus metrics here (env TELEHUB_METRICS_PORT)"),
+]
 
 
 def settings(**overrides: Any) -> Settings:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from telehub.cli.common import configure_logging, out, run, settings
+from telehub.api.metrics_port import metrics_served
+from telehub.cli.common import MetricsPortOpt, configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
@@ -31,14 +32,21 @@ async def _grpc(cfg: Settings) -> None:
     async with open_hub(cfg, migrate=False) as hub:
         if await migrate.pending(hub.store.engine):
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
-        async with grpc_running(hub) as address:
+        async with (
+            metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port),
+            grpc_running(hub) as address,
+        ):
             out(f"telehub gRPC on {address} (health and reflection on)")
+            if cfg.metrics_port is not None:
+                out(f"metrics on http://{cfg.metrics_host}:{cfg.metrics_port}/metrics")
             await stop.wait()
             out(f"stopping: calls in flight get {cfg.grpc_grace_seconds:g} s to finish")
 
 
-def grpc(host: GrpcHostOpt = None, port: GrpcPortOpt = None) -> None:
+def grpc(
+    host: GrpcHostOpt = None, port: GrpcPortOpt = None, metrics_port: MetricsPortOpt = None
+) -> None:
     """Run only the gRPC server (ingest, query, live, commands, devices)."""
     configure_logging()
-    cfg = settings(grpc_host=host, grpc_port=port)
+    cfg = settings(grpc_host=host, grpc_port=port, metrics_port=metrics_port)
     run(_grpc(cfg))

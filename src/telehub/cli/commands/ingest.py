@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from telehub.cli.common import configure_logging, out, run, settings
+from telehub.api.metrics_port import metrics_served
+from telehub.cli.common import MetricsPortOpt, configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.mqtt.bridge import MqttBridge
@@ -29,17 +30,19 @@ async def _ingest(cfg: Settings) -> None:
     async with open_hub(cfg, migrate=False) as hub:
         if await migrate.pending(hub.store.engine):
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
-        bridge = MqttBridge(hub)
-        await bridge.start()
-        group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
-        out(f"telehub MQTT bridge on {bridge.address} as {cfg.mqtt_client_id}{group}")
-        try:
-            await stop.wait()
-        finally:
-            await bridge.stop()
+        async with metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port):
+            bridge = MqttBridge(hub)
+            await bridge.start()
+            group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
+            out(f"telehub MQTT bridge on {bridge.address} as {cfg.mqtt_client_id}{group}")
+            try:
+                await stop.wait()
+            finally:
+                await bridge.stop()
 
 
 def ingest(
+    metrics_port: MetricsPortOpt = None,
     client_id: Annotated[
         str | None,
         typer.Option("--client-id", help="persistent session id, unique per bridge process"),
@@ -51,5 +54,7 @@ def ingest(
 ) -> None:
     """Run the MQTT bridge: store device messages from an external broker (no HTTP)."""
     configure_logging()
-    cfg = settings(mqtt_client_id=client_id, mqtt_shared_group=shared_group)
+    cfg = settings(
+        mqtt_client_id=client_id, mqtt_shared_group=shared_group, metrics_port=metrics_port
+    )
     run(_ingest(cfg))
