@@ -24,6 +24,7 @@ from telehub.grpc.live import LiveServicer
 from telehub.grpc.observe import Observer
 from telehub.grpc.query import DeviceServicer, QueryServicer
 from telehub.grpc.streams import LiveStreams
+from telehub.net import bind
 from telehub.runtime import Hub
 from telehub.v1 import (
     commands_pb2,
@@ -94,6 +95,9 @@ async def grpc_running(
         server,
     )
     address = GrpcAddress(host, port)
+    if port:
+        # Probe first: a taken port is then our one-line error, before gRPC core logs its own.
+        bind(host, port, setting="TELEHUB_GRPC_PORT", flag="--grpc-port").close()
     try:
         bound = server.add_insecure_port(str(address))
     except RuntimeError:

@@ -7,12 +7,13 @@ import re
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from telehub.config import Settings
-from telehub.errors import ConfigError
+from telehub.errors import ConfigError, StorageUnavailable
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -40,13 +41,42 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         **kwargs,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": pg_server_settings(settings)},
+        async_creator=_connector(settings),
     )
+    event.listen(engine.sync_engine, "handle_error", _unavailable)
+    return engine
+
+
+def _connector(settings: Settings) -> Any:
+    """asyncpg.connect, with a refused or failed connection as StorageUnavailable."""
+    import asyncpg  # type: ignore[import-untyped]  # only for PostgreSQL
+
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    server_settings = pg_server_settings(settings)
+
+    async def connect() -> Any:
+        try:
+            return await asyncpg.connect(
+                dsn.render_as_string(hide_password=False), server_settings=server_settings
+            )
+        except (OSError, asyncpg.PostgresConnectionError) as exc:
+            raise StorageUnavailable(f"the database is unreachable ({exc!r})") from exc
+
+    return connect
+
+
+def _unavailable(context: ExceptionContext) -> None:
+    """A connection lost mid-statement is StorageUnavailable too (the pool replaces it)."""
+    lost = context.original_exception
+    if context.is_pre_ping or not isinstance(lost, Exception):
+        return  # the pool reconnects by itself; a cancellation must stay one
+    if context.is_disconnect:
+        raise StorageUnavailable(f"the database is unreachable ({lost!r})") from lost
 
 
 def pg_server_settings(settings: Settings) -> dict[str, str]:
