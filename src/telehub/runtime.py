@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -81,10 +82,27 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")
+            tune_gc()
             try:
                 yield hub
             finally:
                 ingestor.close()
+
+
+def tune_gc() -> None:
+    """Collect young objects less often, and never walk what startup built.
+
+    Ingest allocates a tuple per reading, and CPython's default collects the
+    youngest generation every 700 allocations: at 300,000 readings/s that is
+    hundreds of collections a second, measured here as 15-35 % of a gRPC
+    stream's throughput. Readings are acyclic, so collecting later frees
+    nothing sooner. Freezing moves what imports and start-up made (app,
+    schemas, ORM) into a generation full collections skip. Called once a hub
+    is open, in every process.
+    """
+    gc.set_threshold(50_000, 20, 100)
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager

@@ -112,3 +112,20 @@ async def test_series_count_towards_the_batch_limit(make_settings: object) -> No
             error = await refused(client.publish_batch(batch), INVALID)
 
     assert error.reason == "payload-too-large"
+
+
+async def test_the_latest_value_of_a_series_is_its_newest_not_its_last(grpc_hub: GrpcHub) -> None:
+    token = await grpc_hub.device()
+    batch = calls.series_batch(
+        "dev-1", {"temperature": [5.0, 9.0, 7.0]}, timestamps=[at(2), at(3), at(1)]
+    )
+    batch.readings.append(_reading("temperature", 8.0))  # at(0): older still
+    async with grpc_hub.client(token) as client:
+        await client.publish_batch(batch)
+        await client.publish_batch(
+            calls.series_batch("dev-1", {"temperature": [1.0]}, timestamps=[at(-5)])
+        )
+    async with grpc_hub.client() as admin:
+        [latest] = (await admin.latest("dev-1")).readings
+
+    assert (latest.value, latest.ts.ToDatetime(UTC)) == (9.0, at(3))

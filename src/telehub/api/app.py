@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -49,7 +48,6 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
             )
             async with asyncio.TaskGroup() as tasks:
                 follower = tasks.create_task(feed.run(), name="event-feed")
-                _freeze_startup_objects()
                 try:
                     yield
                 finally:
@@ -79,13 +77,6 @@ def app_from_env() -> FastAPI:
     The parent process has already checked the schema, so workers do not migrate.
     """
     return create_app(load_settings(), migrate=False)
-
-
-def _freeze_startup_objects() -> None:
-    # Startup objects (app, schemas, ORM) live forever: keep them out of the
-    # collector's full passes, which otherwise land on the ingest hot path.
-    gc.collect()
-    gc.freeze()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

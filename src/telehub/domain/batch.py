@@ -87,9 +87,10 @@ def assemble(
     if errors:
         raise InvalidInput("reading batch is invalid", errors[:MAX_FIELD_ERRORS])
     rows = list(readings)
+    newest = list(readings)  # rows may be in any order: each is a candidate
     new = tuple.__new__
     for columns in series:
-        stamps = columns.timestamps_us or repeat(limits.received_us)
+        stamps = columns.timestamps_us or [limits.received_us] * len(columns.values)
         # tuple.__new__ builds each Reading in C: this is the per-reading cost of a series.
         rows.extend(
             map(
@@ -98,7 +99,14 @@ def assemble(
                 zip(repeat(device_id), repeat(columns.metric), stamps, columns.values),
             )
         )
-    return Telemetry(device_id=device_id, readings=tuple(rows), state=tuple(state))
+        last = stamps.index(max(stamps))
+        newest.append(Reading(device_id, columns.metric, stamps[last], columns.values[last]))
+    return Telemetry(
+        device_id=device_id,
+        readings=tuple(rows),
+        state=tuple(state),
+        newest=tuple(newest) if series else None,
+    )
 
 
 def _check_rows(readings: Sequence[Reading], limits: Limits, errors: list[FieldError]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -76,6 +76,10 @@ class Telemetry:
     device_id: str
     readings: tuple[Reading, ...]
     state: tuple[StateUpdate, ...]
+    # Some of ``readings`` that include the newest of every metric, when a sender's
+    # form made that cheap to know (a series: its max timestamp); None means all of
+    # them. The latest-value table needs only these.
+    newest: tuple[Reading, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def last_ts_us(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -54,12 +55,15 @@ def newest_per_key(rows: Iterable[Row]) -> list[Row]:
 
 def build(items: Sequence[Telemetry], *, received_us: int) -> Batch:
     """Flatten the items into rows; keep the newest reading of each series for ``latest``."""
-    rows: list[Row] = [row for item in items for row in item.readings]
+    rows: list[Row] = list(chain.from_iterable(item.readings for item in items))
+    candidates = chain.from_iterable(
+        item.readings if item.newest is None else item.newest for item in items
+    )
     # Upserts touch rows in key order, so concurrent writers (several API
     # processes) lock them in the same order and cannot deadlock.
     return Batch(
         rows=rows,
-        latest=sorted(newest_per_key(rows)),
+        latest=sorted(newest_per_key(candidates)),
         state=sorted(
             newest_per_key(
                 (s.device_id, s.key, s.ts_us, orjson.dumps(s.value).decode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any
 
 from telehub.storage.batch import Batch, Key, Row, Written, latest_wins
@@ -128,4 +129,4 @@ def _chunks(total: int) -> list[tuple[int, int]]:
 
 
 def _flat(rows: list[Row]) -> list[Any]:
-    return [x for row in rows for x in row]
+    return list(chain.from_iterable(rows))
