@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -42,6 +43,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             raise
         typer.echo(f"telehub: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or Ctrl-C: a long-running command waits on it, then stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import grpc
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -132,48 +132,52 @@ def _micros(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def range_request(
-    device_id: str,
-    *,
-    metrics: Iterable[str] = (),
-    start: datetime | None = None,
-    end: datetime | None = None,
-    interval: timedelta | None = None,
-    agg: str = "avg",
-    limit: int = 0,
-    descending: bool = False,
-) -> telemetry_pb2.RangeRequest:
+class RangeOptions(TypedDict, total=False):
+    """What a query may say besides its device (every key optional)."""
+
+    metrics: Iterable[str]  # default: every metric
+    start: datetime  # default: end - 24 h
+    end: datetime  # default: now
+    interval: timedelta  # buckets this wide; default: raw points
+    agg: str  # avg (default), min, max, sum, count
+    limit: int  # points per metric; default 1000
+    descending: bool
+
+
+class SubscribeOptions(TypedDict, total=False):
+    """What a live subscription wants (every key optional)."""
+
+    devices: Iterable[str]  # default: every device
+    metrics: Iterable[str]  # default: every metric
+    presence: bool  # presence changes too
+    commands: bool  # command status changes too
+    readings: bool  # default True; False for events only
+
+
+def range_request(device_id: str, **options: Unpack[RangeOptions]) -> telemetry_pb2.RangeRequest:
     request = telemetry_pb2.RangeRequest(
         device_id=device_id,
-        metrics=list(metrics),
-        aggregate=AGGREGATES[agg],
-        limit=limit,
-        descending=descending,
+        metrics=list(options.get("metrics", ())),
+        aggregate=AGGREGATES[options.get("agg", "avg")],
+        limit=options.get("limit", 0),
+        descending=options.get("descending", False),
     )
-    if start is not None:
-        request.start.CopyFrom(timestamp(start))
-    if end is not None:
-        request.end.CopyFrom(timestamp(end))
-    if interval is not None:
-        request.interval.CopyFrom(duration_pb2.Duration())
-        request.interval.FromTimedelta(interval)
+    if "start" in options:
+        request.start.CopyFrom(timestamp(options["start"]))
+    if "end" in options:
+        request.end.CopyFrom(timestamp(options["end"]))
+    if "interval" in options:
+        request.interval.FromTimedelta(options["interval"])
     return request
 
 
-def subscribe_request(
-    *,
-    devices: Iterable[str] = (),
-    metrics: Iterable[str] = (),
-    presence: bool = False,
-    commands: bool = False,
-    readings: bool = True,
-) -> live_pb2.SubscribeRequest:
+def subscribe_request(**options: Unpack[SubscribeOptions]) -> live_pb2.SubscribeRequest:
     return live_pb2.SubscribeRequest(
-        device_ids=list(devices),
-        metrics=list(metrics),
-        presence=presence,
-        commands=commands,
-        no_readings=not readings,
+        device_ids=list(options.get("devices", ())),
+        metrics=list(options.get("metrics", ())),
+        presence=options.get("presence", False),
+        commands=options.get("commands", False),
+        no_readings=not options.get("readings", True),
     )
 
 

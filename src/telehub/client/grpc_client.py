@@ -10,15 +10,15 @@ a Publish stream, the summary of what was committed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 from grpc_health.v1 import health_pb2
 
 from telehub.client import grpc_calls as calls
-from telehub.client.grpc_calls import GrpcError, Values
+from telehub.client.grpc_calls import GrpcError, RangeOptions, SubscribeOptions, Values
 from telehub.v1 import (
     commands_pb2,
     commands_pb2_grpc,
@@ -94,50 +94,17 @@ class GrpcClient:
         except grpc.RpcError as exc:
             raise calls.decode_error(exc) from None
 
-    def query(
-        self,
-        device_id: str,
-        *,
-        metrics: Iterable[str] = (),
-        start: datetime | None = None,
-        end: datetime | None = None,
-        interval: timedelta | None = None,
-        agg: str = "avg",
-        limit: int = 0,
-        descending: bool = False,
-    ) -> list[telemetry_pb2.Point]:
-        request = calls.range_request(
-            device_id,
-            metrics=metrics,
-            start=start,
-            end=end,
-            interval=interval,
-            agg=agg,
-            limit=limit,
-            descending=descending,
-        )
+    def query(self, device_id: str, **options: Unpack[RangeOptions]) -> list[telemetry_pb2.Point]:
+        """Raw points, or ``interval`` buckets aggregated by ``agg`` (see RangeOptions)."""
+        request = calls.range_request(device_id, **options)
         return list(self._stream(self._query.Range, request, timeout=self._timeout))
 
     def latest(self, device_id: str) -> telemetry_pb2.LatestResponse:
         return self._unary(self._query.Latest, telemetry_pb2.LatestRequest(device_id=device_id))
 
-    def subscribe(
-        self,
-        *,
-        devices: Iterable[str] = (),
-        metrics: Iterable[str] = (),
-        presence: bool = False,
-        commands: bool = False,
-        readings: bool = True,
-    ) -> Iterator[live_pb2.LiveEvent]:
+    def subscribe(self, **options: Unpack[SubscribeOptions]) -> Iterator[live_pb2.LiveEvent]:
         """Live events until the iterator is closed (``break`` out of the loop)."""
-        request = calls.subscribe_request(
-            devices=devices,
-            metrics=metrics,
-            presence=presence,
-            commands=commands,
-            readings=readings,
-        )
+        request = calls.subscribe_request(**options)
         return self._stream(self._live.Subscribe, request, timeout=None)
 
     def send_command(
@@ -262,27 +229,9 @@ class AsyncGrpcClient:
             raise calls.decode_error(exc) from None
 
     async def query(
-        self,
-        device_id: str,
-        *,
-        metrics: Iterable[str] = (),
-        start: datetime | None = None,
-        end: datetime | None = None,
-        interval: timedelta | None = None,
-        agg: str = "avg",
-        limit: int = 0,
-        descending: bool = False,
+        self, device_id: str, **options: Unpack[RangeOptions]
     ) -> list[telemetry_pb2.Point]:
-        request = calls.range_request(
-            device_id,
-            metrics=metrics,
-            start=start,
-            end=end,
-            interval=interval,
-            agg=agg,
-            limit=limit,
-            descending=descending,
-        )
+        request = calls.range_request(device_id, **options)
         return [p async for p in self._stream(self._query.Range, request, self._timeout)]
 
     async def latest(self, device_id: str) -> telemetry_pb2.LatestResponse:
@@ -290,22 +239,8 @@ class AsyncGrpcClient:
             self._query.Latest, telemetry_pb2.LatestRequest(device_id=device_id)
         )
 
-    def subscribe(
-        self,
-        *,
-        devices: Iterable[str] = (),
-        metrics: Iterable[str] = (),
-        presence: bool = False,
-        commands: bool = False,
-        readings: bool = True,
-    ) -> AsyncIterator[live_pb2.LiveEvent]:
-        request = calls.subscribe_request(
-            devices=devices,
-            metrics=metrics,
-            presence=presence,
-            commands=commands,
-            readings=readings,
-        )
+    def subscribe(self, **options: Unpack[SubscribeOptions]) -> AsyncIterator[live_pb2.LiveEvent]:
+        request = calls.subscribe_request(**options)
         return self._stream(self._live.Subscribe, request, None)
 
     async def send_command(

@@ -72,18 +72,9 @@ class _Call:
 
     def _coroutine(self, behaviour: Any, streams_in: bool) -> Any:
         async def call(request: Any, context: Context) -> Any:
-            self.metrics.grpc_in_flight.inc()
-            failure: BaseException | None = None
-            try:
+            async with self._observed(context):
                 return await behaviour(self._incoming(request, streams_in), context)
-            except TelehubError as exc:
-                failure = exc
-                await abort(context, to_status(exc))
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                self._finished(context, failure)
+            raise AssertionError("unreachable: the call returned or raised")
 
         return call
 
@@ -98,29 +89,34 @@ class _Call:
         sent = self.metrics.grpc_stream_messages.labels(self.method, "sent")
 
         async def call(request: Any, context: Context) -> None:
-            self.metrics.grpc_in_flight.inc()
-            failure: BaseException | None = None
             responses = behaviour(self._incoming(request, streams_in), context)
-            try:
-                async with contextlib.aclosing(responses):
-                    async for response in responses:
-                        try:
-                            await context.write(response)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:
-                            raise asyncio.CancelledError("the client hung up") from exc
-                        sent.inc()
-            except TelehubError as exc:
-                failure = exc
-                await abort(context, to_status(exc))
-            except BaseException as exc:
-                failure = exc
-                raise
-            finally:
-                self._finished(context, failure)
+            async with self._observed(context), contextlib.aclosing(responses):
+                async for response in responses:
+                    try:
+                        await context.write(response)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        raise asyncio.CancelledError("the client hung up") from exc
+                    sent.inc()
 
         return call
+
+    @contextlib.asynccontextmanager
+    async def _observed(self, context: Context) -> AsyncIterator[None]:
+        """Counts the call; a core error raised inside ends it with its status."""
+        self.metrics.grpc_in_flight.inc()
+        failure: BaseException | None = None
+        try:
+            yield
+        except TelehubError as exc:
+            failure = exc
+            await abort(context, to_status(exc))
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._finished(context, failure)
 
     def _incoming(self, request: Any, streams_in: bool) -> Any:
         if not streams_in:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import Annotated
 
 import typer
 
 from telehub.api.metrics_port import metrics_served
-from telehub.cli.common import MetricsPortOpt, configure_logging, out, run, settings
+from telehub.cli.common import (
+    MetricsPortOpt,
+    configure_logging,
+    out,
+    run,
+    settings,
+    stop_on_signals,
+)
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
@@ -25,10 +30,7 @@ GrpcPortOpt = Annotated[
 
 
 async def _grpc(cfg: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with open_hub(cfg, migrate=False) as hub:
         if await migrate.pending(hub.store.engine):
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
