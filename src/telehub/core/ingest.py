@@ -226,6 +226,7 @@ class Ingestor:
             await self._commit(batch[half:], retries=False)
             return
         live: list[Telemetry] = []
+        accepted = duplicates = 0
         for item, new in zip(batch, results, strict=True):
             if new is None:
                 device_id = item.telemetry.device_id
@@ -233,11 +234,14 @@ class Ingestor:
                 continue
             self._finish(item)
             readings = len(item.telemetry.readings)
-            self._metrics.readings_accepted.inc(new)
-            self._metrics.readings_duplicate.inc(readings - new)
+            accepted += new
+            duplicates += readings - new
             item.resolve(IngestResult(new, readings - new, len(item.telemetry.state)))
             if new:
                 live.append(item.telemetry)
+        # Once per commit, not per submission: a counter increment takes a lock.
+        self._metrics.readings_accepted.inc(accepted)
+        self._metrics.readings_duplicate.inc(duplicates)
         if live and self._bus is not None:
             # After the acknowledgements: a subscriber never sees a reading before its sender
             # is told it is stored.
