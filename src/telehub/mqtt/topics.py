@@ -56,8 +56,24 @@ def bridge_filters(shared_group: str | None) -> list[str]:
     return filters
 
 
+# Topics parsed before: a device publishes to the same few again and again, and
+# the answer is a frozen value. Bounded: cleared when full.
+_PARSED: dict[str, DeviceTopic] = {}
+_PARSED_MAX = 100_000
+
+
 def parse_topic(name: str) -> DeviceTopic:
     """The device and message kind a topic addresses, or InvalidInput saying why not."""
+    found = _PARSED.get(name)
+    if found is None:
+        found = _parse(name)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[name] = found
+    return found
+
+
+def _parse(name: str) -> DeviceTopic:
     parts = name.split("/")
     if len(parts) == 7 and parts[4] == "commands" and parts[6] == "ack" and parts[5]:
         parts, command_id = [*parts[:4], "ack"], parts[5]
