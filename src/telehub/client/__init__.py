@@ -1,16 +1,42 @@
-"""Python clients of the telehub API (the live feeds now; the SDKs grow here)."""
+"""Python clients of telehub: the REST SDKs (sync and async), gRPC, and the live feeds."""
 
 from __future__ import annotations
 
-from telehub.client.errors import ApiError, LiveClosed
+from telehub.client.errors import (
+    ApiError,
+    ClientError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    LiveClosed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+from telehub.client.http_calls import RetryPolicy
+from telehub.client.http_client import AsyncClient, Client
 from telehub.client.sse import ServerSentEvent, SseDecoder, follow_events
 from telehub.client.ws import tail_readings
 
 __all__ = [
     "ApiError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "ConnectionFailed",
+    "Forbidden",
     "LiveClosed",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "RetryPolicy",
     "ServerSentEvent",
     "SseDecoder",
+    "Unauthorized",
+    "ValidationFailed",
     "follow_events",
     "tail_readings",
 ]

@@ -1,0 +1,170 @@
+"""The REST calls both SDKs make, described once: method, path, body, and how to read
+the answer. The sync client (requests) and the async one (aiohttp) only carry them,
+so the same call gives the same result, and the same error, on both.
+
+Retries: a call is retried on no answer or a 502/504 only when it is idempotent
+(every GET, PUT, DELETE, and telemetry: a resent batch is stored once), and on
+429/503 always (nothing was accepted), after ``Retry-After`` when the server
+gave one, else capped exponential backoff with full jitter.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from telehub.api.schemas import (
+    DeviceCreated,
+    DeviceOut,
+    DevicePage,
+    DeviceToken,
+    IngestAccepted,
+    LatestOut,
+    SeriesOut,
+)
+
+T = TypeVar("T")
+_RETRY_STATUS = frozenset({429, 503})
+_GATEWAY_STATUS = frozenset({502, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    method: str
+    path: str
+    read: Callable[[Any], T]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+    idempotent: bool = False
+    expect_body: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    base: float = 0.2
+    cap: float = 5.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before attempt ``attempt + 1`` (attempt counts from 0)."""
+        if retry_after is not None:
+            return min(retry_after, self.cap * 6)
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
+
+    def retries_status(self, call: Call[Any], status: int) -> bool:
+        return status in _RETRY_STATUS or (call.idempotent and status in _GATEWAY_STATUS)
+
+
+def retry_after(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        return None
+
+
+def _model(cls: type[BaseModel]) -> Callable[[Any], Any]:
+    return cls.model_validate
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts is not None else None
+
+
+def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def create_device(
+    device_id: str | None, name: str | None, attributes: Mapping[str, Any] | None
+) -> Call[DeviceCreated]:
+    body = {"id": device_id, "name": name, "attributes": dict(attributes or {})}
+    return Call("POST", "/api/v1/devices", _model(DeviceCreated), json=_clean(body))
+
+
+def get_device(device_id: str) -> Call[DeviceOut]:
+    return Call("GET", f"/api/v1/devices/{device_id}", _model(DeviceOut), idempotent=True)
+
+
+def device_page(
+    after: str | None, limit: int, attributes: Mapping[str, str] | None
+) -> Call[DevicePage]:
+    params: dict[str, Any] = {"after": after, "limit": limit}
+    if attributes:
+        params["attribute"] = [f"{k}:{v}" for k, v in attributes.items()]
+    return Call("GET", "/api/v1/devices", _model(DevicePage), _clean(params), idempotent=True)
+
+
+def update_device(
+    device_id: str, name: str | None, attributes: Mapping[str, Any] | None
+) -> Call[DeviceOut]:
+    body = _clean({"name": name, "attributes": dict(attributes) if attributes else None})
+    return Call("PATCH", f"/api/v1/devices/{device_id}", _model(DeviceOut), json=body)
+
+
+def delete_device(device_id: str) -> Call[None]:
+    return Call(
+        "DELETE",
+        f"/api/v1/devices/{device_id}",
+        lambda _: None,
+        idempotent=True,
+        expect_body=False,
+    )
+
+
+def rotate_device_token(device_id: str) -> Call[DeviceToken]:
+    return Call("POST", f"/api/v1/devices/{device_id}/token", _model(DeviceToken))
+
+
+def send_telemetry(
+    device_id: str, values: Mapping[str, Any] | list[Mapping[str, Any]], ts: datetime | None
+) -> Call[IngestAccepted]:
+    """One message (``values``, optionally at ``ts``) or a list of full messages."""
+    body: Any = (
+        [dict(m) for m in values]
+        if isinstance(values, list)
+        else _clean({"ts": _iso(ts), "values": dict(values)})
+    )
+    # Idempotent: a resent batch is stored once and reported as duplicates.
+    return Call(
+        "POST",
+        f"/api/v1/devices/{device_id}/telemetry",
+        _model(IngestAccepted),
+        json=body,
+        idempotent=True,
+    )
+
+
+def query(
+    device_id: str,
+    *,
+    metrics: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    interval: str | None,
+    agg: str | None,
+    limit: int | None,
+) -> Call[SeriesOut]:
+    params = _clean(
+        {
+            "metric": metrics,
+            "from": _iso(start),
+            "to": _iso(end),
+            "interval": interval,
+            "agg": agg,
+            "limit": limit,
+        }
+    )
+    return Call(
+        "GET", f"/api/v1/devices/{device_id}/telemetry", _model(SeriesOut), params, idempotent=True
+    )
+
+
+def latest(device_id: str) -> Call[LatestOut]:
+    return Call("GET", f"/api/v1/devices/{device_id}/latest", _model(LatestOut), idempotent=True)
