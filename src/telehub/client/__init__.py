@@ -14,9 +14,11 @@ from telehub.client.errors import (
     PayloadTooLarge,
     Unauthorized,
     ValidationFailed,
+    WaitTimedOut,
 )
+from telehub.client.http_async import AsyncClient
 from telehub.client.http_calls import RetryPolicy
-from telehub.client.http_client import AsyncClient, Client
+from telehub.client.http_client import Client
 from telehub.client.sse import ServerSentEvent, SseDecoder, follow_events
 from telehub.client.ws import tail_readings
 
@@ -37,6 +39,7 @@ __all__ = [
     "SseDecoder",
     "Unauthorized",
     "ValidationFailed",
+    "WaitTimedOut",
     "follow_events",
     "tail_readings",
 ]

@@ -100,6 +100,10 @@ class ConnectionFailed(ClientError):
     """The server could not be reached (or did not answer in time), after retries."""
 
 
+class WaitTimedOut(ClientError):
+    """The awaited command had not finished in time (it may still finish)."""
+
+
 class LiveClosed(ClientError):
     """The server closed the WebSocket with a code that retrying will not fix (1008)."""
 

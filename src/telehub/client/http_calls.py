@@ -11,13 +11,14 @@ gave one, else capped exponential backoff with full jitter.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from telehub.api.command_schemas import BatchOut, CommandOut, CommandPage
 from telehub.api.schemas import (
     DeviceCreated,
     DeviceOut,
@@ -25,7 +26,10 @@ from telehub.api.schemas import (
     DeviceToken,
     IngestAccepted,
     LatestOut,
+    RejectedPage,
     SeriesOut,
+    TokenCreated,
+    TokenOut,
 )
 
 T = TypeVar("T")
@@ -168,3 +172,84 @@ def query(
 
 def latest(device_id: str) -> Call[LatestOut]:
     return Call("GET", f"/api/v1/devices/{device_id}/latest", _model(LatestOut), idempotent=True)
+
+
+def rejected(before: int | None, limit: int, device_id: str | None) -> Call[RejectedPage]:
+    params = _clean({"before": before, "limit": limit, "device_id": device_id})
+    return Call("GET", "/api/v1/rejected", _model(RejectedPage), params, idempotent=True)
+
+
+def send_command(
+    device_id: str, name: str, params: Mapping[str, Any] | None, ttl_s: int | None
+) -> Call[CommandOut]:
+    body = _clean({"name": name, "params": dict(params or {}), "ttl_s": ttl_s})
+    return Call("POST", f"/api/v1/devices/{device_id}/commands", _model(CommandOut), json=body)
+
+
+def get_command(device_id: str, command_id: str) -> Call[CommandOut]:
+    path = f"/api/v1/devices/{device_id}/commands/{command_id}"
+    return Call("GET", path, _model(CommandOut), idempotent=True)
+
+
+def command_page(device_id: str, before: str | None, limit: int) -> Call[CommandPage]:
+    params = _clean({"before": before, "limit": limit})
+    path = f"/api/v1/devices/{device_id}/commands"
+    return Call("GET", path, _model(CommandPage), params, idempotent=True)
+
+
+def bulk_command(
+    *,
+    devices: list[str] | None,
+    attributes: Mapping[str, str] | None,
+    name: str,
+    params: Mapping[str, Any] | None,
+    ttl_s: int | None,
+) -> Call[BatchOut]:
+    body = _clean(
+        {
+            "devices": devices,
+            "attributes": dict(attributes) if attributes is not None else None,
+            "name": name,
+            "params": dict(params or {}),
+            "ttl_s": ttl_s,
+        }
+    )
+    return Call("POST", "/api/v1/commands", _model(BatchOut), json=body)
+
+
+def get_batch(batch_id: str) -> Call[BatchOut]:
+    return Call("GET", f"/api/v1/commands/{batch_id}", _model(BatchOut), idempotent=True)
+
+
+def create_token(name: str, scope: str) -> Call[TokenCreated]:
+    body = {"name": name, "scope": scope}
+    return Call("POST", "/api/v1/tokens", _model(TokenCreated), json=body)
+
+
+def list_tokens() -> Call[list[TokenOut]]:
+    return Call(
+        "GET",
+        "/api/v1/tokens",
+        lambda body: [TokenOut.model_validate(t) for t in body],
+        idempotent=True,
+    )
+
+
+def delete_token(token_id: str) -> Call[None]:
+    return Call(
+        "DELETE", f"/api/v1/tokens/{token_id}", lambda _: None, idempotent=True, expect_body=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """How ``wait_command`` polls: quickly at first, then every ``most`` seconds."""
+
+    first: float = 0.1
+    most: float = 1.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first
+        while True:
+            yield delay
+            delay = min(self.most, delay * 2)
