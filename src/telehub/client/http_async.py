@@ -29,8 +29,10 @@ from telehub.api.schemas import (
     TokenOut,
 )
 from telehub.client import http_calls as calls
+from telehub.client import live_async
 from telehub.client.errors import ConnectionFailed, WaitTimedOut, api_error
 from telehub.client.http_client import DEFAULT_URL, Values
+from telehub.client.sse import ServerSentEvent
 
 T = TypeVar("T")
 
@@ -201,6 +203,18 @@ class AsyncClient:
 
     async def delete_token(self, token_id: str) -> None:
         await self._do(calls.delete_token(token_id))
+
+    def tail(
+        self, *, devices: list[str] | None = None, metrics: list[str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Readings (and presence, command status, gaps) as committed, over the WebSocket."""
+        return live_async.tail(self._open(), self._base, devices=devices, metrics=metrics)
+
+    def events(
+        self, *, types: list[str] | None = None, last_event_id: str | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The SSE event feed for ever, resuming with Last-Event-ID after a dropped connection."""
+        return live_async.events(self._open(), self._base, types=types, last_event_id=last_event_id)
 
     async def close(self) -> None:
         if self._session is not None:

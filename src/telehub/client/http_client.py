@@ -30,6 +30,8 @@ from telehub.api.schemas import (
 )
 from telehub.client import http_calls as calls
 from telehub.client.errors import ConnectionFailed, WaitTimedOut, api_error
+from telehub.client.sse import ServerSentEvent, follow_events
+from telehub.client.ws import tail_readings
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -50,6 +52,7 @@ class Client:
         self._base = url.rstrip("/")
         self._timeout = timeout
         self._retry = retry or calls.RetryPolicy()
+        self._token = token or ""
         self._session = requests.Session()
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
@@ -205,6 +208,21 @@ class Client:
 
     def delete_token(self, token_id: str) -> None:
         self._do(calls.delete_token(token_id))
+
+    # live
+    def tail(
+        self, *, devices: list[str] | None = None, metrics: list[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Readings (and presence, command status, gaps) as committed, over the WebSocket."""
+        return tail_readings(self._base, token=self._token, devices=devices, metrics=metrics)
+
+    def events(
+        self, *, types: list[str] | None = None, last_event_id: str | None = None
+    ) -> Iterator[ServerSentEvent]:
+        """The SSE event feed for ever, resuming with Last-Event-ID after a dropped connection."""
+        return follow_events(
+            self._base, token=self._token, types=types, last_event_id=last_event_id
+        )
 
     def close(self) -> None:
         self._session.close()

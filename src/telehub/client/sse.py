@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 import requests
 
-from telehub.client.errors import ApiError
+from telehub.client.errors import ApiError, api_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +149,6 @@ def _check(response: requests.Response) -> None:
         return
     try:
         body = response.json()
-        detail, kind = str(body.get("detail", response.reason)), body.get("type")
     except ValueError:
-        detail, kind = response.text[:200] or str(response.reason), None
-    raise ApiError(response.status_code, detail, kind)
+        body = {"detail": response.text[:200] or str(response.reason)}
+    raise api_error(response.status_code, body)

@@ -9,7 +9,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from telehub.client.errors import ApiError, LiveClosed
+from telehub.client.errors import ApiError, LiveClosed, api_error
 
 _FINAL_CODES = {1008}  # retrying with the same token cannot help
 
@@ -19,6 +19,14 @@ def ws_url(base: str) -> str:
     if base.startswith("https://"):
         return "wss://" + base.removeprefix("https://") + "/api/v1/ws"
     return "ws://" + base.removeprefix("http://") + "/api/v1/ws"
+
+
+def subscribe_message(devices: list[str] | None, metrics: list[str] | None) -> dict[str, Any]:
+    """The one subscription a tail makes (the same for the sync and async clients)."""
+    subscribe: dict[str, Any] = {"op": "subscribe", "id": "tail", "devices": devices or ["*"]}
+    if metrics:
+        subscribe["metrics"] = metrics
+    return subscribe
 
 
 def tail_readings(
@@ -35,9 +43,7 @@ def tail_readings(
     Raises LiveClosed when the server refuses (1008: token or scope), ApiError when
     the upgrade itself is refused, and ConnectionClosed for any other close.
     """
-    subscribe: dict[str, Any] = {"op": "subscribe", "id": "tail", "devices": devices or ["*"]}
-    if metrics:
-        subscribe["metrics"] = metrics
+    subscribe = subscribe_message(devices, metrics)
     try:
         socket = connect(
             ws_url(url),
@@ -46,7 +52,8 @@ def tail_readings(
             max_size=None,
         )
     except InvalidStatus as exc:
-        raise ApiError(exc.response.status_code, "the server refused the WebSocket") from None
+        status = exc.response.status_code
+        raise api_error(status, {"detail": "the server refused the WebSocket"}) from None
     with socket:
         try:
             socket.send(orjson.dumps(subscribe).decode())
