@@ -230,3 +230,17 @@ async def test_no_server_is_connection_failed_after_retries() -> None:
 
         with pytest.raises(ConnectionFailed):
             await asyncio.to_thread(blocking)
+
+
+async def test_ids_stay_one_path_segment_and_attributes_can_be_cleared(
+    server: LiveServer,
+) -> None:
+    async with AsyncClient(server.base, token=server.admin) as client:
+        await client.create_device("dev-1", attributes={"site": "north"})
+        with pytest.raises(NotFound):  # "../tokens" stays one segment: no route, not /tokens
+            await client.get_device("../tokens")
+        with pytest.raises(ValueError, match="cannot be an id"):
+            await client.delete_device("..")
+        cleared = await client.update_device("dev-1", attributes={})
+
+    assert cleared.attributes == {}

@@ -13,6 +13,7 @@ from telehub.client.errors import (
     Overloaded,
     PayloadTooLarge,
     Unauthorized,
+    UnreadableAnswer,
     ValidationFailed,
     WaitTimedOut,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ServerSentEvent",
     "SseDecoder",
     "Unauthorized",
+    "UnreadableAnswer",
     "ValidationFailed",
     "WaitTimedOut",
     "follow_events",

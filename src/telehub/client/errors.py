@@ -72,6 +72,10 @@ class Overloaded(ApiError):
     pass
 
 
+class UnreadableAnswer(ApiError):
+    """The answer could not be read: probably something other than telehub listens there."""
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     400: ValidationFailed,
     401: Unauthorized,

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
+from pydantic import ValidationError
 
 from telehub.api.command_schemas import BatchOut, CommandOut
 from telehub.api.schemas import (
@@ -30,7 +31,12 @@ from telehub.api.schemas import (
 )
 from telehub.client import http_calls as calls
 from telehub.client import live_async
-from telehub.client.errors import ConnectionFailed, WaitTimedOut, api_error
+from telehub.client.errors import (
+    ConnectionFailed,
+    UnreadableAnswer,
+    WaitTimedOut,
+    api_error,
+)
 from telehub.client.http_client import DEFAULT_URL, Values
 from telehub.client.sse import ServerSentEvent
 
@@ -254,8 +260,13 @@ class AsyncClient:
                     ) as response,
                 ):
                     if response.ok:
-                        body = await response.json() if call.expect_body else None
-                        return call.read(body)
+                        try:
+                            body = await response.json() if call.expect_body else None
+                            return call.read(body)
+                        except (ValueError, aiohttp.ContentTypeError, ValidationError) as exc:
+                            raise UnreadableAnswer(
+                                response.status, f"the server's answer could not be read: {exc}"
+                            ) from None
                     error = api_error(
                         response.status,
                         await _json_async(response),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -73,6 +74,13 @@ def retry_after(header: str | None) -> float | None:
         return None
 
 
+def _segment(value: str) -> str:
+    """An id as one path segment: escaped, and never a dot segment that would climb."""
+    if value in ("", ".", ".."):
+        raise ValueError(f"{value!r} cannot be an id")
+    return quote(value, safe="")
+
+
 def _model(cls: type[BaseModel]) -> Callable[[Any], Any]:
     return cls.model_validate
 
@@ -93,7 +101,7 @@ def create_device(
 
 
 def get_device(device_id: str) -> Call[DeviceOut]:
-    return Call("GET", f"/api/v1/devices/{device_id}", _model(DeviceOut), idempotent=True)
+    return Call("GET", f"/api/v1/devices/{_segment(device_id)}", _model(DeviceOut), idempotent=True)
 
 
 def device_page(
@@ -108,14 +116,16 @@ def device_page(
 def update_device(
     device_id: str, name: str | None, attributes: Mapping[str, Any] | None
 ) -> Call[DeviceOut]:
-    body = _clean({"name": name, "attributes": dict(attributes) if attributes else None})
-    return Call("PATCH", f"/api/v1/devices/{device_id}", _model(DeviceOut), json=body)
+    body = _clean(
+        {"name": name, "attributes": dict(attributes) if attributes is not None else None}
+    )
+    return Call("PATCH", f"/api/v1/devices/{_segment(device_id)}", _model(DeviceOut), json=body)
 
 
 def delete_device(device_id: str) -> Call[None]:
     return Call(
         "DELETE",
-        f"/api/v1/devices/{device_id}",
+        f"/api/v1/devices/{_segment(device_id)}",
         lambda _: None,
         idempotent=True,
         expect_body=False,
@@ -123,7 +133,7 @@ def delete_device(device_id: str) -> Call[None]:
 
 
 def rotate_device_token(device_id: str) -> Call[DeviceToken]:
-    return Call("POST", f"/api/v1/devices/{device_id}/token", _model(DeviceToken))
+    return Call("POST", f"/api/v1/devices/{_segment(device_id)}/token", _model(DeviceToken))
 
 
 def send_telemetry(
@@ -138,7 +148,7 @@ def send_telemetry(
     # Idempotent: a resent batch is stored once and reported as duplicates.
     return Call(
         "POST",
-        f"/api/v1/devices/{device_id}/telemetry",
+        f"/api/v1/devices/{_segment(device_id)}/telemetry",
         _model(IngestAccepted),
         json=body,
         idempotent=True,
@@ -166,12 +176,18 @@ def query(
         }
     )
     return Call(
-        "GET", f"/api/v1/devices/{device_id}/telemetry", _model(SeriesOut), params, idempotent=True
+        "GET",
+        f"/api/v1/devices/{_segment(device_id)}/telemetry",
+        _model(SeriesOut),
+        params,
+        idempotent=True,
     )
 
 
 def latest(device_id: str) -> Call[LatestOut]:
-    return Call("GET", f"/api/v1/devices/{device_id}/latest", _model(LatestOut), idempotent=True)
+    return Call(
+        "GET", f"/api/v1/devices/{_segment(device_id)}/latest", _model(LatestOut), idempotent=True
+    )
 
 
 def rejected(before: int | None, limit: int, device_id: str | None) -> Call[RejectedPage]:
@@ -183,17 +199,19 @@ def send_command(
     device_id: str, name: str, params: Mapping[str, Any] | None, ttl_s: int | None
 ) -> Call[CommandOut]:
     body = _clean({"name": name, "params": dict(params or {}), "ttl_s": ttl_s})
-    return Call("POST", f"/api/v1/devices/{device_id}/commands", _model(CommandOut), json=body)
+    return Call(
+        "POST", f"/api/v1/devices/{_segment(device_id)}/commands", _model(CommandOut), json=body
+    )
 
 
 def get_command(device_id: str, command_id: str) -> Call[CommandOut]:
-    path = f"/api/v1/devices/{device_id}/commands/{command_id}"
+    path = f"/api/v1/devices/{_segment(device_id)}/commands/{_segment(command_id)}"
     return Call("GET", path, _model(CommandOut), idempotent=True)
 
 
 def command_page(device_id: str, before: str | None, limit: int) -> Call[CommandPage]:
     params = _clean({"before": before, "limit": limit})
-    path = f"/api/v1/devices/{device_id}/commands"
+    path = f"/api/v1/devices/{_segment(device_id)}/commands"
     return Call("GET", path, _model(CommandPage), params, idempotent=True)
 
 
@@ -218,7 +236,7 @@ def bulk_command(
 
 
 def get_batch(batch_id: str) -> Call[BatchOut]:
-    return Call("GET", f"/api/v1/commands/{batch_id}", _model(BatchOut), idempotent=True)
+    return Call("GET", f"/api/v1/commands/{_segment(batch_id)}", _model(BatchOut), idempotent=True)
 
 
 def create_token(name: str, scope: str) -> Call[TokenCreated]:
@@ -237,7 +255,11 @@ def list_tokens() -> Call[list[TokenOut]]:
 
 def delete_token(token_id: str) -> Call[None]:
     return Call(
-        "DELETE", f"/api/v1/tokens/{token_id}", lambda _: None, idempotent=True, expect_body=False
+        "DELETE",
+        f"/api/v1/tokens/{_segment(token_id)}",
+        lambda _: None,
+        idempotent=True,
+        expect_body=False,
     )
 
 

@@ -9,12 +9,13 @@ Pagination is an iterator; retries follow the calls' RetryPolicy.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import requests
+from pydantic import ValidationError
 
 from telehub.api.command_schemas import BatchOut, CommandOut
 from telehub.api.schemas import (
@@ -29,7 +30,12 @@ from telehub.api.schemas import (
     TokenOut,
 )
 from telehub.client import http_calls as calls
-from telehub.client.errors import ConnectionFailed, WaitTimedOut, api_error
+from telehub.client.errors import (
+    ConnectionFailed,
+    UnreadableAnswer,
+    WaitTimedOut,
+    api_error,
+)
 from telehub.client.sse import ServerSentEvent, follow_events
 from telehub.client.ws import tail_readings
 
@@ -252,7 +258,7 @@ class Client:
                     raise ConnectionFailed(f"{call.method} {call.path}: {exc}") from None
             else:
                 if response.ok:
-                    return call.read(response.json() if call.expect_body else None)
+                    return _read(call, response.status_code, response.json)
                 error = api_error(
                     response.status_code,
                     _json(response),
@@ -265,6 +271,14 @@ class Client:
                 wait = error.retry_after
             time.sleep(self._retry.delay(attempt, wait))
             attempt += 1
+
+
+def _read(call: calls.Call[T], status: int, body: Callable[[], Any]) -> T:
+    """The answer as the call's result; an unreadable one is an ApiError, not a crash."""
+    try:
+        return call.read(body() if call.expect_body else None)
+    except (ValueError, ValidationError) as exc:
+        raise UnreadableAnswer(status, f"the server's answer could not be read: {exc}") from None
 
 
 def _json(response: requests.Response) -> Any:
