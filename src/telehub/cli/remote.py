@@ -1,0 +1,241 @@
+"""What the API-backed commands share: where the server is, the token, output, and errors.
+
+The server and the token come from ``--url``/``--token``, else ``TELEHUB_URL``/
+``TELEHUB_TOKEN``, else the file ``telehub login`` wrote (config_file.py). A saved
+token goes only to the URL it was saved with, never to another server.
+
+Exit codes: 0 done; 1 the request went through but what it asked for did not
+happen (a command failed or expired); 2 it could not be made or was refused
+(bad flags, no server, an API error), with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import requests
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from telehub.cli.config_file import ConfigFileError, config_path, load_login
+from telehub.client.errors import ApiError, ClientError, ConnectionFailed, UnreadableAnswer
+from telehub.client.http_client import DEFAULT_URL, Client
+from telehub.domain.readings import is_device_id
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="TELEHUB_URL",
+        help=f"the telehub API; else the `telehub login` one, else {DEFAULT_URL}",
+        show_default=False,
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="TELEHUB_TOKEN",
+        help="an API token; else the one saved by `telehub login` for this URL",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _device_id(value: str) -> str:
+    # Checked here because the id becomes part of a URL path: "../tokens/x" must not
+    # reach another endpoint.
+    if not is_device_id(value):
+        raise typer.BadParameter("lowercase letters, digits, - and _ (max 64)")
+    return value
+
+
+DeviceArg = Annotated[str, typer.Argument(metavar="DEVICE", help="device id", callback=_device_id)]
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    token: str | None
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``telehub: message`` as one line on stderr; raise the returned Exit."""
+    typer.echo("telehub: " + " ".join(message.split()), err=True)
+    return typer.Exit(code)
+
+
+def check_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise fail(f"the URL must start with http:// or https:// (got {url!r})")
+    return url.rstrip("/")
+
+
+def target(url: str | None, token: str | None) -> Target:
+    """Flags and environment (typer merged those), then the saved login, then defaults."""
+    saved = None
+    if url is None or token is None:
+        try:
+            saved = load_login(config_path())
+        except ConfigFileError as exc:
+            raise fail(str(exc)) from None
+    resolved = check_url(url or (saved.url if saved else DEFAULT_URL))
+    if token is None and saved is not None and saved.url.rstrip("/") == resolved:
+        token = saved.token
+    return Target(url=resolved, token=token or None)
+
+
+@contextlib.contextmanager
+def connect(url: str | None, token: str | None) -> Iterator[Client]:
+    """A Client for the resolved server; any client error inside becomes one line, exit 2."""
+    where = target(url, token)
+    try:
+        with Client(where.url, token=where.token) as client:
+            yield client
+    except UnreadableAnswer as exc:
+        raise fail(f"{where.url} did not answer like a telehub API: {exc.detail}") from None
+    except ClientError as exc:
+        raise fail(describe(exc, where)) from None
+    except (requests.RequestException, ValidationError) as exc:
+        # An answer the SDK could not read: something else listens at that URL.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise fail(f"{where.url} did not answer like a telehub API: {first}") from None
+
+
+def describe(exc: ClientError, where: Target) -> str:
+    """``404 not-found: device 'x' does not exist``, with the fields a 422 names."""
+    if isinstance(exc, ApiError):
+        head = f"{exc.status} {exc.problem_type}" if exc.problem_type else str(exc.status)
+        text = f"{head}: {exc.detail}"
+        fields = "; ".join(_field(e) for e in exc.errors)
+        if fields:
+            text += f" ({fields})"
+        if exc.retry_after is not None:
+            text += f"; retry after {exc.retry_after:g} s"
+        if exc.status == 401 and where.token is None:
+            text += "; give --token, set TELEHUB_TOKEN or run `telehub login`"
+        return text
+    if isinstance(exc, ConnectionFailed):
+        found = _ERRNO.search(str(exc))
+        if found:
+            reason = found.group(1).strip()
+        elif "timed out" in str(exc).lower():
+            reason = "timed out"
+        else:
+            reason = str(exc)
+        return f"cannot reach {where.url}: {reason}"
+    return str(exc)
+
+
+def _field(error: Mapping[str, Any]) -> str:
+    pointer = error.get("pointer")
+    where = (
+        pointer.removeprefix("#/") or "body"
+        if isinstance(pointer, str)
+        else str(error.get("parameter") or "request")
+    )
+    return f"{where}: {error.get('detail', 'invalid')}"
+
+
+# Parsing flags.
+
+
+def pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``k=v`` items as a dict of strings (repeated keys: the last wins)."""
+    found: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint=flag)
+        found[key] = value
+    return found
+
+
+def typed_pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``k=v`` items with typed values: see :func:`value_of`."""
+    return {key: value_of(value) for key, value in pairs(items, flag).items()}
+
+
+def value_of(text: str) -> Any:
+    """``21.5`` is a number; ``true``, ``false``, ``null``, JSON objects and lists are
+    those; ``"42"`` (quoted) is the string 42; anything else is the text itself."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    return value
+
+
+def timestamp(text: str) -> datetime:
+    """ISO 8601; without an offset it is UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def time_option(flag: str, help: str) -> Any:
+    """A ``--flag ISO`` option read by :func:`timestamp`."""
+    return typer.Option(flag, parser=timestamp, metavar="ISO", help=help, show_default=False)
+
+
+# Output.
+
+
+def print_json(data: BaseModel | Sequence[BaseModel] | Mapping[str, Any]) -> None:
+    if isinstance(data, BaseModel):
+        body: Any = data.model_dump(mode="json")
+    elif isinstance(data, Mapping):
+        body = dict(data)
+    else:
+        body = [item.model_dump(mode="json") for item in data]
+    sys.stdout.write(orjson.dumps(body).decode() + "\n")
+
+
+def table(*columns: str) -> Table:
+    return Table(*columns, highlight=False)
+
+
+def add_row(into: Table, *cells: str) -> None:
+    """Cells as plain text: a device named "[bold]" must not become markup."""
+    into.add_row(*(Text(cell) for cell in cells))
+
+
+def print_table(rendered: Table) -> None:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped into grep or a file: whole lines (not cells folded at 80 columns), no boxes.
+        console = Console(highlight=False, width=max(console.width, 400))
+        rendered.box = None
+    console.print(rendered)
+
+
+def when(moment: datetime | None, missing: str = "never") -> str:
+    if moment is None:
+        return missing
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def shown(value: Any) -> str:
+    """A value for a table cell: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,1 @@
+"""The API-backed CLI commands (``telehub devices``, ``send``, ...) against a real server."""

@@ -1,0 +1,98 @@
+"""``telehub login``, and where the API commands find the server and the token:
+flags, then TELEHUB_URL/TELEHUB_TOKEN, then the file login wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from telehub.runtime import Hub
+from tests.cli.conftest import failed, succeeded, telehub
+from tests.live.support import LiveServer
+
+
+def _saved(path: Path) -> dict[str, object]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_login_checks_the_token_then_saves_it_for_the_owner_only(
+    server: LiveServer, config_file: Path, hub: Hub
+) -> None:
+    await hub.devices.create(device_id="dev-1", name=None, attributes={})
+
+    saved = succeeded(await telehub("login", "--url", server.base + "/", "--token", server.admin))
+
+    assert saved == f"saved {server.base} to {config_file}\n"
+    assert _mode(config_file) == 0o600
+    assert _mode(config_file.parent) == 0o700
+    assert _saved(config_file) == {"url": server.base, "token": server.admin}
+    listed = json.loads(succeeded(await telehub("devices", "list", "--json")))
+    assert [d["id"] for d in listed] == ["dev-1"]
+
+
+async def test_login_asks_for_the_token_when_not_given(
+    server: LiveServer, config_file: Path
+) -> None:
+    result = await telehub("login", "--url", server.base, "--no-check", input="tha_typed\n")
+    assert result.exit_code == 0, result.output
+    assert "tha_typed" not in result.stdout  # hidden input
+    assert _saved(config_file)["token"] == "tha_typed"
+
+
+async def test_login_with_a_bad_token_saves_nothing(server: LiveServer, config_file: Path) -> None:
+    line = failed(await telehub("login", "--url", server.base, "--token", "tha_wrong"))
+    assert line.startswith("telehub: 401 unauthenticated: ")
+    assert not await asyncio.to_thread(config_file.exists)
+
+
+async def test_flags_beat_env_which_beats_the_saved_login(server: LiveServer) -> None:
+    succeeded(await telehub("login", "--url", server.base, "--token", server.admin))
+    bad = {"TELEHUB_TOKEN": "tha_wrong"}
+
+    assert succeeded(await telehub("devices", "list", "--json")) == "[]\n"
+    assert failed(await telehub("devices", "list", env=bad)).startswith("telehub: 401 ")
+    assert succeeded(await telehub("devices", "list", "--token", server.admin, env=bad))
+    assert failed(await telehub("devices", "list", "--token", "tha_wrong")).startswith(
+        "telehub: 401 "
+    )
+    dead = {"TELEHUB_URL": "http://127.0.0.1:9"}
+    assert failed(await telehub("devices", "list", env=dead)).startswith(
+        "telehub: cannot reach http://127.0.0.1:9: "
+    )
+    assert succeeded(await telehub("devices", "list", "--url", server.base, env=dead))
+
+
+async def test_a_saved_token_goes_only_to_the_url_it_was_saved_with(server: LiveServer) -> None:
+    await telehub("login", "--url", server.base, "--token", server.admin, "--no-check")
+    same_server_other_name = server.base.replace("127.0.0.1", "localhost")
+
+    result = await telehub("devices", "list", "--url", same_server_other_name)
+
+    assert failed(result).endswith("give --token, set TELEHUB_TOKEN or run `telehub login`")
+
+
+@pytest.fixture
+def broken(config_file: Path) -> Path:
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text("url = [not toml")
+    return config_file
+
+
+async def test_a_broken_config_file_is_one_line(broken: Path) -> None:
+    line = failed(await telehub("devices", "list"))
+    assert line.startswith(f"telehub: cannot read {broken}: ")
+    # Flags that give both need no file.
+    failed_anyway = failed(
+        await telehub("devices", "list", "--url", "http://127.0.0.1:9", "--token", "x")
+    )
+    assert failed_anyway.startswith("telehub: cannot reach")

@@ -1,0 +1,136 @@
+"""``telehub send``, ``query``, ``latest`` and ``rejected`` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from telehub.runtime import Hub
+from tests.cli.conftest import Api, failed, succeeded
+
+RANGE = ("--from", "2025-01-01T00:00:00Z", "--to", "2025-01-02T00:00:00Z")
+
+
+@pytest.fixture
+async def device(hub: Hub) -> str:
+    await hub.devices.create(device_id="dev-1", name=None, attributes={})
+    return "dev-1"
+
+
+async def _send_three_minutes(api: Api, device: str) -> None:
+    for minute, (t, h) in enumerate([(20.0, 40), (21.5, 41), (23.0, 42)]):
+        ts = f"2025-01-01T10:0{minute}:30Z"
+        succeeded(await api("send", device, f"t={t}", f"h={h}", "--ts", ts))
+
+
+async def test_send_counts_readings_state_and_duplicates(api: Api, device: str) -> None:
+    values = (
+        "t=21.5",
+        "h=40",
+        "mode=eco",
+        "door=false",
+        'config={"fan": 2}',
+        'label="42"',
+        "--ts",
+        "2025-01-01T10:00:00",  # no offset: UTC
+    )
+    first = succeeded(await api("send", device, *values))
+    again = json.loads(succeeded(await api("send", device, *values, "--json")))
+    latest = json.loads(succeeded(await api("latest", device, "--json")))
+
+    assert first == "accepted 2, duplicates 0, state 4\n"
+    assert again == {"accepted": 0, "duplicates": 2, "state": 4}
+    assert latest["readings"] == {
+        "h": {"ts": "2025-01-01T10:00:00Z", "value": 40.0},
+        "t": {"ts": "2025-01-01T10:00:00Z", "value": 21.5},
+    }
+    assert {k: v["value"] for k, v in latest["state"].items()} == {
+        "mode": "eco",
+        "door": False,
+        "config": {"fan": 2},
+        "label": "42",
+    }
+
+
+async def test_latest_table_lists_readings_then_state(api: Api, device: str) -> None:
+    succeeded(await api("send", device, "t=21.5", "mode=eco", "--ts", "2025-01-01T10:00:00Z"))
+
+    table = succeeded(await api("latest", device)).splitlines()
+
+    assert table[0].split() == ["name", "kind", "ts", "value"]
+    assert table[1].split() == ["t", "reading", "2025-01-01T10:00:00Z", "21.5"]
+    assert table[2].split()[:2] == ["mode", "state"]
+    assert table[2].split()[3] == "eco"
+
+
+async def test_query_as_table_csv_and_json(api: Api, device: str) -> None:
+    await _send_three_minutes(api, device)
+
+    table = succeeded(await api("query", device, "--metric", "t", *RANGE)).splitlines()
+    csv = succeeded(await api("query", device, *RANGE, "--csv", "--limit", "2"))
+    body = json.loads(succeeded(await api("query", device, "-m", "h", *RANGE, "--json")))
+
+    assert table[0].split() == ["metric", "ts", "value"]
+    assert [line.split() for line in table[1:]] == [
+        ["t", "2025-01-01T10:00:30Z", "20.0"],
+        ["t", "2025-01-01T10:01:30Z", "21.5"],
+        ["t", "2025-01-01T10:02:30Z", "23.0"],
+    ]
+    assert sorted(csv.splitlines()[1:]) == [
+        "h,2025-01-01T10:00:30Z,40.0",
+        "h,2025-01-01T10:01:30Z,41.0",
+        "t,2025-01-01T10:00:30Z,20.0",
+        "t,2025-01-01T10:01:30Z,21.5",
+    ]
+    assert csv.splitlines()[0] == "metric,ts,value"
+    assert body["device_id"] == "dev-1"
+    assert [p["value"] for p in body["series"]["h"]] == [40.0, 41.0, 42.0]
+    assert list(body["series"]) == ["h"]
+
+
+async def test_query_in_buckets(api: Api, device: str) -> None:
+    await _send_three_minutes(api, device)
+
+    buckets = json.loads(
+        succeeded(
+            await api(
+                "query", device, "-m", "t", *RANGE, "--interval", "2m", "--agg", "max", "--json"
+            )
+        )
+    )
+
+    assert (buckets["interval"], buckets["agg"]) == ("2m", "max")
+    assert [(p["ts"], p["value"]) for p in buckets["series"]["t"]] == [
+        ("2025-01-01T10:00:00Z", 21.5),
+        ("2025-01-01T10:02:00Z", 23.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--csv", "--json"],
+        ["--agg", "max"],
+        ["--from", "yesterday"],
+    ],
+)
+async def test_query_refuses_flags_that_do_not_fit(api: Api, device: str, args: list[str]) -> None:
+    result = await api("query", device, *args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+async def test_a_refused_send_names_the_field_and_is_listed_as_rejected(
+    api: Api, device: str
+) -> None:
+    refused = failed(await api("send", device, "bad metric=1"))
+    table = succeeded(await api("rejected", "--device", device)).splitlines()
+    listed = json.loads(succeeded(await api("rejected", "--json", "--limit", "5")))
+
+    assert refused.startswith("telehub: 422 invalid-input: ")
+    assert "(values/bad metric: " in refused
+    assert table[0].split()[:5] == ["id", "received", "transport", "device", "reason"]
+    assert table[1].split()[2:5] == ["http", "dev-1", "invalid-input"]
+    assert [(r["device_id"], r["reason"]) for r in listed] == [("dev-1", "invalid-input")]
+    assert "bad metric" in listed[0]["excerpt"]
