@@ -1,0 +1,144 @@
+"""``telehub simulate``: simulated devices sending realistic telemetry at a steady rate."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from telehub.cli.common import run, stop_on_signals
+from telehub.client.errors import ClientError
+from telehub.client.grpc_calls import GrpcError
+from telehub.client.grpc_client import DEFAULT_TARGET
+from telehub.client.http_client import DEFAULT_URL
+from telehub.sim.runner import SimConfig, TransportName, simulate
+from telehub.sim.stats import Stats
+
+_REFRESH_S = 0.5
+
+
+def simulate_command(
+    devices: Annotated[int, typer.Option("--devices", help="simulated devices")] = 10,
+    rate: Annotated[float, typer.Option("--rate", help="messages per second, in total")] = 10.0,
+    transport: Annotated[str, typer.Option("--transport", help="http, grpc or mqtt")] = "http",
+    duration: Annotated[float, typer.Option("--duration", help="seconds to run")] = 60.0,
+    url: Annotated[
+        str, typer.Option("--url", envvar="TELEHUB_URL", help="the API (provisioning, HTTP)")
+    ] = DEFAULT_URL,
+    grpc_target: Annotated[
+        str, typer.Option("--grpc-target", envvar="TELEHUB_GRPC_TARGET", help="host:port")
+    ] = DEFAULT_TARGET,
+    mqtt_url: Annotated[
+        str, typer.Option("--mqtt-url", help="mqtt://host:port of the broker")
+    ] = "mqtt://127.0.0.1:1883",
+    token: Annotated[
+        str,
+        typer.Option("--token", envvar="TELEHUB_TOKEN", help="admin or write token"),
+    ] = "",
+    prefix: Annotated[str, typer.Option("--prefix", help="device ids are {prefix}-{n}")] = "sim",
+    fail_share: Annotated[
+        float, typer.Option("--fail-share", help="share of MQTT commands answered error")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="makes the signals repeatable")] = 0,
+    window: Annotated[int, typer.Option("--window", help="messages in flight, at most")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON summary at the end")] = False,
+) -> None:
+    """Simulate devices sending temperature, humidity, power and vibration readings."""
+    if transport not in ("http", "grpc", "mqtt"):
+        raise typer.BadParameter("must be http, grpc or mqtt", param_hint="--transport")
+    name: TransportName = (
+        "http" if transport == "http" else "grpc" if transport == "grpc" else "mqtt"
+    )
+    try:
+        config = SimConfig(
+            devices=devices,
+            rate=rate,
+            duration=duration,
+            transport=name,
+            token=token,
+            url=url,
+            grpc_target=grpc_target,
+            mqtt_url=mqtt_url,
+            prefix=prefix,
+            fail_share=fail_share,
+            seed=seed,
+            window=window,
+        )
+    except ValueError as exc:
+        typer.echo(f"telehub: {exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = run(_main(config, as_json=as_json))
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
+async def _main(config: SimConfig, *, as_json: bool) -> dict[str, Any]:
+    stats = config.stats()
+    stop = stop_on_signals()
+    try:
+        if as_json:
+            await simulate(config, stats=stats, stop=stop)
+        else:
+            await _with_panel(config, stats, stop)
+    except (ClientError, GrpcError, OSError, ExceptionGroup) as exc:
+        cause = _cause(exc)
+        if cause is None:
+            raise
+        typer.echo(f"telehub: simulation failed: {cause}", err=True)
+        raise typer.Exit(1) from None
+    return stats.summary()
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """The error to report: the first expected one, inside task groups too."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _cause(inner)) is not None:
+                return found
+        return None
+    return exc if isinstance(exc, ClientError | GrpcError | OSError) else None
+
+
+async def _with_panel(config: SimConfig, stats: Stats, stop: asyncio.Event) -> None:
+    console = Console(stderr=False)
+    with Live(render(stats.summary()), console=console, auto_refresh=False) as live:
+        async with asyncio.TaskGroup() as group:
+            work = group.create_task(simulate(config, stats=stats, stop=stop), name="sim-run")
+            while not work.done():
+                await asyncio.wait([work], timeout=_REFRESH_S)
+                live.update(render(stats.summary()), refresh=True)
+
+
+def render(summary: dict[str, Any]) -> Panel:
+    """The live panel: counts, rate and latency of the run so far."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    latency = summary["latency_ms"]
+    errors = ", ".join(f"{k}={v}" for k, v in summary["errors"].items()) or "none"
+    rows = [
+        ("transport", f"{summary['transport']} x {summary['devices']} devices"),
+        ("elapsed", f"{summary['elapsed_s']:.1f} s"),
+        ("sent", str(summary["sent"])),
+        ("acknowledged", str(summary["acknowledged"])),
+        ("in flight", str(summary["in_flight"])),
+        ("readings ack'd", str(summary["readings_acknowledged"])),
+        ("rate", f"{summary['achieved_rate']:.1f} / {summary['target_rate']:g} msg/s"),
+        ("latency p50/95/99", " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99"))),
+        ("errors", errors),
+        ("commands ok/error", f"{summary['commands']['ok']} / {summary['commands']['error']}"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return Panel(table, title="telehub simulate", expand=False)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
