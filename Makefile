@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc clean
+.PHONY: run test proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc bench-clients clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -47,6 +47,9 @@ bench-fanout: .venv/.synced-dev  ## live WebSocket/SSE fan-out vs bare websocket
 
 bench-grpc: .venv/.synced-dev  ## gRPC Publish streams vs PublishBatch, REST batches and the raw driver
 	.venv/bin/python bench/grpc_ingest.py
+
+bench-clients: .venv/.synced-dev  ## Client, AsyncClient and bare requests.post, single-reading posts
+	.venv/bin/python bench/clients.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
