@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Generic, Protocol, Self, TypeVar
 
 from telehub.client.errors import ApiError, ClientError
 from telehub.client.grpc_calls import GrpcError
@@ -65,7 +65,27 @@ def error_kind(exc: BaseException) -> str:
     return type(exc).__name__.lower()
 
 
-class HttpTransport:
+C = TypeVar("C", AsyncClient, AsyncGrpcClient)
+
+
+class _ClientTransport(Generic[C]):
+    """A transport over one SDK client, closed on exit; devices get no command channel."""
+
+    _client: C
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.close()
+
+    async def serve(self) -> None:
+        return
+
+
+class HttpTransport(_ClientTransport[AsyncClient]):
     """POST /api/v1/devices/{id}/telemetry; acknowledged = 202 with accepted/duplicates."""
 
     def __init__(self, url: str, *, token: str, window: int, timeout: float) -> None:
@@ -74,38 +94,16 @@ class HttpTransport:
             url, token=token, concurrency=window, timeout=timeout, retry=RetryPolicy(attempts=1)
         )
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._client.close()
-
-    async def serve(self) -> None:
-        return  # devices on HTTP have no command channel here
-
     async def send(self, device: SimDevice, values: Values, ts: datetime) -> Ack:
         answer = await self._client.send_telemetry(device.device_id, values, ts=ts)
         return Ack(readings=answer.accepted + answer.duplicates, duplicates=answer.duplicates)
 
 
-class GrpcTransport:
+class GrpcTransport(_ClientTransport[AsyncGrpcClient]):
     """IngestService.PublishBatch; acknowledged = the PublishSummary, rejected counted as error."""
 
     def __init__(self, target: str, *, token: str, timeout: float) -> None:
         self._client = AsyncGrpcClient(target, token=token, timeout=timeout)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._client.close()
-
-    async def serve(self) -> None:
-        return  # devices on gRPC have no command channel here
 
     async def send(self, device: SimDevice, values: Values, ts: datetime) -> Ack:
         summary = await self._client.send_telemetry(device.device_id, values, ts=ts)
