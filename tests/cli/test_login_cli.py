@@ -96,3 +96,16 @@ async def test_a_broken_config_file_is_one_line(broken: Path) -> None:
         await telehub("devices", "list", "--url", "http://127.0.0.1:9", "--token", "x")
     )
     assert failed_anyway.startswith("telehub: cannot reach")
+
+
+async def test_tail_and_events_use_the_saved_login(server: LiveServer) -> None:
+    assert "a token is required" in failed(await telehub("tail", "--url", server.base), 1)
+    _, device_token = await server.hub.devices.create(device_id="dev-1", name=None, attributes={})
+    succeeded(await telehub("login", "--url", server.base, "--token", device_token, "--no-check"))
+
+    # The saved token is sent (a device token may not read the live feeds: refused, not missing).
+    tail = failed(await telehub("tail"), 1)
+    events = failed(await telehub("events"), 1)
+
+    assert "1008" in tail
+    assert "403" in events

@@ -1,7 +1,7 @@
 """``telehub tail`` (live readings over WebSocket) and ``telehub events`` (the SSE feed).
 
-Both talk to a running API, like the SDK will: server from ``--url`` or
-``TELEHUB_URL``, token from ``--token`` or ``TELEHUB_TOKEN``.
+Both talk to a running API, like the other API commands: server and token from
+``--url``/``--token``, ``TELEHUB_URL``/``TELEHUB_TOKEN``, or ``telehub login``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,11 @@ import typer
 from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 
+from telehub.cli.remote import TokenOpt, UrlOpt, target
 from telehub.client.errors import ApiError, LiveClosed
 from telehub.client.sse import follow_events
 from telehub.client.ws import tail_readings
 
-UrlOpt = Annotated[
-    str, typer.Option("--url", envvar="TELEHUB_URL", help="the telehub API (env TELEHUB_URL)")
-]
-TokenOpt = Annotated[
-    str,
-    typer.Option(
-        "--token", envvar="TELEHUB_TOKEN", help="an API token, read scope (env TELEHUB_TOKEN)"
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
 
 _console = Console(highlight=False, soft_wrap=True)
@@ -47,9 +39,17 @@ def _unreachable(url: str, exc: Exception) -> typer.Exit:
     return _fail(f"cannot reach {url}: {found.group(1).strip() if found else exc}")
 
 
+def _where(url: str | None, token: str | None) -> tuple[str, str]:
+    """The server and token as every API command finds them (flags, env, `telehub login`)."""
+    found = target(url, token)
+    if found.token is None:
+        raise _fail("a token is required: --token, TELEHUB_TOKEN or `telehub login`")
+    return found.url, found.token
+
+
 def tail(
-    token: TokenOpt,
-    url: UrlOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+    url: UrlOpt = None,
     device: Annotated[
         list[str] | None, typer.Option("--device", "-d", help="only this device (repeatable)")
     ] = None,
@@ -59,6 +59,7 @@ def tail(
     as_json: JsonOpt = False,
 ) -> None:
     """Print readings (and presence changes) as they are committed, until Ctrl-C."""
+    url, token = _where(url, token)
     try:
         for message in tail_readings(url, token=token, devices=device, metrics=metric):
             _show_live(message, as_json=as_json)
@@ -105,8 +106,8 @@ def _print_live(message: dict[str, Any], *, as_json: bool) -> None:
 
 
 def events(
-    token: TokenOpt,
-    url: UrlOpt = "http://127.0.0.1:8000",
+    token: TokenOpt = None,
+    url: UrlOpt = None,
     types: Annotated[
         str | None,
         typer.Option("--types", help="comma-separated: alerts, commands, jobs, presence"),
@@ -117,6 +118,7 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Follow the event feed (SSE), resuming by itself after a dropped connection."""
+    url, token = _where(url, token)
 
     def reconnecting(problem: Exception) -> None:
         _errors.print(f"telehub: connection lost ({problem}); resuming")
