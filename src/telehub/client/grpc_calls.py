@@ -15,6 +15,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from telehub.domain.readings import to_micros
 from telehub.v1 import commands_pb2, devices_pb2, live_pb2, telemetry_pb2
 
 AGGREGATES = {
@@ -80,9 +81,14 @@ def metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+def _utc(ts: datetime) -> datetime:
+    """A naive time is UTC, as everywhere in telehub."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
 def timestamp(ts: datetime) -> timestamp_pb2.Timestamp:
     out = timestamp_pb2.Timestamp()
-    out.FromDatetime(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+    out.FromDatetime(_utc(ts))
     return out
 
 
@@ -116,7 +122,7 @@ def series_batch(
 ) -> telemetry_pb2.ReadingBatch:
     """Many readings per metric in the compact form: ``values[metric][i]`` was measured
     at ``timestamps[i]`` (or, with no timestamps, when the hub receives the batch)."""
-    stamps = [_micros(ts) for ts in timestamps] if timestamps is not None else []
+    stamps = [to_micros(_utc(ts)) for ts in timestamps] if timestamps is not None else []
     return telemetry_pb2.ReadingBatch(
         device_id=device_id,
         series=[
@@ -124,12 +130,6 @@ def series_batch(
             for metric, column in values.items()
         ],
     )
-
-
-def _micros(ts: datetime) -> int:
-    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 class RangeOptions(TypedDict, total=False):

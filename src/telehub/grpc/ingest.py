@@ -26,7 +26,6 @@ from telehub.errors import (
     NotFound,
     TelehubError,
     UnknownDevice,
-    error_code,
 )
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
@@ -62,7 +61,7 @@ class Tally:
                 telemetry_pb2.BatchRejection(
                     index=index,
                     device_id=batch.device_id,
-                    reason=exc.reason if exc.reason != "invalid-input" else error_code(exc),
+                    reason=exc.reason,
                     detail=exc.detail,
                     field_violations=[
                         telemetry_pb2.FieldViolation(field=field_path(e), description=e.detail)
