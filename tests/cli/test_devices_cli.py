@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from telehub.runtime import Hub
-from tests.cli.conftest import Api, failed, succeeded
+from tests.cli.conftest import Api, failed, succeeded, telehub
 from tests.live.support import LiveServer
 
 
@@ -43,6 +45,29 @@ async def test_create_json_has_the_token_and_a_generated_id(api: Api) -> None:
     assert created["token"].startswith("thd_")
     assert created["id"]
     assert created["attributes"] == {}
+
+
+async def test_create_twice_is_a_one_line_error_and_list_says_never(api: Api) -> None:
+    succeeded(await api("devices", "create", "dup"))
+
+    again = failed(await api("devices", "create", "dup"))
+    listed = succeeded(await api("devices", "list"))
+
+    assert again.startswith("telehub: 409 ")
+    assert "already exists" in again
+    row = next(line for line in listed.splitlines() if "dup" in line)
+    assert "never" in row
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["Bad Id"], "lowercase letters"), (["--attr", "novalue"], "is not key=value")],
+)
+async def test_create_refuses_bad_flags_without_a_server(args: list[str], says: str) -> None:
+    result = await telehub("devices", "create", *args, "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert says in result.stderr
+    assert "cannot reach" not in result.stderr
 
 
 async def test_list_json_filters_by_attribute_and_limits(api: Api, hub: Hub) -> None:

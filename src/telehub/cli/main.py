@@ -6,7 +6,6 @@ import typer
 
 from telehub.cli.commands import (
     db,
-    devices,
     grpc_server,
     ingest,
     live,
@@ -35,7 +34,6 @@ app.command()(live.events)
 app.command(name="simulate")(simulate_command)
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="token")
-app.add_typer(devices.app, name="device")
 app.add_typer(mqtt.app, name="mqtt")
 # Through the API of a running server (remote.py: --url, --token, --json, errors).
 app.command()(login.login)

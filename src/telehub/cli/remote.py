@@ -55,15 +55,21 @@ TokenOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 
 
-def _device_id(value: str) -> str:
+def _device_id(value: str | None) -> str | None:
     # Checked here because the id becomes part of a URL path: "../tokens/x" must not
-    # reach another endpoint.
-    if not is_device_id(value):
+    # reach another endpoint; a new id is checked too, so a typo fails without a server.
+    if value is not None and not is_device_id(value):
         raise typer.BadParameter("lowercase letters, digits, - and _ (max 64)")
     return value
 
 
 DeviceArg = Annotated[str, typer.Argument(metavar="DEVICE", help="device id", callback=_device_id)]
+NewDeviceArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[DEVICE]", help="the id (a slug); generated when omitted", callback=_device_id
+    ),
+]
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 

@@ -1,5 +1,4 @@
-"""``telehub devices``: the device registry through the API (``telehub device`` is the
-local, database-side pair of commands)."""
+"""``telehub devices``: the device registry through the API."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from telehub.api.schemas import DeviceOut
 from telehub.cli.remote import (
     DeviceArg,
     JsonOpt,
+    NewDeviceArg,
     TokenOpt,
     UrlOpt,
     add_row,
@@ -82,10 +82,7 @@ def list_(
 
 @app.command()
 def create(
-    device_id: Annotated[
-        str | None,
-        typer.Argument(metavar="[DEVICE]", help="the id (a slug); generated when omitted"),
-    ] = None,
+    device_id: NewDeviceArg = None,
     name: Annotated[str | None, typer.Option(help="display name")] = None,
     attr: Annotated[
         list[str] | None, typer.Option("--attr", metavar="KEY=VALUE", help="repeatable")
