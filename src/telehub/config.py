@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         le=0.5,
         description="seconds the oldest queued reading waits for others to share its commit",
     )
+    ingest_batch_quiet: float = Field(
+        0.0005,
+        ge=0,
+        le=0.5,
+        description="a commit stops waiting for company once no submission came for this long",
+    )
     ingest_retry_after: float = Field(1.0, gt=0, description="Retry-After sent when full")
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)

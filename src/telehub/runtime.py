@@ -63,6 +63,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             queue_readings=settings.ingest_queue_readings,
             batch_readings=settings.ingest_batch_readings,
             max_wait=settings.ingest_batch_max_wait,
+            quiet=settings.ingest_batch_quiet,
             retry_after=settings.ingest_retry_after,
             bus=bus,
         )

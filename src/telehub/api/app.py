@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from telehub import __version__
 from telehub.api import problems, sse, ws
+from telehub.api.ingest_route import TelemetryIngestRoute
 from telehub.api.limits import BodyLimitMiddleware
 from telehub.api.routes import admin, commands, devices, health, telemetry
 from telehub.api.schemas import Problem
@@ -63,7 +64,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
         responses={code: _PROBLEM_RESPONSE for code in (400, 401, 403, 404, 409, 413, 422, 503)},
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.add_middleware(ws.LiveWebSocketRoute)  # outermost: /api/v1/ws skips the framework
+    app.add_middleware(ws.LiveWebSocketRoute)  # /api/v1/ws skips the framework
+    # Outermost: the hottest request skips the framework too (api/ingest_route.py says why).
+    app.add_middleware(TelemetryIngestRoute, max_body_bytes=settings.max_body_bytes)
     problems.install(app)
     for module in (devices, telemetry, commands, admin, health, sse):
         app.include_router(module.router)

@@ -26,10 +26,11 @@ async def _hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(_hub)]
 
 
-async def _principal(
-    hub: HubDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+# The bearer credentials as given, unchecked (a route that authenticates itself).
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _principal(hub: HubDep, credentials: BearerDep) -> Principal:
     return await hub.auth.authenticate(credentials.credentials if credentials else None)
 
 
@@ -51,7 +52,7 @@ AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]
 
 async def _live_principal(
     hub: HubDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: BearerDep,
     token: Annotated[
         str | None,
         Query(description="the token, for clients that cannot set headers (EventSource)"),

@@ -94,6 +94,11 @@ def slug_of(exc: TelehubError) -> str:
 
 
 def from_error(exc: TelehubError, request: Request) -> JSONResponse:
+    return problem_of(exc, instance=request.url.path)
+
+
+def problem_of(exc: TelehubError, *, instance: str | None) -> JSONResponse:
+    """The problem+json answer to a core error (``instance``: the request path)."""
     for cls, status, title in _MAPPING:
         if isinstance(exc, cls):
             slug = error_code(exc)
@@ -111,7 +116,7 @@ def from_error(exc: TelehubError, request: Request) -> JSONResponse:
                 detail,
                 errors=errors,
                 headers=headers,
-                instance=request.url.path,
+                instance=instance,
             )
     log.error("unmapped telehub error", exc_info=exc)
     return problem(500, "internal", "Internal error", "unexpected error")

@@ -93,6 +93,7 @@ class Ingestor:
         queue_readings: int,
         batch_readings: int,
         max_wait: float,
+        quiet: float,
         retry_after: float,
         bus: LivePublisher | None = None,
     ) -> None:
@@ -102,6 +103,9 @@ class Ingestor:
         self._capacity = queue_readings
         self._batch_readings = batch_readings
         self._max_wait = max_wait
+        self._quiet = quiet
+        self._last_offer = 0.0
+        self._idle = True  # the writer waits for work (not lingering, not committing)
         self._retry_after = retry_after
         self._pending: deque[_Pending] = deque()
         self._queued = 0
@@ -171,7 +175,10 @@ class Ingestor:
             ticket.results.append(_UNANSWERED)
             ticket.remaining += 1
         if ticket.remaining:
-            self._wakeup.set()
+            self._last_offer = now
+            # A lingering writer sleeps on a timer; only a full batch cuts that short.
+            if self._idle or self._queued >= self._batch_readings:
+                self._wakeup.set()
         return ticket
 
     def close(self) -> None:
@@ -185,24 +192,35 @@ class Ingestor:
             if not self._pending:
                 if self._closed:
                     return
+                self._idle = True
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            self._idle = False
             await self._linger()
             await self._commit(self._take_batch())
 
     async def _linger(self) -> None:
-        """Let the oldest reading wait up to ``max_wait`` for others to share its commit."""
+        """Wait for others to share the commit while they keep coming.
+
+        A commit costs about the same for one reading as for hundreds (the
+        fsync), so waiting for company pays under load. But a lone request
+        must not wait the whole ``max_wait``: the linger ends once no
+        submission has come for ``quiet`` seconds (a burst of concurrent
+        requests arrives well inside that), or at ``max_wait`` after the
+        oldest, or when the batch is full.
+        """
         deadline = self._pending[0].enqueued + self._max_wait
         while self._queued < self._batch_readings and not self._closed:
-            remaining = deadline - time.monotonic()
+            remaining = min(deadline, self._last_offer + self._quiet) - time.monotonic()
             if remaining <= 0:
                 return
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
             except TimeoutError:
-                return
+                continue  # re-check: a later submission may extend the quiet period
 
     def _take_batch(self) -> list[_Pending]:
         batch = [self._pending.popleft()]

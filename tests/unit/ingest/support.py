@@ -59,6 +59,8 @@ def make_ingestor(
     queue_readings: int = 100_000,
     batch_readings: int = 10_000,
     retry_after: float = 1.0,
+    max_wait: float = 0.0,
+    quiet: float = 0.0,
 ) -> tuple[Ingestor, Metrics]:
     """An ingestor on the hub's real store with its own limits; its writer is not started."""
     metrics = Metrics()
@@ -67,7 +69,8 @@ def make_ingestor(
         metrics=metrics,
         queue_readings=queue_readings,
         batch_readings=batch_readings,
-        max_wait=0.0,
+        max_wait=max_wait,
+        quiet=quiet,
         retry_after=retry_after,
     )
     return ingestor, metrics

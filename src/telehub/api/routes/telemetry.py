@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 
-from telehub.api.deps import HubDep, PrincipalDep, ReadScope
+from telehub.api.deps import BearerDep, HubDep, ReadScope
 from telehub.api.routes.devices import DevicePath
 from telehub.api.schemas import (
     IngestAccepted,
@@ -22,6 +22,7 @@ from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import from_micros
 from telehub.domain.telemetry import TelemetryBody, parse_telemetry_json
 from telehub.errors import InvalidInput
+from telehub.runtime import Hub
 
 router = APIRouter(prefix="/api/v1/devices", tags=["telemetry"])
 
@@ -40,14 +41,22 @@ TELEMETRY_BODY_SCHEMA = TelemetryBody.model_json_schema(ref_template="#/componen
     },
 )
 async def ingest_telemetry(
-    device_id: DevicePath, request: Request, hub: HubDep, principal: PrincipalDep
+    device_id: DevicePath, request: Request, hub: HubDep, credentials: BearerDep
 ) -> IngestAccepted:
     """Store readings; answers 202 only after they are committed.
 
     Authenticate with the device's token or an API token of scope `write`.
     A resent batch is stored once and counted under `duplicates`.
     """
-    raw = await request.body()
+    secret = credentials.credentials if credentials else None
+    return await accept_telemetry(hub, device_id, secret, await request.body())
+
+
+async def accept_telemetry(
+    hub: Hub, device_id: str, secret: str | None, raw: bytes
+) -> IngestAccepted:
+    """The whole of a telemetry POST, for this route and the framework-free fast path."""
+    principal = await hub.auth.authenticate(secret)
     settings = hub.settings
     try:
         telemetry = parse_telemetry_json(
