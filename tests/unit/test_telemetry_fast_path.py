@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from telehub.domain.telemetry import (
     TelemetryBody,
-    _simple_message,
+    _simple_body,
     parse_telemetry_json,
     to_telemetry,
 )
@@ -47,7 +47,7 @@ timestamps = st.one_of(
 
 
 @st.composite
-def raw_bodies(draw: st.DrawFn) -> bytes:
+def raw_messages(draw: st.DrawFn) -> bytes:
     values = draw(st.dictionaries(names, field_values, max_size=MAX + 2))
     body: dict[str, object] = {"values": values}
     if draw(st.booleans()):
@@ -62,8 +62,8 @@ def raw_bodies(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def simple_bodies(draw: st.DrawFn) -> bytes:
-    """Bodies of the common shape, mostly valid: the fast path's own ground."""
+def simple_messages(draw: st.DrawFn) -> bytes:
+    """Messages of the common shape, mostly valid: the fast path's own ground."""
     good_names = st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True)
     good_numbers = st.one_of(
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -82,29 +82,63 @@ def simple_bodies(draw: st.DrawFn) -> bytes:
     return json.dumps(body).encode()
 
 
+def lists_of(messages: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """Batches: a JSON list of such messages (empty and over the size limit included)."""
+    return st.lists(messages, max_size=4).map(lambda ms: b"[" + b",".join(ms) + b"]")
+
+
+def bodies() -> st.SearchStrategy[bytes]:
+    return st.one_of(
+        simple_messages(),
+        raw_messages(),
+        lists_of(simple_messages()),
+        lists_of(st.one_of(simple_messages(), raw_messages())),
+        st.sampled_from([b"[]", b"[1]", b"[[]]", b'[{"values": {"a": 1}}, null]', b"{}"]),
+    )
+
+
 def validator(raw: bytes) -> object:
     body = TelemetryBody.model_validate_json(raw, context={"now": NOW, "max_future_skew": SKEW})
     return to_telemetry("dev", body, received_at=NOW, max_batch_readings=MAX)
 
 
-@settings(max_examples=600, deadline=None)
-@given(st.one_of(simple_bodies(), raw_bodies()))
+@settings(max_examples=1000, deadline=None)
+@given(bodies())
 def test_whatever_the_fast_path_accepts_the_validator_decodes_the_same(raw: bytes) -> None:
-    fast = _simple_message(
-        "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
-    )
+    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
     if fast is not None:
         assert validator(raw) == fast
 
 
 def test_the_common_body_takes_the_fast_path() -> None:
     raw = json.dumps({"ts": NOW_MS - 1000, "values": {"temperature": 21.5, "n": 3}}).encode()
-    fast = _simple_message(
-        "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
-    )
+    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
     assert fast is not None
     assert [(r.metric, r.value) for r in fast.readings] == [("temperature", 21.5), ("n", 3.0)]
     assert fast == parse_telemetry_json(
         "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
     )
     assert math.isclose(fast.readings[0].ts_us, (NOW_MS - 1000) * 1000)
+
+
+def test_a_gateway_batch_takes_the_fast_path() -> None:
+    raw = json.dumps(
+        [{"ts": NOW_MS - 2000 + i, "values": {"t": i, "h": 0.5}} for i in range(2)]
+    ).encode()
+    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+    assert fast is not None
+    assert [(r.metric, r.ts_us, r.value) for r in fast.readings] == [
+        ("t", (NOW_MS - 2000) * 1000, 0.0),
+        ("h", (NOW_MS - 2000) * 1000, 0.5),
+        ("t", (NOW_MS - 1999) * 1000, 1.0),
+        ("h", (NOW_MS - 1999) * 1000, 0.5),
+    ]
+    assert fast == validator(raw)
+
+
+def test_a_batch_over_the_limit_is_left_to_the_validator_s_error() -> None:
+    raw = json.dumps([{"values": {"a": 1, "b": 2}}] * 3).encode()  # 6 readings > MAX
+    assert (
+        _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+        is None
+    )
