@@ -109,7 +109,7 @@ class Ingestor:
         self._retry_after = retry_after
         self._pending: deque[_Pending] = deque()
         self._queued = 0
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer's, while it sleeps
         self._closed = False
         # Read when scraped, not set per submission (that costs on the hot path).
         metrics.queue_depth.set_function(lambda: self._queued)
@@ -178,13 +178,13 @@ class Ingestor:
             self._last_offer = now
             # A lingering writer sleeps on a timer; only a full batch cuts that short.
             if self._idle or self._queued >= self._batch_readings:
-                self._wakeup.set()
+                self._wake()
         return ticket
 
     def close(self) -> None:
         """Refuse new work; ``run`` returns once everything accepted is committed."""
         self._closed = True
-        self._wakeup.set()
+        self._wake()
 
     async def run(self) -> None:
         """The batch writer: run it as a named task for the life of the hub."""
@@ -193,8 +193,7 @@ class Ingestor:
                 if self._closed:
                     return
                 self._idle = True
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._sleep(None)
                 continue
             self._idle = False
             await self._linger()
@@ -215,12 +214,28 @@ class Ingestor:
             remaining = min(deadline, self._last_offer + self._quiet) - time.monotonic()
             if remaining <= 0:
                 return
-            self._wakeup.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                continue  # re-check: a later submission may extend the quiet period
+            # Then re-check: a later submission may have extended the quiet period.
+            await self._sleep(remaining)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Until woken (work came, a batch filled, close) or ``seconds`` passed.
+
+        One future and one timer: cheaper than an Event under a timeout, and
+        this runs several times per commit.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     def _take_batch(self) -> list[_Pending]:
         batch = [self._pending.popleft()]
@@ -291,3 +306,8 @@ class Ingestor:
     def _fail(self, item: _Pending, error: TelehubError) -> None:
         self._finish(item)
         item.resolve(error)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
