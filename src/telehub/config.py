@@ -185,6 +185,20 @@ class Settings(BaseSettings):
         description="`telehub grpc` and `telehub ingest` serve Prometheus metrics here",
     )
 
+    rollup_lag_seconds: float = Field(
+        120.0,
+        ge=2,
+        le=86_400,
+        description="rollups are built only for data older than this; newer data is always "
+        "read raw, and a batch holding a reading older than half of it merges that reading "
+        "into rollups already built",
+    )
+    rollup_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="`telehub serve` runs a rollup build pass this often (0: never)",
+    )
+
     rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long a verified token is trusted without a lookup"

@@ -24,6 +24,7 @@ from telehub.core.ingest import Ingestor
 from telehub.core.metrics import Metrics
 from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
+from telehub.core.rollups import RollupService
 from telehub.core.telemetry import TelemetryService
 from telehub.mqtt.dynsec import provisioner_for
 from telehub.storage.store import SqlStore
@@ -45,6 +46,7 @@ class Hub:
     commands: CommandService
     bus: Bus
     events: EventLog
+    rollups: RollupService
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +85,12 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             commands=CommandService(store=store, events=events),
             bus=bus,
             events=events,
+            rollups=RollupService(
+                store=store,
+                metrics=metrics,
+                lag_seconds=settings.rollup_lag_seconds,
+                interval_seconds=settings.rollup_interval_seconds,
+            ),
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")

@@ -100,6 +100,25 @@ class Metrics:
             ["method", "direction"],
             registry=r,
         )
+        self.rollup_passes = Counter(
+            "telehub_rollup_passes", "Rollup build passes finished", registry=r
+        )
+        self.rollup_pass_seconds = Histogram(
+            "telehub_rollup_pass_seconds",
+            "Time one rollup build pass took",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.rollup_buckets = Counter(
+            "telehub_rollup_buckets_written",
+            "Rollup buckets written by build passes (all widths)",
+            registry=r,
+        )
+        self.rollup_late_readings = Counter(
+            "telehub_rollup_late_readings",
+            "Readings committed below a series' built rollups and merged into them",
+            registry=r,
+        )
         self.grpc_in_flight = Gauge(
             "telehub_grpc_calls_in_flight", "gRPC calls running in this process", registry=r
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -78,6 +78,31 @@ class ReadingStore(Protocol):
         self, series: SeriesRange, *, width_us: int, agg: Aggregate
     ) -> list[Point]: ...
     async def latest(self, device_id: str) -> LatestValues: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RollupStep:
+    """One build transaction on one series: buckets written, and whether it is caught up."""
+
+    buckets: int
+    finished: bool
+
+
+class RollupStore(Protocol):
+    """The rollup build pass's storage: series, their progress rows, one bounded step."""
+
+    async def series(self) -> list[tuple[str, str]]: ...
+    async def prepare(self) -> int:
+        """Create missing progress rows; return for how many series."""
+        ...
+
+    async def step(self, device_id: str, metric: str, *, until_us: int) -> RollupStep:
+        """Advance the series' rollups toward ``until_us`` in one bounded transaction."""
+        ...
+
+    def on_late(self, listener: Callable[[int], None]) -> None:
+        """Have ``listener(n)`` called when a commit merged ``n`` late readings into rollups."""
+        ...
 
 
 class TokenStore(Protocol):
@@ -175,6 +200,8 @@ class Store(Protocol):
     def commands(self) -> CommandStore: ...
     @property
     def events(self) -> EventStore: ...
+    @property
+    def rollups(self) -> RollupStore: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

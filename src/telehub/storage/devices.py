@@ -19,6 +19,8 @@ from telehub.storage.tables import (
     device_state,
     devices,
     readings,
+    rollup_progress,
+    rollups,
 )
 
 _DEVICE_COLUMNS = (
@@ -125,7 +127,10 @@ class SqlDeviceStore:
     async def delete(self, device_id: str) -> bool:
         async with self._engine.begin() as conn:
             gone = (await conn.execute(delete(devices).where(devices.c.id == device_id))).rowcount
-            for table in (readings, device_latest, device_state, commands):
+            # Progress before rollups: a build step holding the progress rows makes this
+            # wait, and then its rollups are found (storage/rollups.py).
+            tables = (readings, device_latest, device_state, commands, rollup_progress, rollups)
+            for table in tables:
                 await conn.execute(delete(table).where(table.c.device_id == device_id))
         return bool(gone)
 

@@ -18,6 +18,7 @@ from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange
 from telehub.domain.readings import Telemetry
 from telehub.storage.batch import build, owners
 from telehub.storage.pg_writer import PgBatchWriter
+from telehub.storage.rollup_query import rolled_buckets
 from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tables import device_latest, device_state, readings
 
@@ -86,6 +87,11 @@ class SqlReadingStore:
     async def buckets(self, series: SeriesRange, *, width_us: int, agg: Aggregate) -> list[Point]:
         # Buckets align to multiples of the width since the epoch, so the same
         # bucket has the same bounds whatever range a query asks for.
+        rolled = await rolled_buckets(
+            self._engine, series, width_us=width_us, agg=agg, sqlite=self._sqlite
+        )
+        if rolled is not None:
+            return rolled
         if self._sqlite:
             return await self._buckets_sqlite(series, width_us, agg)
         width = literal(width_us, BigInteger)

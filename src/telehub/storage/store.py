@@ -13,6 +13,7 @@ from telehub.storage.events import SqlEventStore
 from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.readings import SqlReadingStore
 from telehub.storage.rejected import SqlRejectedStore
+from telehub.storage.rollups import SqlRollupStore
 from telehub.storage.sqlite_writer import SqliteBatchWriter
 
 
@@ -40,6 +41,7 @@ class SqlStore:
         self.rejected = SqlRejectedStore(self.engine)
         self.commands = SqlCommandStore(self.engine)
         self.events = SqlEventStore(self.engine)
+        self.rollups = SqlRollupStore(self.engine)
 
     async def upgrade(self) -> None:
         await migrate.upgrade(self.engine, schema=self._settings.database_schema)

@@ -56,6 +56,33 @@ readings = Table(
     sqlite_with_rowid=False,
 )
 
+# Per-series aggregates of fixed-width buckets (telehub.domain.rollups): a row covers
+# start_us <= ts < start_us + width_us; a bucket without readings has no row.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("width_us", BigInteger, primary_key=True),
+    Column("start_us", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("sum", Double, nullable=False),
+    Column("min", Double, nullable=False),
+    Column("max", Double, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Every bucket of a series and width ending at or before done_until_us is rolled
+# up, and the writer keeps it exact; 0 until the first build pass.
+rollup_progress = Table(
+    "rollup_progress",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("width_us", BigInteger, primary_key=True),
+    Column("done_until_us", BigInteger, nullable=False),
+)
+
 device_latest = Table(
     "device_latest",
     metadata,

@@ -25,7 +25,13 @@ PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELE
 
 
 async def _serve_http(
-    cfg: Settings, *, migrate_first: bool, bootstrap: bool, with_mqtt: bool, with_grpc: bool
+    cfg: Settings,
+    *,
+    migrate_first: bool,
+    bootstrap: bool,
+    with_mqtt: bool,
+    with_grpc: bool,
+    with_rollups: bool = False,
 ) -> None:
     sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
     async with open_hub(cfg, migrate=migrate_first) as hub, contextlib.AsyncExitStack() as parts:
@@ -45,6 +51,9 @@ async def _serve_http(
         if with_grpc:
             address = await parts.enter_async_context(grpc_running(hub))
             out(f"telehub gRPC on {address}")
+        if with_rollups:
+            # In one process only: `telehub api` workers would each run the same passes.
+            await parts.enter_async_context(hub.rollups.running())
         host, port = sock.getsockname()[:2]
         out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
         app = create_app(cfg, hub=hub)
@@ -77,7 +86,16 @@ def serve(
     cfg = settings(
         http_host=host, http_port=port, mqtt_embedded_port=mqtt_port, grpc_port=grpc_port
     )
-    run(_serve_http(cfg, migrate_first=True, bootstrap=True, with_mqtt=True, with_grpc=True))
+    run(
+        _serve_http(
+            cfg,
+            migrate_first=True,
+            bootstrap=True,
+            with_mqtt=True,
+            with_grpc=True,
+            with_rollups=True,
+        )
+    )
 
 
 WorkersOpt = Annotated[
