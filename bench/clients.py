@@ -1,8 +1,10 @@
 """telehub SDK benchmark: single-reading posts through the Python clients, each figure
-next to a baseline measured in the same run.
+next to a baseline measured in the same run; then the simulator's highest steady rate
+on each transport.
 
     .venv/bin/python bench/clients.py [--backend sqlite|postgres|both] [--quick]
-        [--posts 10000] [--concurrency 50]
+        [--posts 10000] [--concurrency 50] [--no-sdk]
+        [--sim http,grpc,mqtt|none] [--sim-step 4] [--sim-devices 100] [--sim-window 64]
 
 ``--posts`` telemetry posts of one reading each (every one at its own timestamp, so
 every one is new) go to one ``telehub api`` process, from this process, three ways:
@@ -23,11 +25,18 @@ must say ``accepted == 1``, and the server must hold exactly the readings posted
 counts them itself (``GET .../telemetry?interval=1d&agg=count`` over the timed range)
 and its /metrics count the readings committed while the posts ran. Where the CPU went is
 printed per client kind, with this process's CPU per post (what a Session saves shows
-there). A lone post also waits up to ``ingest_batch_max_wait`` for company in its commit,
-so the sequential figures are bound by that wait more than by either client; try
-TELEHUB_INGEST_BATCH_MAX_WAIT=0 to see the clients alone (TELEHUB_INGEST_* pass through
-to the server). The machine is shared and noisy: the ratios are what count. Nothing here
-asserts.
+there). A lone post also waits for company in its commit, until ``ingest_batch_quiet``
+passes without a new one (at most ``ingest_batch_max_wait``), and the sequential figures
+include that wait; try TELEHUB_INGEST_BATCH_MAX_WAIT=0 to see the clients alone
+(TELEHUB_INGEST_* pass through to the server). The machine is shared and noisy: the
+ratios are what count. Nothing here asserts.
+
+The simulator part (bench/_sim_rate.py) runs ``telehub simulate``'s Python API, per
+transport, against a fresh ``telehub serve`` on free ports (its embedded MQTT broker
+included), stepping the target rate up (doubling, then bisecting) until less than 95% of
+it is acknowledged by the hub or an error appears, and prints per transport the highest
+steady rate and the p99 acknowledgement latency there, each step with the CPU of the
+server, of this process and of the whole machine.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from _harness import (
     setup_hub,
 )
 from _report import Figure, Report, console, header, show
+from _sim_rate import TRANSPORTS, SimPlan, bench_sim, parse_transports
 
 ORDER = ("sync", "async", "plain")  # the first round's order; the second runs it reversed
 ASYNC_TARGET = 5.0  # AsyncClient / sequential Client
@@ -208,12 +218,14 @@ def notes(run: Run) -> list[str]:
         ]
         if total.odd:
             out.append(f"  [red]answers other than accepted=1[/]: {dict(total.odd)}")
-    linger_ms = 1000 * run.backend.settings().ingest_batch_max_wait
-    if linger_ms > 0:
+    knobs = run.backend.settings()
+    if knobs.ingest_batch_max_wait > 0:
         out.append(
-            f"a lone post waits up to ingest_batch_max_wait = {linger_ms:g} ms for company in "
-            "its commit: the sequential clients' latency includes it, whatever the connection "
-            "costs (TELEHUB_INGEST_BATCH_MAX_WAIT=0 shows the clients alone)"
+            "a lone post waits for company in its commit until ingest_batch_quiet = "
+            f"{1000 * knobs.ingest_batch_quiet:g} ms pass without one (at most "
+            f"ingest_batch_max_wait = {1000 * knobs.ingest_batch_max_wait:g} ms): the "
+            "sequential clients' latency includes it, whatever the connection costs "
+            "(TELEHUB_INGEST_BATCH_MAX_WAIT=0 shows the clients alone)"
         )
     return out + _complaints(run.server)
 
@@ -255,18 +267,43 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 posts a kind (~45 s a backend)")
     parser.add_argument("--posts", type=int, help="posts per client kind (default 10,000)")
     parser.add_argument("--concurrency", type=int, default=50, help="AsyncClient posts in flight")
+    parser.add_argument("--no-sdk", action="store_true", help="only the simulator's rates")
+    parser.add_argument("--sim", default=",".join(TRANSPORTS), help="transports, or none")
+    parser.add_argument("--sim-step", type=float, help="seconds a rate step (default 4)")
+    parser.add_argument("--sim-devices", type=int, default=100, help="simulated devices")
+    parser.add_argument("--sim-window", type=int, default=64, help="simulator's --window")
     args = parser.parse_args()
     posts = args.posts or (2_000 if args.quick else 10_000)
     if posts < 2 or args.concurrency < 1:
         parser.error("--posts must be ≥ 2 and --concurrency ≥ 1")
+    try:
+        sims = parse_transports(args.sim)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.sim_devices < 1 or args.sim_window < 1:
+        parser.error("--sim-devices and --sim-window must be ≥ 1")
     plan = Plan(posts, rounds=2, warmup=100 if args.quick else 300, concurrency=args.concurrency)
+    step = args.sim_step or (2.0 if args.quick else 4.0)
+    sim_plan = SimPlan(sims, step_s=step, devices=args.sim_devices, window=args.sim_window)
     # SIGTERM unwinds like Ctrl-C, through every finally that stops the server.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    header("telehub clients bench", plan, "server knobs")
+    shown = f"{plan}; {sim_plan}" if not args.no_sdk else str(sim_plan)
+    header("telehub clients bench", shown, "server knobs")
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for name in names:
         t0 = time.perf_counter()
-        show(bench_backend(name, plan), "telehub SDK posts", "telehub", time.perf_counter() - t0)
+        if not args.no_sdk:
+            rep = bench_backend(name, plan)
+            show(rep, "telehub SDK posts", "telehub", time.perf_counter() - t0)
+        if sims:
+            t0 = time.perf_counter()
+            rep = bench_sim(name, sim_plan)
+            show(
+                rep,
+                f"simulator steady rate, {step:g} s steps",
+                "telehub simulate",
+                time.perf_counter() - t0,
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from telehub.grpc.server import grpc_running
 from telehub.mqtt.service import mqtt_running
 from telehub.runtime import Hub, open_hub
 from telehub.sim.provision import device_ids
-from telehub.sim.runner import SimConfig, simulate
+from telehub.sim.runner import SimConfig, provision_fleet, simulate
 from telehub.sim.signals import MetricKind
 from telehub.sim.stats import Stats
 from tests.live.support import live_server
@@ -92,6 +92,20 @@ async def test_existing_devices_are_reused_with_a_rotated_token(hub: Hub) -> Non
     with pytest.raises(Unauthenticated):  # taken over: its old token was rotated away
         await hub.auth.authenticate(old_token)
     assert await stored(hub, "simr", 2) == stats.readings_acknowledged
+
+
+async def test_a_provisioned_fleet_runs_again_without_provisioning(hub: Hub) -> None:
+    async with live_server(hub) as server:
+        config = SimConfig(
+            devices=2, rate=20, duration=1, token=server.admin, url=server.base, prefix="simf",
+        )  # fmt: skip
+        fleet = await provision_fleet(config)
+        runs = [await simulate(config, devices=fleet) for _ in range(2)]
+        with pytest.raises(ValueError, match="3 devices given"):
+            await simulate(config, devices=[*fleet, fleet[0]])
+    for stats in runs:  # a second provisioning would have rotated the fleet's tokens away
+        assert_clean_run(stats, config)
+    assert await stored(hub, "simf", 2) == sum(s.readings_acknowledged for s in runs)
 
 
 async def test_mqtt_run_stores_every_acknowledged_reading_and_answers_commands(

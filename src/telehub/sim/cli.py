@@ -40,7 +40,11 @@ def simulate_command(
     ] = "mqtt://127.0.0.1:1883",
     token: Annotated[
         str,
-        typer.Option("--token", envvar="TELEHUB_TOKEN", help="admin or write token"),
+        typer.Option(
+            "--token",
+            envvar="TELEHUB_TOKEN",
+            help="admin token: provisions the devices (each sends with its own)",
+        ),
     ] = "",
     prefix: Annotated[str, typer.Option("--prefix", help="device ids are {prefix}-{n}")] = "sim",
     fail_share: Annotated[

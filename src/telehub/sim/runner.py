@@ -3,7 +3,10 @@
 Message ``i`` is due at ``start + i / rate`` and goes to device ``i mod N``;
 each is sent by a task that holds one slot of the window, so at most
 ``window`` sends are in flight and tasks never pile up: when the hub is slow
-the pacer waits for a slot (and the achieved rate shows it).
+the pacer waits for a slot (and the achieved rate shows it). A run reaches
+at most ``window / latency`` messages per second; a saturated hub's latency
+grows until the window is full, so a full window is the symptom of a slow hub
+(a larger one only lengthens its queue).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class SimConfig:
     rate: float  # messages per second, all devices together
     duration: float  # seconds
     transport: TransportName = "http"
-    token: str = ""  # admin or write scope: provisions devices (and sends on HTTP/gRPC)
+    token: str = ""  # admin: provisions the devices; each device sends with its own token
     url: str = DEFAULT_URL
     grpc_target: str = DEFAULT_TARGET
     mqtt_url: str = "mqtt://127.0.0.1:1883"
@@ -76,16 +79,29 @@ class SimConfig:
         return Stats(transport=self.transport, devices=self.devices, target_rate=self.rate)
 
 
+async def provision_fleet(config: SimConfig) -> list[SimDevice]:
+    """The run's devices, created (or taken over) with the operator's token."""
+    async with AsyncClient(config.url, token=config.token) as admin:
+        return await provision(admin, prefix=config.prefix, count=config.devices)
+
+
 async def simulate(
-    config: SimConfig, *, stats: Stats | None = None, stop: asyncio.Event | None = None
+    config: SimConfig,
+    *,
+    stats: Stats | None = None,
+    stop: asyncio.Event | None = None,
+    devices: list[SimDevice] | None = None,
 ) -> Stats:
     """Run the simulation to its end (or ``stop``); the counts are in the returned Stats.
 
-    Pass ``stats`` to watch the counts while it runs.
+    Pass ``stats`` to watch the counts while it runs, and ``devices`` (from
+    :func:`provision_fleet`) to run the same fleet again without provisioning.
     """
     stats = stats or config.stats()
-    async with AsyncClient(config.url, token=config.token) as admin:
-        devices = await provision(admin, prefix=config.prefix, count=config.devices)
+    if devices is None:
+        devices = await provision_fleet(config)
+    elif len(devices) != config.devices:
+        raise ValueError(f"{len(devices)} devices given for a run of {config.devices}")
     shares = Shares(spike=config.spike_share, dropout=config.dropout_share)
     signals = [
         DeviceSignals(seed=config.seed * 1_000_003 + n, shares=shares) for n in range(len(devices))
@@ -101,11 +117,9 @@ async def simulate(
 
 def _transport(config: SimConfig, devices: list[SimDevice], stats: Stats) -> Transport:
     if config.transport == "http":
-        return HttpTransport(
-            config.url, token=config.token, window=config.window, timeout=config.timeout
-        )
+        return HttpTransport(config.url, window=config.window, timeout=config.timeout)
     if config.transport == "grpc":
-        return GrpcTransport(config.grpc_target, token=config.token, timeout=config.timeout)
+        return GrpcTransport(config.grpc_target, timeout=config.timeout)
     return MqttTransport(
         config.mqtt_url,
         devices,

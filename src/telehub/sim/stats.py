@@ -1,8 +1,10 @@
 """Honest counts of a simulation run, and the summary it ends with.
 
-*Sent* is a message handed to the transport; *acknowledged* is one the hub
-confirmed (HTTP 202, a gRPC PublishSummary, an MQTT PUBACK). Latency is from
-hand-over to that confirmation. Latencies are kept in a bounded reservoir.
+*Sent* is a message handed to the transport; *acknowledged* is one confirmed:
+by the hub after its commit on HTTP (202) and gRPC (a PublishSummary), by the
+broker on MQTT (a PUBACK; the embedded broker sends it on receipt, before the
+commit). Latency is from hand-over to that confirmation. Latencies are kept in
+a bounded reservoir.
 """
 
 from __future__ import annotations
