@@ -36,10 +36,12 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a writer committed: keys of new readings (None: all were new), devices gone."""
+    """What a writer committed: keys of new readings (None: all were new), devices gone,
+    and how many readings were late (merged into rollups already built)."""
 
     inserted: list[Key] | None
     gone: set[str]
+    late: int = 0
 
 
 def newest_per_key(rows: Iterable[Row]) -> list[Row]:

@@ -18,14 +18,16 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from telehub.storage.batch import Batch, Key, Row, Written, latest_wins
+from telehub.storage import late
+from telehub.storage.batch import Batch, Row, Written, latest_wins
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
 
 
 class PgBatchWriter:
-    def __init__(self, *, dsn: str, server_settings: dict[str, str]) -> None:
+    def __init__(self, *, dsn: str, server_settings: dict[str, str], late_margin_us: int) -> None:
         self._dsn = dsn
+        self._late_margin_us = late_margin_us
         self._server_settings = server_settings
         self._conn: Any = None
         self._loop = asyncio.new_event_loop()
@@ -80,11 +82,16 @@ class PgBatchWriter:
                     await pg.execute(
                         _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
                     )
+                # Last: after the device rows are locked (storage/rollups.py tells why).
+                merged = await _merge_late(
+                    pg, late.candidates(batch, inserted, self._late_margin_us)
+                )
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
             # A broken connection is replaced on the next batch (the Ingestor retries).
             await self._discard()
             raise
-        return Written(inserted, gone)
+        keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
+        return Written(keys, gone, merged)
 
     async def _discard(self) -> None:
         if self._conn is not None:
@@ -105,7 +112,7 @@ def _upsert_unnest(table: str, key: str, value_type: str) -> str:
     )
 
 
-async def _insert(pg: Any, batch: Batch) -> list[Key] | None:
+async def _insert(pg: Any, batch: Batch) -> list[Row] | None:
     if not batch.rows:
         return []
     try:
@@ -124,6 +131,34 @@ async def _insert(pg: Any, batch: Batch) -> list[Key] | None:
     rows = await pg.fetch(
         "INSERT INTO readings (device_id, metric, ts, value) "
         "SELECT device_id, metric, ts, value FROM readings_staging "
-        "ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
+        "ON CONFLICT DO NOTHING RETURNING device_id, metric, ts, value"
     )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+# FOR SHARE, in key order: a build step holding a row FOR UPDATE makes this wait, and
+# the row's version after the step's commit is what it returns.
+_PROGRESS = (
+    "SELECT p.device_id, p.metric, p.width_us, p.done_until_us FROM rollup_progress p "
+    "JOIN unnest($1::varchar[], $2::varchar[]) AS s(device_id, metric) "
+    "ON p.device_id = s.device_id AND p.metric = s.metric "
+    "ORDER BY p.device_id, p.metric, p.width_us FOR SHARE OF p"
+)
+_MERGE = (
+    late.INSERT_PARTIALS
+    + "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
+    "$5::bigint[], $6::float8[], $7::float8[], $8::float8[])" + late.PG_ADD
+)
+
+
+async def _merge_late(pg: Any, rows: list[Row]) -> int:
+    """Add late readings to the rollups built past them; how many were late."""
+    if not rows:
+        return 0
+    series = late.series_of(rows)
+    found = await pg.fetch(_PROGRESS, [s[0] for s in series], [s[1] for s in series])
+    done: late.Done = {(r[0], r[1], r[2]): r[3] for r in found}
+    partials, merged = late.partials(rows, done)
+    if partials:
+        await pg.execute(_MERGE, *(list(c) for c in zip(*partials, strict=True)))
+    return merged

@@ -42,13 +42,22 @@ def _in_range(series: SeriesRange) -> ColumnElement[bool]:
 
 
 class SqlReadingStore:
-    def __init__(self, engine: AsyncEngine, *, writer: SqliteBatchWriter | PgBatchWriter) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        writer: SqliteBatchWriter | PgBatchWriter,
+        late: Callable[[int], None] = lambda _: None,
+    ) -> None:
         self._engine = engine
         self._writer = writer
+        self._late = late
         self._sqlite = isinstance(writer, SqliteBatchWriter)
 
     async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int | None]:
         written = await self._writer.write(build(items, received_us=received_us))
+        if written.late:
+            self._late(written.late)
         if written.inserted is None:
             new = [len(item.readings) for item in items]
         else:

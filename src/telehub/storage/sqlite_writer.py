@@ -13,15 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import Any
 
-from telehub.storage.batch import Batch, Key, Row, Written, latest_wins
+from telehub.storage import late
+from telehub.storage.batch import Batch, Row, Written, latest_wins
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
 
 
 class SqliteBatchWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, late_margin_us: int) -> None:
         self._path = path
+        self._late_margin_us = late_margin_us
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
 
@@ -74,19 +76,21 @@ class SqliteBatchWriter:
                     _upsert("device_state", "key", count),
                     _flat(batch.state[start : start + count]),
                 )
+            merged = _merge_late(conn, late.candidates(batch, inserted, self._late_margin_us))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return Written(inserted, gone)
+        keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
+        return Written(keys, gone, merged)
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Key] | None:
+    def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Row] | None:
         # Fast path: multi-row INSERTs, one statement per 8000 readings, so the
         # thread takes the GIL back once per statement, not once per row. A key
         # already stored (a resend) aborts it; then undo it and learn which
-        # readings are new from RETURNING.
+        # readings are new (and with which values) from RETURNING.
         conn.execute("SAVEPOINT fast")
         try:
             for start, count in _chunks(len(batch.rows)):
@@ -97,10 +101,12 @@ class SqliteBatchWriter:
             conn.execute("RELEASE fast")
             return None
         conn.execute("RELEASE fast")
-        inserted: list[Key] = []
+        inserted: list[Row] = []
         for start, count in _chunks(len(batch.rows)):
             sql = (
-                _INSERT + _values(count) + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts"
+                _INSERT
+                + _values(count)
+                + " ON CONFLICT DO NOTHING RETURNING device_id, metric, ts, value"
             )
             rows = conn.execute(sql, _flat(batch.rows[start : start + count])).fetchall()
             inserted.extend(rows)
@@ -108,6 +114,39 @@ class SqliteBatchWriter:
 
 
 _INSERT = "INSERT INTO readings (device_id, metric, ts, value) VALUES "
+# Parameters per statement: two per series, eight per rollup partial.
+_SERIES_PER_STATEMENT = 8000
+_PARTIALS_PER_STATEMENT = 4000
+
+
+def _merge_late(conn: sqlite3.Connection, rows: list[Row]) -> int:
+    """Add late readings to the rollups built past them; how many were late.
+
+    The transaction holds SQLite's write lock, so no build pass runs meanwhile.
+    """
+    if not rows:
+        return 0
+    series = late.series_of(rows)
+    done: late.Done = {}
+    for start in range(0, len(series), _SERIES_PER_STATEMENT):
+        chunk = series[start : start + _SERIES_PER_STATEMENT]
+        found = conn.execute(
+            "SELECT device_id, metric, width_us, done_until_us FROM rollup_progress "
+            f"WHERE (device_id, metric) IN (VALUES {','.join(['(?,?)'] * len(chunk))})",
+            list(chain.from_iterable(chunk)),
+        )
+        done.update(((d, m, w), until) for d, m, w, until in found)
+    partials, merged = late.partials(rows, done)
+    for start in range(0, len(partials), _PARTIALS_PER_STATEMENT):
+        some = partials[start : start + _PARTIALS_PER_STATEMENT]
+        conn.execute(
+            late.INSERT_PARTIALS
+            + "VALUES "
+            + ",".join(["(?,?,?,?,?,?,?,?)"] * len(some))
+            + late.SQLITE_ADD,
+            list(chain.from_iterable(some)),
+        )
+    return merged
 
 
 def _upsert(table: str, key: str, count: int) -> str:
