@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     http_workers: int = Field(
         1, ge=1, le=64, description="`telehub api` processes sharing the HTTP port"
     )
+    http_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (with any intermediates) to serve the REST API over "
+        "HTTPS; needs http_tls_key_file",
+    )
+    http_tls_key_file: Path | None = Field(
+        None, description="the unencrypted PEM private key of http_tls_cert_file"
+    )
 
     ingest_queue_readings: int = Field(
         200_000, ge=10_000, description="readings accepted but not yet committed, at most"
@@ -53,13 +61,19 @@ class Settings(BaseSettings):
         0.005,
         ge=0,
         le=0.5,
-        description="seconds the oldest queued reading waits for others to share its commit",
+        description=(
+            "with ingest_batch_quiet > 0: seconds the oldest queued reading waits, at most, "
+            "for others to share its commit"
+        ),
     )
     ingest_batch_quiet: float = Field(
-        0.0005,
+        0.0,
         ge=0,
         le=0.5,
-        description="a commit stops waiting for company once no submission came for this long",
+        description=(
+            "seconds a commit waits for company while submissions keep coming (at most "
+            "ingest_batch_max_wait); 0: commit as soon as the writer is free"
+        ),
     )
     ingest_retry_after: float = Field(1.0, gt=0, description="Retry-After sent when full")
 
@@ -206,6 +220,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if (self.http_tls_cert_file is None) != (self.http_tls_key_file is None):
+            given, missing = ("CERT", "KEY") if self.http_tls_key_file is None else ("KEY", "CERT")
+            raise ValueError(
+                f"TELEHUB_HTTP_TLS_{given}_FILE is set but TELEHUB_HTTP_TLS_{missing}_FILE "
+                "is not: HTTPS needs both (or neither, for plain HTTP)"
+            )
         if self.ingest_queue_readings < self.max_batch_readings:
             raise ValueError("ingest_queue_readings must be >= max_batch_readings")
         if self.mqtt_url != "embedded" and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
@@ -222,6 +242,11 @@ class Settings(BaseSettings):
                 "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return self
+
+    @property
+    def http_scheme(self) -> Literal["http", "https"]:
+        """How the REST API is served: https once a certificate and key are set."""
+        return "https" if self.http_tls_cert_file is not None else "http"
 
     @property
     def is_sqlite(self) -> bool:
