@@ -60,6 +60,8 @@ class PgBatchWriter:
     async def _write(self, batch: Batch) -> Written:
         pg = await self._connection()
         try:
+            if _fits_one_statement(batch, self._late_margin_us):
+                return await _write_one_statement(pg, batch)
             async with pg.transaction():
                 # First, so the device rows stay locked until commit: a concurrent
                 # delete waits for this batch, then removes what it wrote.
@@ -97,6 +99,57 @@ class PgBatchWriter:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
+
+
+# Below this many readings a batch goes in one statement: COPY's own round trips
+# (and the transaction's) cost more than sending the rows as arrays.
+_ONE_STATEMENT_ROWS = 1000
+
+# The whole of a small batch in one autocommitted statement, one round trip:
+# a single reading's commit is mostly round trips, each waking this thread and
+# the server. Same effects as the transaction path: device rows updated (and
+# locked) first, readings of deleted devices dropped, duplicates skipped and
+# reported through RETURNING, latest values by timestamp.
+_ONE_STATEMENT = (
+    "WITH present AS ("
+    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[]) RETURNING id"
+    "), new AS ("
+    "INSERT INTO readings (device_id, metric, ts, value) SELECT r.* FROM "
+    "unnest($3::varchar[], $4::varchar[], $5::bigint[], $6::float8[]) "
+    "AS r(device_id, metric, ts, value) WHERE r.device_id IN (SELECT id FROM present) "
+    "ON CONFLICT DO NOTHING RETURNING device_id, metric, ts, value"
+    "), latest AS ("
+    "INSERT INTO device_latest (device_id, metric, ts, value) SELECT l.* FROM "
+    "unnest($7::varchar[], $8::varchar[], $9::bigint[], $10::float8[]) "
+    "AS l(device_id, metric, ts, value) WHERE l.device_id IN (SELECT id FROM present) "
+    + latest_wins("device_latest", "metric")
+    + ") SELECT id, NULL::varchar, NULL::bigint, NULL::float8 FROM present "
+    "UNION ALL SELECT device_id, metric, ts, value FROM new"
+)
+
+
+def _fits_one_statement(batch: Batch, late_margin_us: int) -> bool:
+    """Small, readings only, and nothing old enough to touch rollups (late.py)."""
+    return (
+        0 < len(batch.rows) < _ONE_STATEMENT_ROWS
+        and not batch.state
+        and not late.candidates(batch, None, late_margin_us)
+    )
+
+
+async def _write_one_statement(pg: Any, batch: Batch) -> Written:
+    out = await pg.fetch(
+        _ONE_STATEMENT,
+        batch.received_us,
+        batch.device_ids,
+        *_columns(batch.rows),
+        *_columns(batch.latest),
+    )
+    present = {r[0] for r in out if r[1] is None}
+    new = [(r[0], r[1], r[2]) for r in out if r[1] is not None]
+    gone = set(batch.device_ids) - present
+    stored = len(batch.rows) if not gone else sum(1 for r in batch.rows if r[0] in present)
+    return Written(None if len(new) == stored else new, gone)
 
 
 def _columns(rows: list[Row]) -> tuple[list[Any], ...]:
