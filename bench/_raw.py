@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from _harness import Backend
 from _load import Row
+from telehub.core.rollups import RollupStats
+from telehub.runtime import open_hub
 
 QUERY_ROWS = 1_000_000
 QUERY_METRIC = "q"
@@ -60,6 +62,20 @@ def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
         yield rows[start : start + size]
 
 
+async def rollup_pass(backend: Backend) -> RollupStats:
+    """One rollup build pass over the loaded data, as Celery beat (or `telehub serve`'s
+    periodic pass) would have run it; on PostgreSQL then ANALYZE, as autovacuum would."""
+    async with open_hub(backend.settings()) as hub:
+        stats = await hub.rollups.run_pass()
+    if backend.is_pg:
+        conn = await backend.pg_connect()
+        try:
+            await conn.execute("VACUUM ANALYZE rollups")
+        finally:
+            await conn.close()
+    return stats
+
+
 # ---------------------------------------------------------------- SQLite
 
 
@@ -71,13 +87,23 @@ def _sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _last(q: QueryRange) -> tuple[int, float]:
+    """The newest reading of the series: what ingest would have left in device_latest."""
+    i = QUERY_ROWS - 1
+    return q.start_us + i * QUERY_STEP_US, float(i % 1000) / 10
+
+
 def sqlite_load_query_series(backend: Backend, q: QueryRange) -> float:
-    """1M readings straight into the server's (migrated) database, one transaction."""
+    """1M readings straight into the server's (migrated) database, one transaction,
+    and the series' latest value (the rollup pass finds series there)."""
     t0 = time.perf_counter()
     conn = _sqlite(str(backend.sqlite_path))
     try:
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?)", _query_rows(q))
+        conn.execute(
+            "INSERT INTO device_latest VALUES (?, ?, ?, ?)", (q.device_id, QUERY_METRIC, *_last(q))
+        )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -128,8 +154,9 @@ def sqlite_aggregate(backend: Backend, q: QueryRange, repeat: int) -> list[float
 
 
 async def pg_load_query_series(backend: Backend, q: QueryRange) -> float:
-    """1M readings generated server-side into the server's schema, then VACUUM ANALYZE
-    (the state autovacuum leaves a table in)."""
+    """1M readings generated server-side into the server's schema, and the series' latest
+    value (the rollup pass finds series there), then VACUUM ANALYZE (the state autovacuum
+    leaves a table in)."""
     t0 = time.perf_counter()
     conn = await backend.pg_connect()
     try:
@@ -143,6 +170,8 @@ async def pg_load_query_series(backend: Backend, q: QueryRange) -> float:
             QUERY_STEP_US,
             QUERY_ROWS,
         )
+        latest = (q.device_id, QUERY_METRIC, *_last(q))
+        await conn.execute("INSERT INTO device_latest VALUES ($1, $2, $3, $4)", *latest)
         await conn.execute("VACUUM ANALYZE readings")
     finally:
         await conn.close()
