@@ -3,7 +3,9 @@
 Each poster sends the posts ``seqs`` of one device, post ``i`` carrying ``{"t": i}`` at
 ``Stamps.at(i)`` (one millisecond apart, so every reading is new), and tallies what the
 server answered. An exception (no answer, a problem response) stops the benchmark: the
-figures of a phase that lost posts would mean nothing.
+figures of a phase that lost posts would mean nothing. Over HTTPS each checks the
+server's certificate against ``Target.verify`` (the bench's own CA file), as a user of a
+self-signed hub does.
 """
 
 from __future__ import annotations
@@ -84,11 +86,12 @@ class Tally:
 
 @dataclass(frozen=True)
 class Target:
-    """The server and the device every post of a phase goes to."""
+    """The server and the device every post of a phase goes to; ``verify`` is requests'."""
 
     base: str
     device_id: str
     token: str
+    verify: bool | str = True
 
     @property
     def url(self) -> str:
@@ -98,7 +101,7 @@ class Target:
 def post_sync(target: Target, seqs: range, stamps: Stamps) -> Tally:
     """``Client.send_telemetry``, one post after the other, on the client's one Session."""
     tally = Tally()
-    with Client(target.base, token=target.token, timeout=TIMEOUT_S) as client:
+    with Client(target.base, token=target.token, timeout=TIMEOUT_S, verify=target.verify) as client:
         t0 = time.perf_counter()
         for i in seqs:
             started = time.perf_counter()
@@ -110,7 +113,8 @@ def post_sync(target: Target, seqs: range, stamps: Stamps) -> Tally:
 
 def post_plain(target: Target, seqs: range, stamps: Stamps) -> Tally:
     """``requests.post`` with the SDK's body and header: a new Session, so a new
-    connection, for every post, as a script without a Session does."""
+    connection (over HTTPS: a full TLS handshake), for every post, as a script
+    without a Session does."""
     tally = Tally()
     headers = {"Authorization": f"Bearer {target.token}"}
     url = target.url
@@ -118,7 +122,9 @@ def post_plain(target: Target, seqs: range, stamps: Stamps) -> Tally:
     for i in seqs:
         body = {"ts": stamps.at(i).isoformat(), "values": {METRIC: float(i)}}
         started = time.perf_counter()
-        resp = requests.post(url, json=body, headers=headers, timeout=TIMEOUT_S)
+        resp = requests.post(
+            url, json=body, headers=headers, timeout=TIMEOUT_S, verify=target.verify
+        )
         if resp.status_code != 202:
             raise RuntimeError(f"requests.post: HTTP {resp.status_code}: {resp.text[:300]}")
         res = IngestAccepted.model_validate(resp.json())
@@ -135,7 +141,11 @@ async def post_async(target: Target, seqs: range, stamps: Stamps, concurrency: i
     todo = iter(seqs)  # shared: asyncio runs one task at a time, each post is taken once
 
     async with AsyncClient(
-        target.base, token=target.token, timeout=TIMEOUT_S, concurrency=concurrency
+        target.base,
+        token=target.token,
+        timeout=TIMEOUT_S,
+        concurrency=concurrency,
+        verify=target.verify,
     ) as client:
 
         async def poster() -> None:
@@ -164,10 +174,11 @@ def post(kind: str, target: Target, seqs: range, stamps: Stamps, concurrency: in
     return tally
 
 
-def count_stored(base: str, admin: str, device_id: str, stamps: Stamps, seqs: range) -> int:
-    """Readings the server holds for ``device_id`` at the stamps of ``seqs``, counted by
-    the server itself (``agg=count`` in day buckets over exactly that range)."""
-    with Client(base, token=admin, timeout=TIMEOUT_S) as client:
+def count_stored(target: Target, admin: str, stamps: Stamps, seqs: range) -> int:
+    """Readings the server holds for the target's device at the stamps of ``seqs``, counted
+    by the server itself (``agg=count`` in day buckets over exactly that range)."""
+    device_id = target.device_id
+    with Client(target.base, token=admin, timeout=TIMEOUT_S, verify=target.verify) as client:
         series = client.query(
             device_id,
             metrics=[METRIC],

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -133,10 +134,22 @@ def free_port() -> int:
 
 
 class Server:
-    """A server subprocess on a free port, up once /healthz answers."""
+    """A server subprocess on a free port, up once /healthz answers.
 
-    def __init__(self, label: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    With ``ca`` (``env`` then configures HTTPS) it is reached over https://, trusting that CA.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        ca: Path | None = None,
+    ) -> None:
         self.label = label
+        self.ca = ca
         self.port = free_port()
         self.log_path = log_dir / f"{label}-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
@@ -147,11 +160,15 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
 
     @classmethod
-    def telehub(cls, backend: Backend) -> Server:
-        return cls(f"telehub-{backend.name}", [str(TELEHUB), "api"], backend.env(), backend.workdir)
+    def telehub(
+        cls, backend: Backend, *, extra_env: dict[str, str] | None = None, ca: Path | None = None
+    ) -> Server:
+        label = f"telehub-{backend.name}" + ("-https" if ca else "")
+        env = backend.env() | (extra_env or {})
+        return cls(label, [str(TELEHUB), "api"], env, backend.workdir, ca=ca)
 
     @classmethod
     def bare(cls, backend: Backend) -> Server:
@@ -164,12 +181,17 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.label} exited early:\n{self.log_path.read_text()}")
             try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=1) as resp:
+                with self.urlopen(self.base + "/healthz", timeout=1) as resp:
                     if resp.status == 200:
                         return
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.label} not ready in {timeout}s:\n{self.log_path.read_text()}")
+
+    def urlopen(self, request: str | urllib.request.Request, *, timeout: float) -> Any:
+        """urllib's, trusting the server's CA when it serves HTTPS."""
+        context = ssl.create_default_context(cafile=self.ca) if self.ca else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     def stop(self) -> None:
         stop_child(self.proc)
@@ -219,7 +241,7 @@ def scrape(server: Server, admin: str) -> CommitStats:
     req = urllib.request.Request(
         server.base + "/metrics", headers={"Authorization": f"Bearer {admin}"}
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with server.urlopen(req, timeout=10) as resp:
         text = resp.read().decode()
     values: dict[str, float] = {}
     buckets: list[tuple[str, float]] = []

@@ -3,7 +3,7 @@ next to a baseline measured in the same run; then the simulator's highest steady
 on each transport.
 
     .venv/bin/python bench/clients.py [--backend sqlite|postgres|both] [--quick]
-        [--posts 10000] [--concurrency 50] [--no-sdk]
+        [--posts 10000] [--concurrency 50] [--no-sdk] [--tls-posts 2000 | --no-tls]
         [--sim http,grpc,mqtt|none] [--sim-step 4] [--sim-devices 100] [--sim-window 64]
 
 ``--posts`` telemetry posts of one reading each (every one at its own timestamp, so
@@ -17,19 +17,24 @@ every one is new) go to one ``telehub api`` process, from this process, three wa
 (3) plain ``requests.post(url, json=..., headers=...)`` without a Session, i.e. a new
     connection per post, one after the other.
 
+Then (1) and (3) again over HTTPS, ``--tls-posts`` each (default 2,000: a full TLS
+handshake per plain post makes this part slow), against a second ``telehub api`` on the
+same database serving a certificate of a CA made for the run (bench/_clients_tls.py),
+both clients given that CA as ``verify=`` like any user of a self-signed hub. Nothing
+emulates latency: these are real handshakes over loopback.
+
 Targets: AsyncClient ≥ 5x the sequential Client; the Client with its Session ≥ 2x plain
-requests.post. Each client kind posts to a device of its own with that device's token;
-the posts are split over two rounds in which the three run in turn (the second round in
-reverse order), to share the noise, after a short untimed warm-up of each. Every answer
-must say ``accepted == 1``, and the server must hold exactly the readings posted: it
-counts them itself (``GET .../telemetry?interval=1d&agg=count`` over the timed range)
-and its /metrics count the readings committed while the posts ran. Where the CPU went is
-printed per client kind, with this process's CPU per post (what a Session saves shows
-there). A lone post also waits for company in its commit, until ``ingest_batch_quiet``
-passes without a new one (at most ``ingest_batch_max_wait``), and the sequential figures
-include that wait; try TELEHUB_INGEST_BATCH_MAX_WAIT=0 to see the clients alone
-(TELEHUB_INGEST_* pass through to the server). The machine is shared and noisy: the
-ratios are what count. Nothing here asserts.
+requests.post, over HTTP and over HTTPS, each its own row. Each client kind posts to a
+device of its own with that device's token; the posts are split over two rounds in which
+the kinds run in turn (the second round in reverse order), to share the noise, after a
+short untimed warm-up of each. Every answer must say ``accepted == 1``, and the server
+must hold exactly the readings posted: it counts them itself (``GET
+.../telemetry?interval=1d&agg=count`` over the timed range) and its /metrics count the
+readings committed while the posts ran. Where the CPU went is printed per client kind,
+with this process's CPU per post (what a Session saves shows there). With
+TELEHUB_INGEST_BATCH_QUIET > 0 (TELEHUB_INGEST_* pass through to the server) a lone post
+also waits for company in its commit, and the sequential figures include that wait. The
+machine is shared and noisy: the ratios are what count. Nothing here asserts.
 
 The simulator part (bench/_sim_rate.py) runs ``telehub simulate``'s Python API, per
 transport, against a fresh ``telehub serve`` on free ports (its embedded MQTT broker
@@ -47,6 +52,7 @@ import time
 from dataclasses import dataclass, field
 
 from _clients_post import KINDS, Stamps, Tally, Target, count_stored, post
+from _clients_tls import Tls, handshake, make_tls
 from _grpc_load import Usage
 from _harness import (
     Backend,
@@ -63,6 +69,7 @@ from _report import Figure, Report, console, header, show
 from _sim_rate import TRANSPORTS, SimPlan, bench_sim, parse_transports
 
 ORDER = ("sync", "async", "plain")  # the first round's order; the second runs it reversed
+TLS_ORDER = ("sync", "plain")
 ASYNC_TARGET = 5.0  # AsyncClient / sequential Client
 SESSION_TARGET = 2.0  # Client / requests.post
 
@@ -108,17 +115,29 @@ class Measured:
 
 @dataclass
 class Run:
+    """The client kinds ``kinds`` against one server, each posting to its own device."""
+
     backend: Backend
     server: Server
     fixture: Fixture
     plan: Plan
+    kinds: tuple[str, ...] = ORDER
+    first_device: int = 0  # kind i posts to fixture.devices[first_device + i]
+    verify: bool | str = True
     stamps: Stamps = field(default_factory=Stamps.hour_ago)
-    measured: dict[str, Measured] = field(default_factory=lambda: {k: Measured() for k in ORDER})
+    measured: dict[str, Measured] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.measured = {k: Measured() for k in self.kinds}
+
+    @property
+    def scheme(self) -> str:
+        return "HTTPS" if self.server.ca else "HTTP"
+
     def target(self, kind: str) -> Target:
-        device_id, token = self.fixture.devices[ORDER.index(kind)]
-        return Target(self.server.base, device_id, token)
+        device_id, token = self.fixture.devices[self.first_device + self.kinds.index(kind)]
+        return Target(self.server.base, device_id, token, self.verify)
 
     def phase(self, kind: str, seqs: range) -> None:
         pid, pg = self.server.proc.pid, self.backend.is_pg
@@ -133,17 +152,16 @@ class Run:
 
     def rounds(self) -> None:
         warm = range(0, self.plan.warmup)
-        for kind in ORDER:  # connections, caches, token lookups, the database's pages
+        for kind in self.kinds:  # connections, caches, token lookups, the database's pages
             tally = post(kind, self.target(kind), warm, self.stamps, self.plan.concurrency)
             if tally.acked != len(warm):
                 raise RuntimeError(f"warm-up {kind}: {dict(tally.odd)}")
         for r, seqs in enumerate(self.plan.chunks()):
-            for kind in ORDER if r % 2 == 0 else ORDER[::-1]:
+            for kind in self.kinds if r % 2 == 0 else self.kinds[::-1]:
                 self.phase(kind, seqs)
-        for kind in ORDER:
-            device_id = self.target(kind).device_id
+        for kind in self.kinds:
             self.stored[kind] = count_stored(
-                self.server.base, self.fixture.admin, device_id, self.stamps, self.plan.timed()
+                self.target(kind), self.fixture.admin, self.stamps, self.plan.timed()
             )
 
 
@@ -157,23 +175,30 @@ def _add(a: CommitStats, b: CommitStats) -> CommitStats:
 
 
 def figures(run: Run) -> list[Figure]:
-    m, plan = run.measured, run.plan
-    sync, asyn, plain = m["sync"].rate, m["async"].rate, m["plain"].rate
+    m, plan, over = run.measured, run.plan, run.scheme
+    sync, plain = m["sync"].rate, m["plain"].rate
     posted = sum(x.total.posts for x in m.values())
     acked = sum(x.total.acked for x in m.values())
     stored = sum(run.stored.values())
     committed = round(sum(x.commits.readings for x in m.values()))
+    rows = []
+    if "async" in m:
+        asyn = m["async"].rate
+        rows.append(
+            Figure(
+                f"AsyncClient, {plan.concurrency} concurrent, {over}",
+                f"{asyn:,.0f} posts/s",
+                f"{sync:,.0f} posts/s (Client, sequential)",
+                asyn / sync,
+                f"ratio ≥ {ASYNC_TARGET:g}",
+                asyn / sync >= ASYNC_TARGET,
+            )
+        )
     return [
+        *rows,
         Figure(
-            f"AsyncClient, {plan.concurrency} concurrent",
-            f"{asyn:,.0f} posts/s",
-            f"{sync:,.0f} posts/s (Client, sequential)",
-            asyn / sync,
-            f"ratio ≥ {ASYNC_TARGET:g}",
-            asyn / sync >= ASYNC_TARGET,
-        ),
-        Figure(
-            "Client, sequential, one Session",
+            f"Client, sequential, one Session, {over}"
+            + (f" ({plan.posts:,} posts each)" if over == "HTTPS" else ""),
             f"{sync:,.0f} posts/s",
             f"{plain:,.0f} posts/s (requests.post, no Session)",
             sync / plain,
@@ -181,7 +206,7 @@ def figures(run: Run) -> list[Figure]:
             sync / plain >= SESSION_TARGET,
         ),
         Figure(
-            "posts acknowledged (accepted == 1)",
+            f"posts acknowledged (accepted == 1), {over}",
             f"{acked:,} of {posted:,}",
             "-",
             None,
@@ -189,7 +214,7 @@ def figures(run: Run) -> list[Figure]:
             acked == posted,
         ),
         Figure(
-            "readings stored (agg=count)",
+            f"readings stored (agg=count), {over}",
             f"{stored:,}",
             f"{posted:,} posted; /metrics: {committed:,} committed",
             None,
@@ -202,10 +227,10 @@ def figures(run: Run) -> list[Figure]:
 def notes(run: Run) -> list[str]:
     out = []
     pg = run.backend.is_pg
-    for kind in ORDER:
+    for kind in run.kinds:
         m = run.measured[kind]
         total = m.total
-        label = KINDS[kind].format(concurrency=run.plan.concurrency)
+        label = f"{run.scheme}: " + KINDS[kind].format(concurrency=run.plan.concurrency)
         per_round = ", ".join(f"{t.rate:,.0f}" for t in m.rounds)
         out += [
             f"{label}: {total.posts:,} posts in {total.seconds:.1f} s, per round "
@@ -219,13 +244,13 @@ def notes(run: Run) -> list[str]:
         if total.odd:
             out.append(f"  [red]answers other than accepted=1[/]: {dict(total.odd)}")
     knobs = run.backend.settings()
-    if knobs.ingest_batch_max_wait > 0:
+    if knobs.ingest_batch_quiet > 0 and run.scheme == "HTTP":
         out.append(
             "a lone post waits for company in its commit until ingest_batch_quiet = "
             f"{1000 * knobs.ingest_batch_quiet:g} ms pass without one (at most "
             f"ingest_batch_max_wait = {1000 * knobs.ingest_batch_max_wait:g} ms): the "
             "sequential clients' latency includes it, whatever the connection costs "
-            "(TELEHUB_INGEST_BATCH_MAX_WAIT=0 shows the clients alone)"
+            "(TELEHUB_INGEST_BATCH_QUIET=0 shows the clients alone)"
         )
     return out + _complaints(run.server)
 
@@ -241,24 +266,46 @@ def _complaints(server: Server) -> list[str]:
     return [f"[yellow]{server.label} logged {len(bad)} warnings/errors[/], first: {bad[0]}"]
 
 
-def bench_backend(name: str, plan: Plan) -> Report:
+def bench_backend(name: str, plan: Plan, tls_plan: Plan | None) -> Report:
+    """The HTTP run, then (with ``tls_plan``) the HTTPS one, on the same database."""
     rep = Report(name)
     backend = make_backend(name)
     try:
-        fixture = run_async(setup_hub(backend, len(ORDER)))
+        fixture = run_async(setup_hub(backend, len(ORDER) + len(TLS_ORDER)))
         server = Server.telehub(backend)
         try:
             server.wait_ready()
             run = Run(backend, server, fixture, plan)
-            console.print(f"[bold]{name}[/]: warm-up and {plan.rounds} rounds …")
+            console.print(f"[bold]{name}[/], HTTP: warm-up and {plan.rounds} rounds …")
             run.rounds()
         finally:
             server.stop()
         rep.figures += figures(run)
         rep.notes += notes(run)
+        if tls_plan is not None:
+            tls = make_tls(backend.workdir)
+            tls_run = _https(backend, fixture, tls_plan, tls)
+            rep.figures += figures(tls_run)
+            rep.notes += notes(tls_run)
     finally:
         run_async(drop_backend(backend))
     return rep
+
+
+def _https(backend: Backend, fixture: Fixture, plan: Plan, tls: Tls) -> Run:
+    server = Server.telehub(backend, extra_env=tls.env, ca=tls.ca)
+    try:
+        server.wait_ready()
+        run = Run(backend, server, fixture, plan, TLS_ORDER, len(ORDER), str(tls.ca))
+        console.print(
+            f"[bold]{backend.name}[/], HTTPS ({handshake(server.base, tls.ca)}): "
+            f"warm-up and {plan.rounds} rounds of {plan.posts:,} posts a kind …",
+            highlight=False,
+        )
+        run.rounds()
+    finally:
+        server.stop()
+    return run
 
 
 def main() -> None:
@@ -268,14 +315,19 @@ def main() -> None:
     parser.add_argument("--posts", type=int, help="posts per client kind (default 10,000)")
     parser.add_argument("--concurrency", type=int, default=50, help="AsyncClient posts in flight")
     parser.add_argument("--no-sdk", action="store_true", help="only the simulator's rates")
+    parser.add_argument(
+        "--tls-posts", type=int, help="posts per client kind over HTTPS (default 2,000)"
+    )
+    parser.add_argument("--no-tls", action="store_true", help="skip the HTTPS comparison")
     parser.add_argument("--sim", default=",".join(TRANSPORTS), help="transports, or none")
     parser.add_argument("--sim-step", type=float, help="seconds a rate step (default 4)")
     parser.add_argument("--sim-devices", type=int, default=100, help="simulated devices")
     parser.add_argument("--sim-window", type=int, default=64, help="simulator's --window")
     args = parser.parse_args()
     posts = args.posts or (2_000 if args.quick else 10_000)
-    if posts < 2 or args.concurrency < 1:
-        parser.error("--posts must be ≥ 2 and --concurrency ≥ 1")
+    tls_posts = args.tls_posts or 2_000
+    if posts < 2 or tls_posts < 2 or args.concurrency < 1:
+        parser.error("--posts and --tls-posts must be ≥ 2 and --concurrency ≥ 1")
     try:
         sims = parse_transports(args.sim)
     except ValueError as exc:
@@ -283,17 +335,20 @@ def main() -> None:
     if args.sim_devices < 1 or args.sim_window < 1:
         parser.error("--sim-devices and --sim-window must be ≥ 1")
     plan = Plan(posts, rounds=2, warmup=100 if args.quick else 300, concurrency=args.concurrency)
+    tls_plan = None if args.no_tls else Plan(tls_posts, 2, warmup=100, concurrency=1)
     step = args.sim_step or (2.0 if args.quick else 4.0)
     sim_plan = SimPlan(sims, step_s=step, devices=args.sim_devices, window=args.sim_window)
     # SIGTERM unwinds like Ctrl-C, through every finally that stops the server.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    shown = f"{plan}; {sim_plan}" if not args.no_sdk else str(sim_plan)
+    shown = str(sim_plan)
+    if not args.no_sdk:
+        shown = f"{plan}; HTTPS {tls_plan or 'skipped'}; {shown}"
     header("telehub clients bench", shown, "server knobs")
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for name in names:
         t0 = time.perf_counter()
         if not args.no_sdk:
-            rep = bench_backend(name, plan)
+            rep = bench_backend(name, plan, tls_plan)
             show(rep, "telehub SDK posts", "telehub", time.perf_counter() - t0)
         if sims:
             t0 = time.perf_counter()

@@ -61,7 +61,8 @@ async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
             await asyncio.sleep(0.01)
         admin = await hub.tokens.bootstrap()
         assert admin is not None
-        yield LiveServer(hub=hub, base=f"http://{host}:{port}", admin=admin, server=server)
+        base = f"{hub.settings.http_scheme}://{host}:{port}"
+        yield LiveServer(hub=hub, base=base, admin=admin, server=server)
     finally:
         server.should_exit = True
         await task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,11 +25,20 @@ def free_port() -> int:
 
 
 class Server:
-    """One uvicorn process on a free port; its output goes to a log file."""
+    """One uvicorn process on a free port; its output goes to a log file.
 
-    def __init__(self, env: dict[str, str], log: Path, command: tuple[str, ...]) -> None:
+    With ``ca`` (the env then configures HTTPS) it is reached over https://,
+    trusting that CA.
+    """
+
+    def __init__(
+        self, env: dict[str, str], log: Path, command: tuple[str, ...], *, ca: Path | None = None
+    ) -> None:
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca) if ca is not None else True
+        )
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -48,7 +58,8 @@ class Server:
             if self.process.poll() is not None:
                 pytest.fail(f"server exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.base_url}/healthz", timeout=1, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.TransportError:
                 pass

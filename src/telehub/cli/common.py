@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from telehub.config import Settings, load_settings
 from telehub.errors import TelehubError
@@ -27,9 +28,20 @@ def settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the flags that were given on top."""
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except (ValidationError, FileNotFoundError) as exc:
+    except ValidationError as exc:
+        # One line per problem, without pydantic's echo of the input (it holds secrets).
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        typer.echo(f"telehub: invalid configuration: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except FileNotFoundError as exc:
         typer.echo(f"telehub: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -2,7 +2,9 @@
 
 The server and the token come from ``--url``/``--token``, else ``TELEHUB_URL``/
 ``TELEHUB_TOKEN``, else the file ``telehub login`` wrote (config_file.py). A saved
-token goes only to the URL it was saved with, never to another server.
+token goes only to the URL it was saved with, never to another server. An https://
+hub with a self-signed certificate (or its own CA) needs that certificate:
+``--ca-file`` or ``TELEHUB_CA_FILE``.
 
 Exit codes: 0 done; 1 the request went through but what it asked for did not
 happen (a command failed or expired); 2 it could not be made or was refused
@@ -15,10 +17,12 @@ import contextlib
 import json
 import math
 import re
+import ssl
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -30,8 +34,15 @@ from rich.table import Table
 from rich.text import Text
 
 from telehub.cli.config_file import ConfigFileError, config_path, load_login
-from telehub.client.errors import ApiError, ClientError, ConnectionFailed, UnreadableAnswer
+from telehub.client.errors import (
+    ApiError,
+    CertificateRejected,
+    ClientError,
+    ConnectionFailed,
+    UnreadableAnswer,
+)
 from telehub.client.http_client import DEFAULT_URL, Client
+from telehub.client.tls import ssl_context
 from telehub.domain.readings import is_device_id
 
 UrlOpt = Annotated[
@@ -49,6 +60,16 @@ TokenOpt = Annotated[
         "--token",
         envvar="TELEHUB_TOKEN",
         help="an API token; else the one saved by `telehub login` for this URL",
+        show_default=False,
+    ),
+]
+CaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        envvar="TELEHUB_CA_FILE",
+        help="an https:// hub's CA certificate (PEM), or its self-signed certificate; "
+        "default: the trusted CAs",
         show_default=False,
     ),
 ]
@@ -78,6 +99,7 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 class Target:
     url: str
     token: str | None
+    verify: bool | str = True  # the clients' verify=: True, or the --ca-file path
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -92,8 +114,9 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def target(url: str | None, token: str | None) -> Target:
+def target(url: str | None, token: str | None, ca_file: Path | None = None) -> Target:
     """Flags and environment (typer merged those), then the saved login, then defaults."""
+    verify = _ca_file(ca_file)
     saved = None
     if url is None or token is None:
         try:
@@ -103,15 +126,30 @@ def target(url: str | None, token: str | None) -> Target:
     resolved = check_url(url or (saved.url if saved else DEFAULT_URL))
     if token is None and saved is not None and saved.url.rstrip("/") == resolved:
         token = saved.token
-    return Target(url=resolved, token=token or None)
+    return Target(url=resolved, token=token or None, verify=verify)
+
+
+def _ca_file(path: Path | None) -> bool | str:
+    """The --ca-file as the clients' verify=, read now: a bad one is one line, exit 2."""
+    if path is None:
+        return True
+    try:
+        ssl_context(path)
+    except FileNotFoundError:
+        raise fail(f"--ca-file {path}: no such file") from None
+    except ssl.SSLError:
+        raise fail(f"--ca-file {path}: not a PEM certificate") from None
+    except OSError as exc:
+        raise fail(f"--ca-file {path}: cannot read it: {exc.strerror}") from None
+    return str(path)
 
 
 @contextlib.contextmanager
-def connect(url: str | None, token: str | None) -> Iterator[Client]:
+def connect(url: str | None, token: str | None, ca_file: Path | None = None) -> Iterator[Client]:
     """A Client for the resolved server; any client error inside becomes one line, exit 2."""
-    where = target(url, token)
+    where = target(url, token, ca_file)
     try:
-        with Client(where.url, token=where.token) as client:
+        with Client(where.url, token=where.token, verify=where.verify) as client:
             yield client
     except UnreadableAnswer as exc:
         raise fail(f"{where.url} did not answer like a telehub API: {exc.detail}") from None
@@ -136,6 +174,14 @@ def describe(exc: ClientError, where: Target) -> str:
         if exc.status == 401 and where.token is None:
             text += "; give --token, set TELEHUB_TOKEN or run `telehub login`"
         return text
+    if isinstance(exc, CertificateRejected):
+        text = f"{where.url}: its TLS certificate was not accepted ({exc.reason})"
+        if where.verify is True:
+            return text + (
+                "; if the hub has a self-signed certificate or its own CA, give that "
+                "certificate with --ca-file or TELEHUB_CA_FILE"
+            )
+        return text + f" (checked against --ca-file {where.verify})"
     if isinstance(exc, ConnectionFailed):
         found = _ERRNO.search(str(exc))
         if found:

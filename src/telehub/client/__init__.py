@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from telehub.client.errors import (
     ApiError,
+    CertificateRejected,
     ClientError,
     Conflict,
     ConnectionFailed,
@@ -26,6 +27,7 @@ from telehub.client.ws import tail_readings
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "CertificateRejected",
     "Client",
     "ClientError",
     "Conflict",

@@ -10,6 +10,7 @@ ClientError
 │   ├── PayloadTooLarge   413
 │   └── Overloaded        429/503: ``retry_after`` seconds (after the client's own retries)
 ├── ConnectionFailed      no answer at all (refused, reset, timed out), after retries
+│   └── CertificateRejected  HTTPS: the server's certificate failed verification (not retried)
 └── LiveClosed            the server closed a live stream for good (1008)
 """
 
@@ -102,6 +103,22 @@ def api_error(status: int, body: Any, retry_after: float | None = None) -> ApiEr
 
 class ConnectionFailed(ClientError):
     """The server could not be reached (or did not answer in time), after retries."""
+
+
+class CertificateRejected(ConnectionFailed):
+    """The server's TLS certificate did not verify (unknown CA, wrong host name, expired).
+
+    Not retried: it would fail the same way. A hub with a self-signed certificate
+    needs the client's ``verify=`` set to that certificate (see telehub.client.tls).
+    ``reason`` is OpenSSL's, e.g. ``self-signed certificate``.
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(
+            f"{what}: the server's TLS certificate was not accepted ({reason}); if the hub "
+            "has a self-signed certificate or its own CA, give that certificate as verify=PATH"
+        )
+        self.reason = reason
 
 
 class WaitTimedOut(ClientError):

@@ -8,6 +8,7 @@ concurrency bounded by a semaphore on one ClientSession.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -30,7 +31,7 @@ from telehub.api.schemas import (
     TokenOut,
 )
 from telehub.client import http_calls as calls
-from telehub.client import live_async
+from telehub.client import live_async, tls
 from telehub.client.errors import (
     ConnectionFailed,
     UnreadableAnswer,
@@ -44,7 +45,11 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """The same calls on one aiohttp.ClientSession, ``concurrency`` at a time; ``async with``."""
+    """The same calls on one aiohttp.ClientSession, ``concurrency`` at a time; ``async with``.
+
+    ``verify`` is the sync Client's (requests' meaning): True, a CA bundle path, or
+    False; see :mod:`telehub.client.tls`.
+    """
 
     def __init__(
         self,
@@ -54,8 +59,11 @@ class AsyncClient:
         timeout: float = 30.0,
         concurrency: int = 100,
         retry: calls.RetryPolicy | None = None,
+        verify: tls.Verify = True,
     ) -> None:
         self._base = url.rstrip("/")
+        context = tls.ssl_context(verify)
+        self._ssl: ssl.SSLContext | bool = True if context is None else context
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or calls.RetryPolicy()
@@ -240,7 +248,7 @@ class AsyncClient:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._concurrency),
+                connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=self._ssl),
             )
         return self._session
 
@@ -273,6 +281,9 @@ class AsyncClient:
                         calls.retry_after(response.headers.get("Retry-After")),
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
+                rejected = tls.rejected(exc, f"{call.method} {call.path}")
+                if rejected is not None:
+                    raise rejected from None
                 if not call.idempotent or attempt + 1 >= self._retry.attempts:
                     raise ConnectionFailed(f"{call.method} {call.path}: {exc}") from None
             else:

@@ -30,6 +30,7 @@ from telehub.api.schemas import (
     TokenOut,
 )
 from telehub.client import http_calls as calls
+from telehub.client import tls
 from telehub.client.errors import (
     ConnectionFailed,
     UnreadableAnswer,
@@ -45,7 +46,12 @@ Values = Mapping[str, Any] | list[Mapping[str, Any]]
 
 
 class Client:
-    """Blocking client on one requests.Session (connection reuse); a context manager."""
+    """Blocking client on one requests.Session (connection reuse); a context manager.
+
+    ``verify`` checks an https:// server's certificate as requests does: True
+    against the trusted CAs, a path against that CA bundle only (a self-signed
+    hub's own certificate, say), False not at all; see :mod:`telehub.client.tls`.
+    """
 
     def __init__(
         self,
@@ -54,8 +60,10 @@ class Client:
         token: str | None = None,
         timeout: float = 30.0,
         retry: calls.RetryPolicy | None = None,
+        verify: tls.Verify = True,
     ) -> None:
         self._base = url.rstrip("/")
+        self._verify = tls.requests_verify(verify)
         self._timeout = timeout
         self._retry = retry or calls.RetryPolicy()
         self._token = token or ""
@@ -220,14 +228,24 @@ class Client:
         self, *, devices: list[str] | None = None, metrics: list[str] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Readings (and presence, command status, gaps) as committed, over the WebSocket."""
-        return tail_readings(self._base, token=self._token, devices=devices, metrics=metrics)
+        return tail_readings(
+            self._base,
+            token=self._token,
+            devices=devices,
+            metrics=metrics,
+            verify=self._verify,
+        )
 
     def events(
         self, *, types: list[str] | None = None, last_event_id: str | None = None
     ) -> Iterator[ServerSentEvent]:
         """The SSE event feed for ever, resuming with Last-Event-ID after a dropped connection."""
         return follow_events(
-            self._base, token=self._token, types=types, last_event_id=last_event_id
+            self._base,
+            token=self._token,
+            types=types,
+            last_event_id=last_event_id,
+            verify=self._verify,
         )
 
     def close(self) -> None:
@@ -252,8 +270,13 @@ class Client:
                     params=call.params,
                     json=call.json,
                     timeout=self._timeout,
+                    # Per request: a Session's own verify loses to REQUESTS_CA_BUNDLE.
+                    verify=self._verify,
                 )
             except requests.RequestException as exc:
+                rejected = tls.rejected(exc, f"{call.method} {call.path}")
+                if rejected is not None:
+                    raise rejected from None
                 if not call.idempotent or attempt + 1 >= self._retry.attempts:
                     raise ConnectionFailed(f"{call.method} {call.path}: {exc}") from None
             else:

@@ -16,6 +16,7 @@ import orjson
 import requests
 
 from telehub.client.errors import ApiError, api_error
+from telehub.client.tls import Verify, requests_verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ def follow_events(
     last_event_id: str | None = None,
     timeout: float = 60.0,
     on_reconnect: Callable[[Exception], None] | None = None,
+    verify: Verify = True,
 ) -> Iterator[ServerSentEvent]:
     """Events of ``GET {url}/api/v1/events`` for ever, resuming after every disconnect.
 
@@ -108,11 +110,13 @@ def follow_events(
     requests' ConnectionError if the first connection fails; a 5xx answer or a
     connection lost later is retried.
     ``timeout`` is the read timeout: the server sends a keep-alive well within it.
+    ``verify`` checks an https:// server's certificate (:mod:`telehub.client.tls`).
     """
     decoder = SseDecoder()
     decoder.last_id = last_event_id
     connected = False
     params = {"types": ",".join(types)} if types else {}
+    checked = requests_verify(verify)
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {token}"
         session.headers["Accept"] = "text/event-stream"
@@ -125,6 +129,7 @@ def follow_events(
                     headers=headers,
                     stream=True,
                     timeout=(10, timeout),
+                    verify=checked,
                 ) as response:
                     _check(response)
                     connected = True

@@ -10,6 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from telehub.client.errors import ApiError, LiveClosed, api_error
+from telehub.client.tls import Verify, ssl_context
 
 _FINAL_CODES = {1008}  # retrying with the same token cannot help
 
@@ -36,17 +37,22 @@ def tail_readings(
     devices: list[str] | None = None,
     metrics: list[str] | None = None,
     open_timeout: float = 10.0,
+    verify: Verify = True,
 ) -> Iterator[dict[str, Any]]:
     """Every message of one subscription (``readings``, ``presence``, ``command_status``,
     ``gap``) as the server sends it, until the server closes the socket.
 
     Raises LiveClosed when the server refuses (1008: token or scope), ApiError when
     the upgrade itself is refused, and ConnectionClosed for any other close.
+    ``verify`` checks a wss:// server's certificate (:mod:`telehub.client.tls`).
     """
     subscribe = subscribe_message(devices, metrics)
+    target = ws_url(url)
+    context = ssl_context(verify) if target.startswith("wss://") else None
     try:
         socket = connect(
-            ws_url(url),
+            target,
+            ssl=context,
             additional_headers={"Authorization": f"Bearer {token}"},
             open_timeout=open_timeout,
             max_size=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -16,7 +17,8 @@ import typer
 from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 
-from telehub.cli.remote import TokenOpt, UrlOpt, target
+from telehub.cli.remote import CaFileOpt, Target, TokenOpt, UrlOpt, describe, target
+from telehub.client import tls
 from telehub.client.errors import ApiError, LiveClosed
 from telehub.client.sse import follow_events
 from telehub.client.ws import tail_readings
@@ -33,23 +35,27 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _unreachable(url: str, exc: Exception) -> typer.Exit:
+def _unreachable(where: Target, exc: Exception) -> typer.Exit:
     """requests nests the cause three deep; the user wants 'connection refused'."""
+    rejected = tls.rejected(exc, where.url)
+    if rejected is not None:
+        return _fail(describe(rejected, where))
     found = _ERRNO.search(str(exc))
-    return _fail(f"cannot reach {url}: {found.group(1).strip() if found else exc}")
+    return _fail(f"cannot reach {where.url}: {found.group(1).strip() if found else exc}")
 
 
-def _where(url: str | None, token: str | None) -> tuple[str, str]:
+def _where(url: str | None, token: str | None, ca_file: Path | None) -> tuple[Target, str]:
     """The server and token as every API command finds them (flags, env, `telehub login`)."""
-    found = target(url, token)
+    found = target(url, token, ca_file)
     if found.token is None:
         raise _fail("a token is required: --token, TELEHUB_TOKEN or `telehub login`")
-    return found.url, found.token
+    return found, found.token
 
 
 def tail(
     token: TokenOpt = None,
     url: UrlOpt = None,
+    ca_file: CaFileOpt = None,
     device: Annotated[
         list[str] | None, typer.Option("--device", "-d", help="only this device (repeatable)")
     ] = None,
@@ -59,9 +65,11 @@ def tail(
     as_json: JsonOpt = False,
 ) -> None:
     """Print readings (and presence changes) as they are committed, until Ctrl-C."""
-    url, token = _where(url, token)
+    where, token = _where(url, token, ca_file)
     try:
-        for message in tail_readings(url, token=token, devices=device, metrics=metric):
+        for message in tail_readings(
+            where.url, token=token, devices=device, metrics=metric, verify=where.verify
+        ):
             _show_live(message, as_json=as_json)
     except KeyboardInterrupt:
         return
@@ -70,7 +78,7 @@ def tail(
     except ConnectionClosed as exc:
         raise _fail(f"the server closed the connection: {exc}") from None
     except OSError as exc:
-        raise _unreachable(url, exc) from None
+        raise _unreachable(where, exc) from None
 
 
 def _show_live(message: dict[str, Any], *, as_json: bool) -> None:
@@ -108,6 +116,7 @@ def _print_live(message: dict[str, Any], *, as_json: bool) -> None:
 def events(
     token: TokenOpt = None,
     url: UrlOpt = None,
+    ca_file: CaFileOpt = None,
     types: Annotated[
         str | None,
         typer.Option("--types", help="comma-separated: alerts, commands, jobs, presence"),
@@ -118,18 +127,19 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Follow the event feed (SSE), resuming by itself after a dropped connection."""
-    url, token = _where(url, token)
+    where, token = _where(url, token, ca_file)
 
     def reconnecting(problem: Exception) -> None:
         _errors.print(f"telehub: connection lost ({problem}); resuming")
 
     try:
         for event in follow_events(
-            url,
+            where.url,
             token=token,
             types=types.split(",") if types else None,
             last_event_id=last_event_id,
             on_reconnect=reconnecting,
+            verify=where.verify,
         ):
             if as_json:
                 line = {"id": event.id, "event": event.event, "data": event.json()}
@@ -143,4 +153,4 @@ def events(
     except ApiError as exc:
         raise _fail(str(exc)) from None
     except requests.RequestException as exc:
-        raise _unreachable(url, exc) from None
+        raise _unreachable(where, exc) from None

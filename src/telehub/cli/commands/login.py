@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from telehub.cli.config_file import Login, config_path, save_login
-from telehub.cli.remote import check_url, connect, fail
+from telehub.cli.remote import CaFileOpt, check_url, connect, fail
 
 
 def login(
@@ -21,6 +21,7 @@ def login(
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="try the token on the server first")
     ] = True,
+    ca_file: CaFileOpt = None,
 ) -> None:
     """Save the server and token the API commands use when no flag or env gives them.
 
@@ -29,7 +30,7 @@ def login(
     """
     url = check_url(url)
     if check:
-        with connect(url, token) as client:
+        with connect(url, token, ca_file) as client:
             next(iter(client.list_devices(page_size=1)), None)
     path = config_path()
     try:

@@ -9,6 +9,7 @@ import typer
 
 from telehub.api.command_schemas import CommandOut
 from telehub.cli.remote import (
+    CaFileOpt,
     DeviceArg,
     JsonOpt,
     TokenOpt,
@@ -74,13 +75,14 @@ def send(
     ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Queue a command for a device; with --wait, exit 1 unless the device acks it."""
     if within is not None and not wait:
         raise typer.BadParameter("only with --wait", param_hint="--within")
     params = typed_pairs(param, "--param")
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         command = client.send_command(device_id, name, params, ttl_s=ttl)
         if not wait:
             _print(command, as_json=as_json)

@@ -9,6 +9,7 @@ import typer
 
 from telehub.api.schemas import DeviceOut
 from telehub.cli.remote import (
+    CaFileOpt,
     DeviceArg,
     JsonOpt,
     NewDeviceArg,
@@ -62,12 +63,13 @@ def list_(
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List devices (all of them, a page at a time, unless --limit)."""
     wanted = pairs(attr, "--attr")
     page_size = min(limit or 100, _MAX_PAGE)
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         found = list(
             islice(client.list_devices(attributes=wanted or None, page_size=page_size), limit)
         )
@@ -89,11 +91,12 @@ def create(
     ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a device and print its token, which is shown only this once."""
     attributes = pairs(attr, "--attr")
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         created = client.create_device(device_id, name=name, attributes=attributes)
     if as_json:
         print_json(created)
@@ -105,10 +108,14 @@ def create(
 
 @app.command()
 def show(
-    device_id: DeviceArg, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+    device_id: DeviceArg,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """One device: presence, last contact, attributes."""
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         device = client.get_device(device_id)
     if as_json:
         print_json(device)
@@ -128,13 +135,14 @@ def update(
     ] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rename a device or set some of its attributes."""
     changes = pairs(attr, "--attr")
     if name is None and not changes:
         raise typer.BadParameter("nothing to change: give --name or --attr")
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         merged = None
         if changes:
             # The API replaces the whole attribute set; --attr changes only the named keys.
@@ -152,6 +160,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a device with its readings and state."""
@@ -159,7 +168,7 @@ def delete(
         typer.confirm(
             f"Delete device {device_id} with all its readings and state?", abort=True, err=True
         )
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         client.delete_device(device_id)
     if as_json:
         print_json({"id": device_id, "deleted": True})

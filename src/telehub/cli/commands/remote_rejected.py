@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from telehub.cli.remote import (
+    CaFileOpt,
     JsonOpt,
     TokenOpt,
     UrlOpt,
@@ -29,10 +30,11 @@ def rejected(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="newest this many")] = 20,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Refused inputs (bad payloads, unknown devices), newest first."""
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         found = list(islice(client.rejected(device_id=device, page_size=min(limit, 1000)), limit))
     if as_json:
         print_json(found)

@@ -11,6 +11,7 @@ import typer
 
 from telehub.api.schemas import SeriesOut
 from telehub.cli.remote import (
+    CaFileOpt,
     DeviceArg,
     JsonOpt,
     TokenOpt,
@@ -41,11 +42,12 @@ def send(
     ts: Annotated[datetime | None, time_option("--ts", "when it was measured; default now")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send one set of values for a device (needs a write token or the device's own)."""
     body = typed_pairs(values, "KEY=VALUE")
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         accepted = client.send_telemetry(device_id, body, ts=ts)
     if as_json:
         print_json(accepted)
@@ -80,6 +82,7 @@ def query(
     ),
     url: UrlOpt = None,
     token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Readings of a device over a time range, raw or in buckets."""
@@ -87,7 +90,7 @@ def query(
         raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
     if agg is not None and interval is None:
         raise typer.BadParameter("aggregates need buckets: add --interval", param_hint="--agg")
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         series = client.query(
             device_id,
             metrics=metric,
@@ -117,10 +120,14 @@ def _write_csv(series: SeriesOut) -> None:
 
 
 def latest(
-    device_id: DeviceArg, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+    device_id: DeviceArg,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    ca_file: CaFileOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """The newest value of each of a device's metrics, and its state."""
-    with connect(url, token) as client:
+    with connect(url, token, ca_file) as client:
         found = client.latest(device_id)
     if as_json:
         print_json(found)

@@ -9,7 +9,7 @@ import typer
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
-from telehub.api.server import Server, uvicorn_config
+from telehub.api.server import Server, tls_options, uvicorn_config
 from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
@@ -54,8 +54,8 @@ async def _serve_http(
         if with_rollups:
             # In one process only: `telehub api` workers would each run the same passes.
             await parts.enter_async_context(hub.rollups.running())
-        host, port = sock.getsockname()[:2]
-        out(f"telehub API on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+        url = _url(cfg, *sock.getsockname()[:2])
+        out(f"telehub API on {url} (docs: {url}/docs)")
         app = create_app(cfg, hub=hub)
         server = Server(uvicorn_config(app, cfg, lifespan="on"), app=app)
         await server.serve(sockets=[sock])
@@ -86,6 +86,7 @@ def serve(
     cfg = settings(
         http_host=host, http_port=port, mqtt_embedded_port=mqtt_port, grpc_port=grpc_port
     )
+    _check_tls(cfg)
     run(
         _serve_http(
             cfg,
@@ -108,6 +109,7 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
     """Run only the HTTP API (REST, docs, metrics); the schema must already be upgraded."""
     configure_logging()
     cfg = settings(http_host=host, http_port=port, http_workers=workers)
+    _check_tls(cfg)
     if cfg.http_workers == 1:
         run(
             _serve_http(cfg, migrate_first=False, bootstrap=False, with_mqtt=False, with_grpc=False)
@@ -117,8 +119,7 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
     # writer; the database serialises their commits.
     sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
     run(_require_current_schema(cfg))
-    bound_host, bound_port = sock.getsockname()[:2]
-    out(f"telehub API on http://{bound_host}:{bound_port} with {cfg.http_workers} processes")
+    out(f"telehub API on {_url(cfg, *sock.getsockname()[:2])} with {cfg.http_workers} processes")
     if cfg.bus_url == "memory":
         # Each process would push only what it ingested itself; SSE still resumes
         # from the shared log, but up to TELEHUB_EVENTS_POLL_SECONDS late.
@@ -130,6 +131,19 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
         "telehub.api.app:app_from_env", cfg, factory=True, workers=cfg.http_workers
     )
     Multiprocess(config, sockets=[sock]).run()
+
+
+def _check_tls(cfg: Settings) -> None:
+    """A certificate or key that cannot be used ends the command now, in one line."""
+    try:
+        tls_options(cfg)
+    except ConfigError as exc:
+        typer.echo(f"telehub: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _url(cfg: Settings, host: str, port: int) -> str:
+    return f"{cfg.http_scheme}://{host}:{port}"
 
 
 async def _require_current_schema(cfg: Settings) -> None:
