@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import sys
 import tomllib
 from pathlib import Path
 
@@ -109,3 +110,24 @@ async def test_tail_and_events_use_the_saved_login(server: LiveServer) -> None:
 
     assert "1008" in tail
     assert "403" in events
+
+
+async def test_simulate_finds_the_server_and_token_from_the_login(
+    server: LiveServer, config_file: Path, hub: Hub
+) -> None:
+    """A real process: simulate installs signal handlers, which typer's runner thread cannot."""
+    succeeded(await telehub("login", "--url", server.base, "--token", server.admin))
+    argv = ["simulate", "--devices", "2", "--rate", "20", "--duration", "1", "--json"]
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "telehub"),
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out)
+    assert summary["error_total"] == 0
+    assert summary["acknowledged"] > 0
+    assert await hub.devices.get("sim-1") is not None

@@ -14,10 +14,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from telehub.cli.common import run, stop_on_signals
+from telehub.cli.remote import target
 from telehub.client.errors import ClientError
 from telehub.client.grpc_calls import GrpcError
 from telehub.client.grpc_client import DEFAULT_TARGET
-from telehub.client.http_client import DEFAULT_URL
 from telehub.sim.runner import SimConfig, TransportName, simulate
 from telehub.sim.stats import Stats
 
@@ -30,8 +30,11 @@ def simulate_command(
     transport: Annotated[str, typer.Option("--transport", help="http, grpc or mqtt")] = "http",
     duration: Annotated[float, typer.Option("--duration", help="seconds to run")] = 60.0,
     url: Annotated[
-        str, typer.Option("--url", envvar="TELEHUB_URL", help="the API (provisioning, HTTP)")
-    ] = DEFAULT_URL,
+        str | None,
+        typer.Option(
+            "--url", envvar="TELEHUB_URL", help="the API (provisioning, HTTP); default: the login"
+        ),
+    ] = None,
     grpc_target: Annotated[
         str, typer.Option("--grpc-target", envvar="TELEHUB_GRPC_TARGET", help="host:port")
     ] = DEFAULT_TARGET,
@@ -39,13 +42,13 @@ def simulate_command(
         str, typer.Option("--mqtt-url", help="mqtt://host:port of the broker")
     ] = "mqtt://127.0.0.1:1883",
     token: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--token",
             envvar="TELEHUB_TOKEN",
-            help="admin token: provisions the devices (each sends with its own)",
+            help="admin token, to provision the devices (each sends with its own); default: login",
         ),
-    ] = "",
+    ] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="device ids are {prefix}-{n}")] = "sim",
     fail_share: Annotated[
         float, typer.Option("--fail-share", help="share of MQTT commands answered error")
@@ -60,14 +63,16 @@ def simulate_command(
     name: TransportName = (
         "http" if transport == "http" else "grpc" if transport == "grpc" else "mqtt"
     )
+    # The server and token as every API command finds them: flags, env, telehub login.
+    where = target(url, token)
     try:
         config = SimConfig(
             devices=devices,
             rate=rate,
             duration=duration,
             transport=name,
-            token=token,
-            url=url,
+            token=where.token or "",
+            url=where.url,
             grpc_target=grpc_target,
             mqtt_url=mqtt_url,
             prefix=prefix,
