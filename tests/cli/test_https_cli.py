@@ -4,6 +4,7 @@ says what to do."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -86,3 +87,14 @@ async def test_tail_and_events_check_the_certificate_with_the_ca_file(
         assert "give that certificate with --ca-file" in line
         line = failed(await telehub(command, *_at(https), "--ca-file", str(other)), code=1)
         assert line.endswith(f"(checked against --ca-file {other})")
+
+
+async def test_login_remembers_the_ca_file_for_the_commands_after_it(
+    https: LiveServer, tls: TlsFiles, config_file: Path
+) -> None:
+    succeeded(await telehub("login", *_at(https), "--ca-file", str(tls.ca)))
+
+    saved = await asyncio.to_thread(config_file.read_text)
+    assert f'ca_file = "{tls.ca.resolve()}"' in saved
+    succeeded(await telehub("devices", "create", "dev-1"))
+    assert succeeded(await telehub("send", "dev-1", "t=1")) == "accepted 1, duplicates 0, state 0\n"

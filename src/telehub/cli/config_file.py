@@ -6,6 +6,7 @@ owner only (0600, in a 0700 directory when telehub creates it)::
 
     url = "http://127.0.0.1:8000"
     token = "tha_..."
+    ca_file = "/etc/telehub/ca.pem"   # only when login was given --ca-file
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ConfigFileError(Exception):
 class Login:
     url: str
     token: str
+    ca_file: str | None = None  # the CA bundle that verifies this server's certificate
 
 
 def config_path() -> Path:
@@ -46,10 +48,12 @@ def load_login(path: Path) -> Login | None:
         return None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigFileError(f"cannot read {path}: {exc}") from None
-    url, token = data.get("url"), data.get("token")
+    url, token, ca_file = data.get("url"), data.get("token"), data.get("ca_file")
     if not isinstance(url, str) or not isinstance(token, str):
         raise ConfigFileError(f"{path} needs string values url and token; run `telehub login`")
-    return Login(url=url, token=token)
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise ConfigFileError(f"{path}: ca_file must be a string (a path); run `telehub login`")
+    return Login(url=url, token=token, ca_file=ca_file)
 
 
 def save_login(path: Path, login: Login) -> None:
@@ -60,6 +64,8 @@ def save_login(path: Path, login: Login) -> None:
         f"url = {_toml_string(login.url)}\n"
         f"token = {_toml_string(login.token)}\n"
     )
+    if login.ca_file is not None:
+        text += f"ca_file = {_toml_string(login.ca_file)}\n"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".cli-", suffix=".toml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

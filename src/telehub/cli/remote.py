@@ -116,17 +116,20 @@ def check_url(url: str) -> str:
 
 def target(url: str | None, token: str | None, ca_file: Path | None = None) -> Target:
     """Flags and environment (typer merged those), then the saved login, then defaults."""
-    verify = _ca_file(ca_file)
     saved = None
-    if url is None or token is None:
+    # Flags that give all there is to give need no file (a CA matters for https only).
+    if url is None or token is None or (ca_file is None and url.startswith("https://")):
         try:
             saved = load_login(config_path())
         except ConfigFileError as exc:
             raise fail(str(exc)) from None
     resolved = check_url(url or (saved.url if saved else DEFAULT_URL))
-    if token is None and saved is not None and saved.url.rstrip("/") == resolved:
-        token = saved.token
-    return Target(url=resolved, token=token or None, verify=verify)
+    if saved is not None and saved.url.rstrip("/") == resolved:
+        # The saved token and CA belong to the saved server only.
+        token = saved.token if token is None else token
+        if ca_file is None and saved.ca_file is not None:
+            ca_file = Path(saved.ca_file)
+    return Target(url=resolved, token=token or None, verify=_ca_file(ca_file))
 
 
 def _ca_file(path: Path | None) -> bool | str:

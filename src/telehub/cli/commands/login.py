@@ -23,7 +23,8 @@ def login(
     ] = True,
     ca_file: CaFileOpt = None,
 ) -> None:
-    """Save the server and token the API commands use when no flag or env gives them.
+    """Save the server and token (and --ca-file) the API commands use when no flag or env
+    gives them.
 
     The file is TELEHUB_CLI_CONFIG, else ~/.config/telehub/cli.toml, readable by
     you only. --url/--token and TELEHUB_URL/TELEHUB_TOKEN still win over it.
@@ -34,7 +35,8 @@ def login(
             next(iter(client.list_devices(page_size=1)), None)
     path = config_path()
     try:
-        save_login(path, Login(url=url, token=token))
+        ca = None if ca_file is None else str(ca_file.resolve())
+        save_login(path, Login(url=url, token=token, ca_file=ca))
     except OSError as exc:
         raise fail(f"cannot write {path}: {exc}") from None
     typer.echo(f"saved {url} to {path}")
