@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -83,17 +83,10 @@ class AsyncClient:
     async def get_device(self, device_id: str) -> DeviceOut:
         return await self._do(calls.get_device(device_id))
 
-    async def list_devices(
+    def list_devices(
         self, *, attributes: Mapping[str, str] | None = None, page_size: int = 100
     ) -> AsyncIterator[DeviceOut]:
-        after: str | None = None
-        while True:
-            page = await self._do(calls.device_page(after, page_size, attributes))
-            for device in page.items:
-                yield device
-            if page.next is None:
-                return
-            after = page.next
+        return self._pages(lambda after: calls.device_page(after, page_size, attributes))
 
     async def update_device(
         self,
@@ -154,17 +147,8 @@ class AsyncClient:
     async def get_command(self, device_id: str, command_id: str) -> CommandOut:
         return await self._do(calls.get_command(device_id, command_id))
 
-    async def list_commands(
-        self, device_id: str, *, page_size: int = 100
-    ) -> AsyncIterator[CommandOut]:
-        before: str | None = None
-        while True:
-            page = await self._do(calls.command_page(device_id, before, page_size))
-            for command in page.items:
-                yield command
-            if page.next is None:
-                return
-            before = page.next
+    def list_commands(self, device_id: str, *, page_size: int = 100) -> AsyncIterator[CommandOut]:
+        return self._pages(lambda before: calls.command_page(device_id, before, page_size))
 
     async def wait_command(
         self, device_id: str, command_id: str, *, within: float = 60.0
@@ -197,17 +181,10 @@ class AsyncClient:
     async def get_batch(self, batch_id: str) -> BatchOut:
         return await self._do(calls.get_batch(batch_id))
 
-    async def rejected(
+    def rejected(
         self, *, device_id: str | None = None, page_size: int = 100
     ) -> AsyncIterator[RejectedOut]:
-        before: int | None = None
-        while True:
-            page = await self._do(calls.rejected(before, page_size, device_id))
-            for item in page.items:
-                yield item
-            if page.next is None:
-                return
-            before = page.next
+        return self._pages(lambda before: calls.rejected(before, page_size, device_id))
 
     async def create_token(self, name: str, *, scope: str = "read") -> TokenCreated:
         return await self._do(calls.create_token(name, scope))
@@ -251,6 +228,19 @@ class AsyncClient:
                 connector=aiohttp.TCPConnector(limit=self._concurrency, ssl=self._ssl),
             )
         return self._session
+
+    async def _pages(
+        self, page_at: Callable[[Any], calls.Call[calls.Paged[T]]]
+    ) -> AsyncIterator[T]:
+        """The items of every page, from the first (cursor None) until one has no next."""
+        cursor = None
+        while True:
+            page = await self._do(page_at(cursor))
+            for item in page.items:
+                yield item
+            if page.next is None:
+                return
+            cursor = page.next
 
     async def _do(self, call: calls.Call[T]) -> T:
         session = self._open()

@@ -11,10 +11,10 @@ gave one, else capped exponential backoff with full jitter.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -34,19 +34,30 @@ from telehub.api.schemas import (
 )
 
 T = TypeVar("T")
+I_co = TypeVar("I_co", covariant=True)
+R_co = TypeVar("R_co", covariant=True)
 _RETRY_STATUS = frozenset({429, 503})
 _GATEWAY_STATUS = frozenset({502, 504})
 
 
 @dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
+class Call(Generic[R_co]):
     method: str
     path: str
-    read: Callable[[Any], T]
+    read: Callable[[Any], R_co]
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Any = None
     idempotent: bool = False
     expect_body: bool = True
+
+
+class Paged(Protocol[I_co]):
+    """A page of a listing: its items and the cursor of the next page (None: the last)."""
+
+    @property
+    def items(self) -> Sequence[I_co]: ...
+    @property
+    def next(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

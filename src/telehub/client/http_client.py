@@ -89,13 +89,7 @@ class Client:
         self, *, attributes: Mapping[str, str] | None = None, page_size: int = 100
     ) -> Iterator[DeviceOut]:
         """Every device (matching ``attributes``), fetched a page at a time."""
-        after: str | None = None
-        while True:
-            page = self._do(calls.device_page(after, page_size, attributes))
-            yield from page.items
-            if page.next is None:
-                return
-            after = page.next
+        return self._pages(lambda after: calls.device_page(after, page_size, attributes))
 
     def update_device(
         self,
@@ -162,13 +156,7 @@ class Client:
 
     def list_commands(self, device_id: str, *, page_size: int = 100) -> Iterator[CommandOut]:
         """The device's commands, newest first, a page at a time."""
-        before: str | None = None
-        while True:
-            page = self._do(calls.command_page(device_id, before, page_size))
-            yield from page.items
-            if page.next is None:
-                return
-            before = page.next
+        return self._pages(lambda before: calls.command_page(device_id, before, page_size))
 
     def wait_command(self, device_id: str, command_id: str, *, within: float = 60.0) -> CommandOut:
         """Poll until the command is acked, failed or expired; WaitTimedOut after ``within`` s."""
@@ -206,13 +194,7 @@ class Client:
         self, *, device_id: str | None = None, page_size: int = 100
     ) -> Iterator[RejectedOut]:
         """Refused inputs, newest first, a page at a time."""
-        before: int | None = None
-        while True:
-            page = self._do(calls.rejected(before, page_size, device_id))
-            yield from page.items
-            if page.next is None:
-                return
-            before = page.next
+        return self._pages(lambda before: calls.rejected(before, page_size, device_id))
 
     def create_token(self, name: str, *, scope: str = "read") -> TokenCreated:
         return self._do(calls.create_token(name, scope))
@@ -258,6 +240,16 @@ class Client:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _pages(self, page_at: Callable[[Any], calls.Call[calls.Paged[T]]]) -> Iterator[T]:
+        """The items of every page, from the first (cursor None) until one has no next."""
+        cursor = None
+        while True:
+            page = self._do(page_at(cursor))
+            yield from page.items
+            if page.next is None:
+                return
+            cursor = page.next
 
     def _do(self, call: calls.Call[T]) -> T:
         attempt = 0
