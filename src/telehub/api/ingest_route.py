@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telehub.api.problems import problem, problem_of
@@ -100,9 +101,6 @@ def _bearer(scope: Scope) -> str | None:
     """The token of an ``Authorization: Bearer …`` header, as FastAPI's HTTPBearer reads it."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            header: str = value.decode("latin-1")
-            scheme, _, credentials = header.partition(" ")
-            if scheme.lower() == "bearer" and credentials:
-                return credentials
-            return None
+            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+            return credentials if scheme.lower() == "bearer" and credentials else None
     return None

@@ -27,6 +27,8 @@ from telehub.storage import late
 from telehub.storage.batch import Batch, Row, Written, latest_wins
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
+# What a connection that must be replaced raises.
+_BROKEN_CONNECTION = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
 class PgBatchWriter:
@@ -54,7 +56,7 @@ class PgBatchWriter:
             self._inline = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
         try:
             return await _write_one_statement(self._inline, batch)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+        except _BROKEN_CONNECTION:
             self._inline.terminate()  # replaced on the next batch (the Ingestor retries)
             self._inline = None
             raise
@@ -107,7 +109,7 @@ class PgBatchWriter:
                 merged = await _merge_late(
                     pg, late.candidates(batch, inserted, self._late_margin_us)
                 )
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+        except _BROKEN_CONNECTION:
             # A broken connection is replaced on the next batch (the Ingestor retries).
             await self._discard()
             raise
