@@ -16,14 +16,16 @@ from telehub.config import Settings
 from telehub.errors import ConfigError, StorageUnavailable
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Every SQLite connection of telehub's, the batch writers' too: WAL lets readers
+# run beside the batch writer; synchronous=FULL makes each commit durable across a
+# power cut, which is what an acknowledgement promises.
+DURABLE_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL")
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # WAL lets readers run beside the batch writer; synchronous=FULL makes each
-    # commit durable across a power cut, which is what an acknowledgement promises.
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    for pragma in DURABLE_SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -26,6 +26,7 @@ from typing import Any
 
 from telehub.storage import late
 from telehub.storage.batch import Batch, Row, Written, latest_wins
+from telehub.storage.database import DURABLE_SQLITE_PRAGMAS
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
@@ -224,7 +225,7 @@ def _flat(rows: list[Row]) -> list[Any]:
 
 def _connect(path: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    for pragma in DURABLE_SQLITE_PRAGMAS:
+        conn.execute(pragma)
     conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     return conn
