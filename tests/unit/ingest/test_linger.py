@@ -55,3 +55,19 @@ async def test_a_full_batch_commits_without_waiting(hub: Hub) -> None:
             answers = await ticket.answers()
     assert [a.accepted for a in answers] == [6, 4]  # type: ignore[union-attr]
     assert commits(metrics) == 1
+
+
+async def test_without_a_linger_requests_read_a_loop_turn_later_still_share_the_commit(
+    hub: Hub,
+) -> None:
+    """The writer lets the loop take a few turns before cutting the batch (no clock involved)."""
+    ingestor, metrics = make_ingestor(hub)  # quiet=0: no linger
+    async with writer(ingestor):
+        await asyncio.sleep(0)  # the writer now waits for work
+        first = ingestor.offer([batch("dev-a", "t", 1)])
+        await asyncio.sleep(0)  # a turn later, as a request read meanwhile would be
+        second = ingestor.offer([batch("dev-b", "t", 1)])
+        async with asyncio.timeout(20):
+            await first.answers()
+            await second.answers()
+    assert commits(metrics) == 1
