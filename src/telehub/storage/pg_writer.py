@@ -1,18 +1,18 @@
 """The PostgreSQL batch writer: COPY, the only path fast enough for telemetry.
 
 It runs on a thread of its own, with its own event loop and connection: a
-batch takes a dozen round trips, and on the API's busy loop each of them would
-wait behind HTTP work, doubling the commit time and so halving ingest.
+batch takes five round trips or more, and on the API's busy loop each of them
+would wait behind HTTP work, doubling the commit time and so halving ingest.
 
 A small real-time batch is one statement, one round trip: that one goes from
 the caller's loop on a connection of its own, since the hop to the thread and
 back (about 0.8 ms of wake-ups on a busy 2-core machine) cost more than the
 round trip and left the API idle a third of the time under single readings.
 
-Fast path: COPY straight into ``readings`` under a savepoint. A unique
-violation means some readings are already stored (a resend): roll back to the
-savepoint and go through a staging table with ``ON CONFLICT DO NOTHING``,
-which tells exactly which readings were new.
+Fast path: COPY straight into ``readings``. A unique violation means some
+readings are already stored (a resend): the transaction is rolled back and run
+again through a staging table with ``ON CONFLICT DO NOTHING``, which tells
+exactly which readings were new.
 """
 
 from __future__ import annotations
@@ -83,36 +83,33 @@ class PgBatchWriter:
     async def _write(self, batch: Batch) -> Written:
         pg = await self._connection()
         try:
-            async with pg.transaction():
-                # First, so the device rows stay locked until commit: a concurrent
-                # delete waits for this batch, then removes what it wrote.
-                present = await pg.fetch(
-                    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[]) "
-                    "RETURNING id",
-                    batch.received_us,
-                    batch.device_ids,
-                )
-                gone = set(batch.device_ids) - {row[0] for row in present}
-                if gone:
-                    batch = batch.without(gone)
-                inserted = await _insert(pg, batch)
-                if batch.latest:
-                    await pg.execute(
-                        _upsert_unnest("device_latest", "metric", "float8"),
-                        *_columns(batch.latest),
-                    )
-                if batch.state:
-                    await pg.execute(
-                        _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
-                    )
-                # Last: after the device rows are locked (storage/rollups.py tells why).
-                merged = await _merge_late(
-                    pg, late.candidates(batch, inserted, self._late_margin_us)
-                )
+            try:
+                return await self._transaction(pg, batch, resend=False)
+            except asyncpg.UniqueViolationError:
+                # Some readings are stored already: the whole transaction again, through
+                # the staging table (a savepoint instead would cost every batch 2 round trips).
+                return await self._transaction(pg, batch, resend=True)
         except _BROKEN_CONNECTION:
             # A broken connection is replaced on the next batch (the Ingestor retries).
             await self._discard()
             raise
+
+    async def _transaction(self, pg: Any, batch: Batch, *, resend: bool) -> Written:
+        """One transaction, few round trips: each costs the writer thread a GIL hand-off."""
+        async with pg.transaction():
+            # First, so the device rows stay locked until commit: a concurrent
+            # delete waits for this batch, then removes what it wrote.
+            present = await pg.fetch(_LOCK_DEVICES_SET_LATEST, *_head(batch))
+            gone = set(batch.device_ids) - {row[0] for row in present}
+            if gone:
+                batch = batch.without(gone)
+            inserted = await (_insert_resent(pg, batch) if resend else _copy(pg, batch))
+            if batch.state:
+                await pg.execute(
+                    _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
+                )
+            # Last: after the device rows are locked (storage/rollups.py tells why).
+            merged = await _merge_late(pg, late.candidates(batch, inserted, self._late_margin_us))
         keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
         return Written(keys, gone, merged)
 
@@ -126,25 +123,35 @@ class PgBatchWriter:
 # (and the transaction's) cost more than sending the rows as arrays.
 _ONE_STATEMENT_ROWS = 1000
 
+# The head of both paths' first statement: the batch's device rows stamped (and so
+# locked), then the latest values of those that still exist, by timestamp.
+_PRESENT = (
+    "WITH present AS ("
+    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[]) RETURNING id), "
+)
+_LATEST = (
+    "latest AS ("
+    "INSERT INTO device_latest (device_id, metric, ts, value) SELECT l.* FROM "
+    "unnest($3::varchar[], $4::varchar[], $5::bigint[], $6::float8[]) "
+    "AS l(device_id, metric, ts, value) WHERE l.device_id IN (SELECT id FROM present) "
+    + latest_wins("device_latest", "metric")
+    + ") "
+)
+# The transaction's first statement: devices stamped (and locked), latest values set
+# for those that still exist, which it returns.
+_LOCK_DEVICES_SET_LATEST = _PRESENT + _LATEST + "SELECT id FROM present"
 # The whole of a small batch in one autocommitted statement, one round trip:
 # a single reading's commit is mostly round trips, each waking this thread and
 # the server. Same effects as the transaction path: device rows updated (and
 # locked) first, readings of deleted devices dropped, duplicates skipped and
-# reported through RETURNING, latest values by timestamp.
+# reported through RETURNING.
 _ONE_STATEMENT = (
-    "WITH present AS ("
-    "UPDATE devices SET last_seen_us = $1 WHERE id = ANY($2::varchar[]) RETURNING id"
-    "), new AS ("
+    _PRESENT + _LATEST + ", new AS ("
     "INSERT INTO readings (device_id, metric, ts, value) SELECT r.* FROM "
-    "unnest($3::varchar[], $4::varchar[], $5::bigint[], $6::float8[]) "
+    "unnest($7::varchar[], $8::varchar[], $9::bigint[], $10::float8[]) "
     "AS r(device_id, metric, ts, value) WHERE r.device_id IN (SELECT id FROM present) "
     "ON CONFLICT DO NOTHING RETURNING device_id, metric, ts, value"
-    "), latest AS ("
-    "INSERT INTO device_latest (device_id, metric, ts, value) SELECT l.* FROM "
-    "unnest($7::varchar[], $8::varchar[], $9::bigint[], $10::float8[]) "
-    "AS l(device_id, metric, ts, value) WHERE l.device_id IN (SELECT id FROM present) "
-    + latest_wins("device_latest", "metric")
-    + ") SELECT id, NULL::varchar, NULL::bigint, NULL::float8 FROM present "
+    ") SELECT id, NULL::varchar, NULL::bigint, NULL::float8 FROM present "
     "UNION ALL SELECT device_id, metric, ts, value FROM new"
 )
 
@@ -159,13 +166,7 @@ def _fits_one_statement(batch: Batch, late_margin_us: int) -> bool:
 
 
 async def _write_one_statement(pg: Any, batch: Batch) -> Written:
-    out = await pg.fetch(
-        _ONE_STATEMENT,
-        batch.received_us,
-        batch.device_ids,
-        *_columns(batch.rows),
-        *_columns(batch.latest),
-    )
+    out = await pg.fetch(_ONE_STATEMENT, *_head(batch), *_columns(batch.rows))
     present = {r[0] for r in out if r[1] is None}
     new = [(r[0], r[1], r[2]) for r in out if r[1] is not None]
     gone = set(batch.device_ids) - present
@@ -177,6 +178,12 @@ def _columns(rows: list[Row]) -> tuple[list[Any], ...]:
     return tuple(list(column) for column in zip(*rows, strict=True))
 
 
+def _head(batch: Batch) -> tuple[Any, ...]:
+    """The parameters of ``_PRESENT`` and ``_LATEST``: $1 to $6."""
+    latest = _columns(batch.latest) if batch.latest else ([], [], [], [])
+    return (batch.received_us, batch.device_ids, *latest)
+
+
 def _upsert_unnest(table: str, key: str, value_type: str) -> str:
     """One set-based upsert from arrays: one round trip, however many series."""
     return (
@@ -186,16 +193,16 @@ def _upsert_unnest(table: str, key: str, value_type: str) -> str:
     )
 
 
-async def _insert(pg: Any, batch: Batch) -> list[Row] | None:
+async def _copy(pg: Any, batch: Batch) -> None:
+    """The readings, none of them stored before (else UniqueViolationError): None means all new."""
+    if batch.rows:
+        await pg.copy_records_to_table("readings", records=batch.rows, columns=_COLUMNS)
+
+
+async def _insert_resent(pg: Any, batch: Batch) -> list[Row]:
+    """The readings that were not stored yet, through a staging table."""
     if not batch.rows:
         return []
-    try:
-        async with pg.transaction():
-            await pg.copy_records_to_table("readings", records=batch.rows, columns=_COLUMNS)
-    except asyncpg.UniqueViolationError:
-        pass
-    else:
-        return None
     await pg.execute(
         "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
         "(device_id varchar(64), metric varchar(64), ts bigint, value float8) "
