@@ -4,9 +4,9 @@ It is the request a hub serves most (every device, every reading), and
 FastAPI's routing, dependency solving and middleware cost more per request
 than all of telehub's own ingest work: profiled under single-reading load they
 took about 60 % of the event loop's time, against about 15 % for
-authentication, parsing and queueing. This ASGI middleware answers the one
-path itself and calls the
-same :func:`accept_telemetry` as the FastAPI route, which stays to document
+authentication, parsing and queueing. This ASGI middleware, set in front of
+all of FastAPI's layers (api/app.py), answers the one path itself and calls
+the same :func:`accept_telemetry` as the FastAPI route, which stays to document
 the endpoint in OpenAPI and to answer what the fast path passes on (an invalid
 device id gets the framework's own 422). Same contract either way: the body
 limit, problem+json errors, rejected inputs recorded.
