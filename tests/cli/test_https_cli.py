@@ -5,6 +5,8 @@ says what to do."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -98,3 +100,44 @@ async def test_login_remembers_the_ca_file_for_the_commands_after_it(
     assert f'ca_file = "{tls.ca.resolve()}"' in saved
     succeeded(await telehub("devices", "create", "dev-1"))
     assert succeeded(await telehub("send", "dev-1", "t=1")) == "accepted 1, duplicates 0, state 0\n"
+
+
+async def _simulate(*argv: str) -> tuple[int, str, str]:
+    """A real process: simulate installs signal handlers, which typer's runner thread cannot."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "telehub"),
+        "simulate",
+        *("--devices", "2", "--rate", "20", "--duration", "1", "--json"),
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_simulate_provisions_and_sends_over_https_with_the_ca_file(
+    https: LiveServer, tls: TlsFiles
+) -> None:
+    code, out, err = await _simulate(*_at(https), "--ca-file", str(tls.ca))
+
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["error_total"] == 0
+    assert summary["acknowledged"] > 0
+    assert await https.hub.devices.get("sim-1") is not None
+
+
+async def test_simulate_without_the_ca_file_is_refused_before_any_device_is_made(
+    https: LiveServer,
+) -> None:
+    code, _, err = await _simulate(*_at(https))
+
+    assert code != 0
+    assert err == (
+        f"telehub: simulation failed: {https.base}: its TLS certificate was not accepted "
+        "(unable to get local issuer certificate); if the hub has a self-signed certificate "
+        "or its own CA, give that certificate with --ca-file or TELEHUB_CA_FILE\n"
+    )
+    assert await https.hub.store.devices.get("sim-1") is None

@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from telehub.cli.common import run, stop_on_signals
-from telehub.cli.remote import target
+from telehub.cli.remote import CaFileOpt, Target, describe, target
 from telehub.client.errors import ClientError
 from telehub.client.grpc_calls import GrpcError
 from telehub.client.grpc_client import DEFAULT_TARGET
@@ -49,6 +49,7 @@ def simulate_command(
             help="admin token, to provision the devices (each sends with its own); default: login",
         ),
     ] = None,
+    ca_file: CaFileOpt = None,
     prefix: Annotated[str, typer.Option("--prefix", help="device ids are {prefix}-{n}")] = "sim",
     fail_share: Annotated[
         float, typer.Option("--fail-share", help="share of MQTT commands answered error")
@@ -64,7 +65,7 @@ def simulate_command(
         "http" if transport == "http" else "grpc" if transport == "grpc" else "mqtt"
     )
     # The server and token as every API command finds them: flags, env, telehub login.
-    where = target(url, token)
+    where = target(url, token, ca_file)
     try:
         config = SimConfig(
             devices=devices,
@@ -73,6 +74,7 @@ def simulate_command(
             transport=name,
             token=where.token or "",
             url=where.url,
+            verify=where.verify,
             grpc_target=grpc_target,
             mqtt_url=mqtt_url,
             prefix=prefix,
@@ -83,12 +85,12 @@ def simulate_command(
     except ValueError as exc:
         typer.echo(f"telehub: {exc}", err=True)
         raise typer.Exit(2) from None
-    summary = run(_main(config, as_json=as_json))
+    summary = run(_main(config, where, as_json=as_json))
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
-async def _main(config: SimConfig, *, as_json: bool) -> dict[str, Any]:
+async def _main(config: SimConfig, where: Target, *, as_json: bool) -> dict[str, Any]:
     stats = config.stats()
     stop = stop_on_signals()
     try:
@@ -100,7 +102,9 @@ async def _main(config: SimConfig, *, as_json: bool) -> dict[str, Any]:
         cause = _cause(exc)
         if cause is None:
             raise
-        typer.echo(f"telehub: simulation failed: {cause}", err=True)
+        # The API's errors told as every API command tells them (say, which flag to give).
+        told = describe(cause, where) if isinstance(cause, ClientError) else str(cause)
+        typer.echo(f"telehub: simulation failed: {told}", err=True)
         raise typer.Exit(1) from None
     return stats.summary()
 

@@ -21,6 +21,7 @@ from typing import Literal
 from telehub.client.grpc_client import DEFAULT_TARGET
 from telehub.client.http_async import AsyncClient
 from telehub.client.http_client import DEFAULT_URL
+from telehub.client.tls import Verify
 from telehub.sim.mqtt import MqttTransport, parse_mqtt_url
 from telehub.sim.provision import provision
 from telehub.sim.signals import DeviceSignals, Shares
@@ -49,6 +50,7 @@ class SimConfig:
     transport: TransportName = "http"
     token: str = ""  # admin: provisions the devices; each device sends with its own token
     url: str = DEFAULT_URL
+    verify: Verify = True  # the API's certificate, as the SDK's verify= (client/tls.py)
     grpc_target: str = DEFAULT_TARGET
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     prefix: str = "sim"
@@ -81,7 +83,7 @@ class SimConfig:
 
 async def provision_fleet(config: SimConfig) -> list[SimDevice]:
     """The run's devices, created (or taken over) with the operator's token."""
-    async with AsyncClient(config.url, token=config.token) as admin:
+    async with AsyncClient(config.url, token=config.token, verify=config.verify) as admin:
         return await provision(admin, prefix=config.prefix, count=config.devices)
 
 
@@ -117,7 +119,9 @@ async def simulate(
 
 def _transport(config: SimConfig, devices: list[SimDevice], stats: Stats) -> Transport:
     if config.transport == "http":
-        return HttpTransport(config.url, window=config.window, timeout=config.timeout)
+        return HttpTransport(
+            config.url, window=config.window, timeout=config.timeout, verify=config.verify
+        )
     if config.transport == "grpc":
         return GrpcTransport(config.grpc_target, timeout=config.timeout)
     return MqttTransport(

@@ -10,6 +10,7 @@ MQTT (mqtt.py) logs every device in with its own token.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -22,6 +23,7 @@ import orjson
 from telehub.client import grpc_calls, http_calls
 from telehub.client.errors import ApiError, ClientError, ConnectionFailed, api_error
 from telehub.client.grpc_calls import GrpcError
+from telehub.client.tls import Verify, ssl_context
 from telehub.v1 import telemetry_pb2_grpc
 
 Values = dict[str, float]
@@ -77,8 +79,10 @@ class HttpTransport:
     the SDK's (:mod:`telehub.client.errors`), so they count by the same kinds.
     """
 
-    def __init__(self, url: str, *, window: int, timeout: float) -> None:
+    def __init__(self, url: str, *, window: int, timeout: float, verify: Verify = True) -> None:
         self._base = url.rstrip("/")
+        context = ssl_context(verify)  # a bad CA file fails here, before any message
+        self._ssl: ssl.SSLContext | bool = True if context is None else context
         self._window = window
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -86,7 +90,8 @@ class HttpTransport:
     async def __aenter__(self) -> Self:
         # As many connections as messages in flight: none waits for a connection.
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout, connector=aiohttp.TCPConnector(limit=self._window)
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._window, ssl=self._ssl),
         )
         return self
 
