@@ -12,13 +12,16 @@ import itertools
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from telehub.config import Settings, load_settings
 from telehub.runtime import Hub, open_hub
+from tests.live.support import LiveServer, live_server
+from tests.tls_support import TlsFiles, make_tls_files
 
 PG_URL = os.environ.get(
     "TELEHUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -106,6 +109,21 @@ def settings(make_settings: object) -> Settings:
 @pytest.fixture
 async def hub(settings: Settings) -> AsyncIterator[Hub]:
     async with open_hub(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsFiles:
+    """A throwaway CA and a certificate it signed for 127.0.0.1 and localhost."""
+    return make_tls_files(tmp_path / "tls")
+
+
+@pytest.fixture
+async def https_server(
+    make_settings: Callable[..., Settings], tls: TlsFiles
+) -> AsyncIterator[LiveServer]:
+    """A hub serving its REST API over HTTPS with ``tls``'s certificate, on this loop."""
+    async with open_hub(make_settings(**tls.settings())) as hub, live_server(hub) as running:
         yield running
 
 

@@ -22,11 +22,6 @@ COMMANDS = [["serve"], ["api"], ["api", "--workers", "2"]]
 
 
 @pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    return make_tls_files(tmp_path / "tls")
-
-
-@pytest.fixture
 def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TELEHUB_"):

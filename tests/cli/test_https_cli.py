@@ -7,15 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from telehub.config import Settings
-from telehub.runtime import open_hub
 from tests.cli.conftest import failed, succeeded, telehub
-from tests.live.support import LiveServer, live_server
+from tests.live.support import LiveServer
 from tests.tls_support import TlsFiles, make_tls_files
 
 
@@ -24,43 +21,38 @@ def backend() -> str:
     return "sqlite"
 
 
-@pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    return make_tls_files(tmp_path / "tls")
-
-
-@pytest.fixture
-async def https(make_settings: Callable[..., Settings], tls: TlsFiles) -> AsyncIterator[LiveServer]:
-    async with open_hub(make_settings(**tls.settings())) as hub, live_server(hub) as running:
-        yield running
-
-
 def _at(server: LiveServer) -> list[str]:
     return ["--url", server.base, "--token", server.admin]
 
 
-async def test_ca_file_flag_or_env_trusts_the_hub(https: LiveServer, tls: TlsFiles) -> None:
-    succeeded(await telehub("devices", "create", "dev-1", *_at(https), "--ca-file", str(tls.ca)))
+async def test_ca_file_flag_or_env_trusts_the_hub(https_server: LiveServer, tls: TlsFiles) -> None:
+    succeeded(
+        await telehub("devices", "create", "dev-1", *_at(https_server), "--ca-file", str(tls.ca))
+    )
     out = succeeded(
-        await telehub("send", "dev-1", "t=1", *_at(https), env={"TELEHUB_CA_FILE": str(tls.ca)})
+        await telehub(
+            "send", "dev-1", "t=1", *_at(https_server), env={"TELEHUB_CA_FILE": str(tls.ca)}
+        )
     )
     assert out == "accepted 1, duplicates 0, state 0\n"
 
 
 async def test_without_the_ca_file_the_certificate_is_refused_in_one_line(
-    https: LiveServer,
+    https_server: LiveServer,
 ) -> None:
-    line = failed(await telehub("devices", "list", *_at(https)))
+    line = failed(await telehub("devices", "list", *_at(https_server)))
     assert line == (
-        f"telehub: {https.base}: its TLS certificate was not accepted (unable to get local "
+        f"telehub: {https_server.base}: its TLS certificate was not accepted (unable to get local "
         "issuer certificate); if the hub has a self-signed certificate or its own CA, give "
         "that certificate with --ca-file or TELEHUB_CA_FILE"
     )
 
 
-async def test_a_ca_file_that_did_not_sign_it_is_named(https: LiveServer, tmp_path: Path) -> None:
+async def test_a_ca_file_that_did_not_sign_it_is_named(
+    https_server: LiveServer, tmp_path: Path
+) -> None:
     other = make_tls_files(tmp_path / "other").ca
-    line = failed(await telehub("latest", "dev-1", *_at(https), "--ca-file", str(other)))
+    line = failed(await telehub("latest", "dev-1", *_at(https_server), "--ca-file", str(other)))
     assert line.endswith(
         f"(unable to get local issuer certificate) (checked against --ca-file {other})"
     )
@@ -70,31 +62,31 @@ async def test_a_ca_file_that_did_not_sign_it_is_named(https: LiveServer, tmp_pa
     ("name", "problem"), [("nope.pem", "no such file"), ("key", "not a PEM certificate")]
 )
 async def test_an_unusable_ca_file_is_one_line(
-    https: LiveServer, tls: TlsFiles, tmp_path: Path, name: str, problem: str
+    https_server: LiveServer, tls: TlsFiles, tmp_path: Path, name: str, problem: str
 ) -> None:
     path = tls.key if name == "key" else tmp_path / name
-    line = failed(await telehub("devices", "list", *_at(https), "--ca-file", str(path)))
+    line = failed(await telehub("devices", "list", *_at(https_server), "--ca-file", str(path)))
     assert line == f"telehub: --ca-file {path}: {problem}"
 
 
 async def test_tail_and_events_check_the_certificate_with_the_ca_file(
-    https: LiveServer, tmp_path: Path
+    https_server: LiveServer, tmp_path: Path
 ) -> None:
     """They run until Ctrl-C when trusted, so only the refusals are tested here; the
     second shows the --ca-file reached the connection."""
     other = make_tls_files(tmp_path / "other").ca
     for command in ("tail", "events"):
-        line = failed(await telehub(command, *_at(https)), code=1)
+        line = failed(await telehub(command, *_at(https_server)), code=1)
         assert "its TLS certificate was not accepted" in line
         assert "give that certificate with --ca-file" in line
-        line = failed(await telehub(command, *_at(https), "--ca-file", str(other)), code=1)
+        line = failed(await telehub(command, *_at(https_server), "--ca-file", str(other)), code=1)
         assert line.endswith(f"(checked against --ca-file {other})")
 
 
 async def test_login_remembers_the_ca_file_for_the_commands_after_it(
-    https: LiveServer, tls: TlsFiles, config_file: Path
+    https_server: LiveServer, tls: TlsFiles, config_file: Path
 ) -> None:
-    succeeded(await telehub("login", *_at(https), "--ca-file", str(tls.ca)))
+    succeeded(await telehub("login", *_at(https_server), "--ca-file", str(tls.ca)))
 
     saved = await asyncio.to_thread(config_file.read_text)
     assert f'ca_file = "{tls.ca.resolve()}"' in saved
@@ -118,26 +110,26 @@ async def _simulate(*argv: str) -> tuple[int, str, str]:
 
 
 async def test_simulate_provisions_and_sends_over_https_with_the_ca_file(
-    https: LiveServer, tls: TlsFiles
+    https_server: LiveServer, tls: TlsFiles
 ) -> None:
-    code, out, err = await _simulate(*_at(https), "--ca-file", str(tls.ca))
+    code, out, err = await _simulate(*_at(https_server), "--ca-file", str(tls.ca))
 
     assert code == 0, err
     summary = json.loads(out)
     assert summary["error_total"] == 0
     assert summary["acknowledged"] > 0
-    assert await https.hub.devices.get("sim-1") is not None
+    assert await https_server.hub.devices.get("sim-1") is not None
 
 
 async def test_simulate_without_the_ca_file_is_refused_before_any_device_is_made(
-    https: LiveServer,
+    https_server: LiveServer,
 ) -> None:
-    code, _, err = await _simulate(*_at(https))
+    code, _, err = await _simulate(*_at(https_server))
 
     assert code != 0
     assert err == (
-        f"telehub: simulation failed: {https.base}: its TLS certificate was not accepted "
+        f"telehub: simulation failed: {https_server.base}: its TLS certificate was not accepted "
         "(unable to get local issuer certificate); if the hub has a self-signed certificate "
         "or its own CA, give that certificate with --ca-file or TELEHUB_CA_FILE\n"
     )
-    assert await https.hub.store.devices.get("sim-1") is None
+    assert await https_server.hub.store.devices.get("sim-1") is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,7 @@ from telehub.client import (
     ConnectionFailed,
     RetryPolicy,
 )
-from telehub.config import Settings
-from telehub.runtime import open_hub
-from tests.live.support import LiveServer, live_server
+from tests.live.support import LiveServer
 from tests.tls_support import TlsFiles, make_tls_files
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -38,20 +36,9 @@ def backend() -> str:
 
 
 @pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    return make_tls_files(tmp_path / "tls")
-
-
-@pytest.fixture
-async def server(
-    make_settings: Callable[..., Settings], tls: TlsFiles
-) -> AsyncIterator[LiveServer]:
-    async with (
-        open_hub(make_settings(**tls.settings())) as hub,
-        live_server(hub) as running,
-    ):
-        await hub.devices.create(device_id="dev-1", name=None, attributes={})
-        yield running
+async def server(https_server: LiveServer) -> LiveServer:
+    await https_server.hub.devices.create(device_id="dev-1", name=None, attributes={})
+    return https_server
 
 
 async def _sync(work: Callable[[], Any]) -> Any:

@@ -16,14 +16,9 @@ from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
 from tests.services.server_process import Server, free_port
-from tests.tls_support import TlsFiles, make_tls_files
+from tests.tls_support import TlsFiles
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    return make_tls_files(tmp_path / "tls")
 
 
 @pytest.fixture
