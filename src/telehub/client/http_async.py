@@ -8,7 +8,6 @@ concurrency bounded by a semaphore on one ClientSession.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
@@ -62,8 +61,7 @@ class AsyncClient:
         verify: tls.Verify = True,
     ) -> None:
         self._base = url.rstrip("/")
-        context = tls.ssl_context(verify)
-        self._ssl: ssl.SSLContext | bool = True if context is None else context
+        self._ssl = tls.aiohttp_ssl(verify)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry or calls.RetryPolicy()

@@ -44,6 +44,12 @@ def ssl_context(verify: Verify) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=path)
 
 
+def aiohttp_ssl(verify: Verify) -> ssl.SSLContext | bool:
+    """``verify`` as aiohttp's ``ssl=`` takes it (True: aiohttp's own checks)."""
+    context = ssl_context(verify)
+    return True if context is None else context
+
+
 def requests_verify(verify: Verify) -> bool | str:
     """``verify`` as requests takes it, a path checked now as :func:`ssl_context` does."""
     if isinstance(verify, bool):

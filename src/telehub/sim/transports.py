@@ -10,7 +10,6 @@ MQTT (mqtt.py) logs every device in with its own token.
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -23,7 +22,7 @@ import orjson
 from telehub.client import grpc_calls, http_calls
 from telehub.client.errors import ApiError, ClientError, ConnectionFailed, api_error
 from telehub.client.grpc_calls import GrpcError
-from telehub.client.tls import Verify, ssl_context
+from telehub.client.tls import Verify, aiohttp_ssl
 from telehub.v1 import telemetry_pb2_grpc
 
 Values = dict[str, float]
@@ -81,8 +80,7 @@ class HttpTransport:
 
     def __init__(self, url: str, *, window: int, timeout: float, verify: Verify = True) -> None:
         self._base = url.rstrip("/")
-        context = ssl_context(verify)  # a bad CA file fails here, before any message
-        self._ssl: ssl.SSLContext | bool = True if context is None else context
+        self._ssl = aiohttp_ssl(verify)  # a bad CA file fails here, before any message
         self._window = window
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
