@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from telehub.domain.telemetry import loc_to_pointer
+from telehub.domain.batch import MAX_FIELD_ERRORS
+from telehub.domain.telemetry import excerpt, loc_to_pointer
 from telehub.errors import (
     BrokerUnavailable,
     Conflict,
@@ -30,6 +31,11 @@ from telehub.errors import (
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:telehub:problem:"
+# Statuses that say "try again later": each answer carries a Retry-After.
+RETRY_STATUSES = frozenset({429, 503})
+# Seconds, for those that know no better (the database or broker is unavailable, not
+# ready): about a connect deadline, so a retry meets a hub that has tried again too.
+RETRY_AFTER_SECONDS = 5
 
 # error class → (status, title); the type slug is the error's code (telehub.errors).
 _MAPPING: list[tuple[type[TelehubError], int, str]] = [
@@ -71,11 +77,12 @@ def problem(
         "detail": detail,
     }
     if instance:
-        body["instance"] = instance
+        body["instance"] = excerpt(instance)
     if errors:
+        # Errors may quote the input (a key, a path): only an excerpt of it, and so many.
         body["errors"] = [
             {
-                k: v
+                k: excerpt(v)
                 for k, v in (
                     ("detail", e.detail),
                     ("pointer", e.pointer),
@@ -83,9 +90,15 @@ def problem(
                 )
                 if v is not None
             }
-            for e in errors
+            for e in errors[:MAX_FIELD_ERRORS]
         ]
+    if status in RETRY_STATUSES and not _has_retry_after(headers):
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _has_retry_after(headers: Mapping[str, str] | None) -> bool:
+    return headers is not None and any(name.lower() == "retry-after" for name in headers)
 
 
 def slug_of(exc: TelehubError) -> str:
@@ -108,7 +121,7 @@ def problem_of(exc: TelehubError, *, instance: str | None) -> JSONResponse:
             if isinstance(exc, Unauthenticated):
                 headers["WWW-Authenticate"] = "Bearer"
             errors = exc.errors if isinstance(exc, InvalidInput) else None
-            detail = exc.detail if isinstance(exc, InvalidInput) else str(exc)
+            detail = excerpt(exc.detail) if isinstance(exc, InvalidInput) else str(exc)
             return problem(
                 status,
                 slug,
@@ -128,7 +141,7 @@ def request_validation_errors(exc: RequestValidationError) -> list[FieldError]:
     for err in exc.errors():
         loc = [p for p in err["loc"] if p not in ("message", "batch", "[key]")]
         where = loc[0] if loc else "body"
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = excerpt(str(err["msg"]).removeprefix("Value error, "))
         if where == "body":
             out.append(FieldError(detail=msg, pointer=loc_to_pointer(loc[1:])))
         else:

@@ -8,6 +8,7 @@ from telehub.core.metrics import Metrics
 from telehub.core.ports import Store
 from telehub.domain.devices import RejectedInput
 from telehub.domain.readings import now_us
+from telehub.domain.telemetry import excerpt
 from telehub.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,12 @@ class RejectedLog:
         self, *, transport: str, device_id: str | None, error: InvalidInput, payload: bytes
     ) -> None:
         self._metrics.rejected.labels(transport=transport, reason=error.reason).inc()
-        detail = error.detail
+        # Only excerpts of what the error quotes of the input (a key, a topic).
+        detail = excerpt(error.detail)
         if error.errors:
             detail += ": " + "; ".join(
-                f"{e.pointer or e.parameter}: {e.detail}" for e in error.errors[:10]
+                f"{excerpt(e.pointer or e.parameter or '')}: {excerpt(e.detail)}"
+                for e in error.errors[:10]
             )
         try:
             await self._store.rejected.add(

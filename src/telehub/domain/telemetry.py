@@ -161,9 +161,23 @@ class TelemetryBody(RootModel[_BodyShape]):
         return self.root if isinstance(self.root, list) else [self.root]
 
 
+# An error names its field and may quote the input, but only this much of it:
+# a key or value of 900 KB must not come back whole in the answer or the
+# rejected-inputs record.
+ECHO_CHARS = 200
+
+
+def excerpt(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and an ellipsis: what an error may echo."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def loc_to_pointer(loc: Sequence[int | str]) -> str:
-    """A pydantic error location as an RFC 6901 JSON pointer in URI-fragment form."""
-    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc if p != "[key]"]
+    """A pydantic error location as an RFC 6901 JSON pointer in URI-fragment form.
+
+    Each part is cut to an excerpt: a location may hold a key of any length.
+    """
+    parts = [excerpt(str(p)).replace("~", "~0").replace("/", "~1") for p in loc if p != "[key]"]
     return "#/" + "/".join(parts) if parts else "#"
 
 
@@ -181,7 +195,7 @@ def validation_errors(exc: ValidationError) -> list[FieldError]:
     for err in exc.errors(include_url=False):
         loc = [p for p in err["loc"] if not _is_union_branch(p)]
         key = loc_to_pointer(loc)
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = excerpt(err["msg"].removeprefix("Value error, "))
         if (key, msg) not in seen:
             seen.add((key, msg))
             out.append(FieldError(detail=msg, pointer=key))
