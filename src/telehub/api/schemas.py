@@ -7,11 +7,24 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from telehub.domain.devices import ApiToken, Device, RejectedInput, Scope
+from telehub.domain.devices import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
+    ApiToken,
+    Device,
+    RejectedInput,
+    Scope,
+)
 from telehub.domain.readings import DEVICE_ID_PATTERN, from_micros
 
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+_ATTRIBUTE_LIMITS = (
+    f"at most {MAX_ATTRIBUTES} keys of 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters, each value at "
+    f"most {MAX_ATTRIBUTE_VALUE_BYTES} bytes as JSON, {MAX_ATTRIBUTES_BYTES} bytes in all"
+)
 
 
 class _Out(BaseModel):
@@ -29,7 +42,7 @@ class DeviceCreate(BaseModel):
     )
     id: DeviceId | None = Field(None, description="slug; generated when omitted")
     name: Name | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: dict[str, Any] = Field(default_factory=dict, description=_ATTRIBUTE_LIMITS)
 
 
 class DevicePatch(BaseModel):
@@ -37,7 +50,9 @@ class DevicePatch(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "Greenhouse North"}]}
     )
     name: Name | None = None
-    attributes: dict[str, Any] | None = Field(None, description="replaces all attributes")
+    attributes: dict[str, Any] | None = Field(
+        None, description=f"replaces all attributes; {_ATTRIBUTE_LIMITS}"
+    )
 
 
 class DeviceOut(_Out):

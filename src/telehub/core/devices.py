@@ -9,7 +9,14 @@ from typing import Any
 from telehub.core.auth import Authenticator
 from telehub.core.events import EventLog, presence_event
 from telehub.core.ports import CredentialMirror, Store
-from telehub.domain.devices import DEVICE_TOKEN_PREFIX, Device, hash_secret, new_secret
+from telehub.domain.devices import (
+    DEVICE_TOKEN_PREFIX,
+    MAX_ATTRIBUTE_KEY_CHARS,
+    Device,
+    attribute_errors,
+    hash_secret,
+    new_secret,
+)
 from telehub.domain.readings import now_us
 from telehub.errors import BrokerUnavailable, FieldError, InvalidInput, NotFound, TelehubError
 
@@ -40,6 +47,7 @@ class DeviceService:
         self, *, device_id: str | None, name: str | None, attributes: dict[str, Any]
     ) -> tuple[Device, str]:
         """Register a device; its token is returned once and only its hash is kept."""
+        _check_attributes(attributes)
         device_id = device_id or f"dev-{secrets.token_hex(4)}"
         secret = new_secret(DEVICE_TOKEN_PREFIX)
         device = Device(
@@ -66,16 +74,24 @@ class DeviceService:
         """Devices ordered by id after the cursor; ``attributes`` match their JSON text form."""
         for key in attributes:
             # A JSON path cannot address such keys on SQLite; refuse rather than miss.
-            if not key or '"' in key or "\\" in key or len(key) > 200:
+            if not key or '"' in key or "\\" in key or len(key) > MAX_ATTRIBUTE_KEY_CHARS:
                 raise InvalidInput(
                     f"attribute filter key {key!r} cannot be used",
-                    [FieldError(detail="no quotes or backslashes", parameter="attribute")],
+                    [
+                        FieldError(
+                            detail=f"1 to {MAX_ATTRIBUTE_KEY_CHARS} characters, "
+                            "no quotes or backslashes",
+                            parameter="attribute",
+                        )
+                    ],
                 )
         return await self._store.devices.page(limit=limit, after=after, attributes=attributes)
 
     async def update(
         self, device_id: str, *, name: str | None, attributes: dict[str, Any] | None
     ) -> Device:
+        if attributes is not None:
+            _check_attributes(attributes)
         device = await self._store.devices.update(device_id, name=name, attributes=attributes)
         if device is None:
             raise NotFound(f"device {device_id!r} does not exist")
@@ -123,6 +139,12 @@ class DeviceService:
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.forget()
         return secret
+
+
+def _check_attributes(attributes: dict[str, Any]) -> None:
+    errors = attribute_errors(attributes)
+    if errors:
+        raise InvalidInput("the device's attributes are invalid", errors)
 
 
 def _broker_failed(exc: TelehubError) -> BrokerUnavailable:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from telehub.domain.telemetry import all_finite, loc_to_pointer
+from telehub.errors import FieldError
+
 DEVICE_TOKEN_PREFIX = "thd_"
 API_TOKEN_PREFIX = "tha_"
+
+# Attributes describe a device (site, model, firmware, a location, a small
+# config), they are no store. Generous for that: ThingsBoard keys go to 255
+# characters, and Home Assistant's recorder keeps up to 16 KiB of attributes
+# per entity. Sizes are of the compact JSON.
+MAX_ATTRIBUTES = 128
+MAX_ATTRIBUTE_KEY_CHARS = 255
+MAX_ATTRIBUTE_VALUE_BYTES = 8 * 1024
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +92,39 @@ class RejectedInput:
     reason: str
     detail: str
     excerpt: str
+
+
+def attribute_errors(attributes: Mapping[str, Any]) -> list[FieldError]:
+    """What is wrong with a device's attributes, each error pointing into ``#/attributes``."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        return [FieldError(detail=f"at most {MAX_ATTRIBUTES} keys", pointer="#/attributes")]
+    errors: list[FieldError] = []
+    # The compact JSON's size, summed as it goes: braces, colons, commas, keys, values.
+    total = 2 + len(attributes) + max(len(attributes) - 1, 0)
+    for key, value in attributes.items():
+        where = loc_to_pointer(["attributes", key])
+        if not 1 <= len(key) <= MAX_ATTRIBUTE_KEY_CHARS:
+            detail = f"keys are 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters"
+            errors.append(FieldError(detail=detail, pointer=where))
+        try:
+            finite = all_finite(value)
+            size = _json_bytes(value)
+        except RecursionError:
+            errors.append(FieldError(detail="nested too deeply", pointer=where))
+            continue
+        if not finite:
+            # JSON has no NaN (it would be stored as null): refuse rather than change it.
+            errors.append(FieldError(detail="numbers must be finite", pointer=where))
+        elif size > MAX_ATTRIBUTE_VALUE_BYTES:
+            detail = f"at most {MAX_ATTRIBUTE_VALUE_BYTES} bytes as JSON"
+            errors.append(FieldError(detail=detail, pointer=where))
+        total += _json_bytes(key) + size
+    if not errors and total > MAX_ATTRIBUTES_BYTES:
+        detail = f"at most {MAX_ATTRIBUTES_BYTES} bytes as JSON in all"
+        errors.append(FieldError(detail=detail, pointer="#/attributes"))
+    return errors
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON (json, not orjson: any size of integer)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
