@@ -20,10 +20,12 @@ import re
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from telehub.api.limits import BodyTooLarge, declared_over
 from telehub.api.problems import problem, problem_of
-from telehub.api.routes.telemetry import accept_telemetry
+from telehub.api.routes.telemetry import accept_telemetry, refuse_too_large
+from telehub.core.rejected import EXCERPT_BYTES
 from telehub.domain.readings import is_device_id
-from telehub.errors import PayloadTooLarge, TelehubError
+from telehub.errors import TelehubError
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,10 @@ class TelemetryIngestRoute:
         hub: Hub = scope["app"].state.hub
         try:
             secret = _bearer(scope)
-            raw = await self._body(scope, receive)
+            try:
+                raw = await self._body(scope, receive)
+            except BodyTooLarge as exc:
+                await refuse_too_large(hub, device_id, secret, head=exc.head, limit=self.limit)
             accepted = await accept_telemetry(hub, device_id, secret, raw)
         except _Disconnected:
             return
@@ -76,9 +81,11 @@ class TelemetryIngestRoute:
         await send({"type": "http.response.body", "body": body})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                raise self._too_large()
+        """The whole body; BodyTooLarge with its first bytes once it is over the limit.
+
+        A Content-Length over the limit is refused after the first chunk, never read on.
+        """
+        over = declared_over(scope, self.limit)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -87,14 +94,12 @@ class TelemetryIngestRoute:
                 raise _Disconnected
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                raise self._too_large()
+            if over or size > self.limit:
+                head = chunks[0] if chunks else chunk
+                raise BodyTooLarge(self.limit, head[:EXCERPT_BYTES])
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request bodies are limited to {self.limit} bytes")
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -6,17 +6,42 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telehub.api.problems import problem
+from telehub.core.rejected import EXCERPT_BYTES
 
 
-class _TooLarge(HTTPException):
-    """An HTTPException, so FastAPI's body parsing passes it on instead of answering 400."""
+def too_large_detail(limit: int) -> str:
+    return f"request bodies are limited to {limit} bytes"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request bodies are limited to {limit} bytes")
+
+class BodyTooLarge(HTTPException):
+    """A body over the limit: an HTTPException, so FastAPI's body parsing passes it on
+    instead of answering 400 (the error handlers answer 413).
+
+    ``head`` is the body's first bytes, all that is kept of it, for a route that records
+    the refusal as rejected input (the telemetry POST).
+    """
+
+    def __init__(self, limit: int, head: bytes = b"") -> None:
+        super().__init__(413, too_large_detail(limit))
+        self.limit = limit
+        self.head = head
+
+
+def declared_over(scope: Scope, limit: int) -> bool:
+    """Whether the request's Content-Length is over ``limit`` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return True
+    return False
 
 
 class BodyLimitMiddleware:
-    """413 for a body over ``limit`` bytes, declared (Content-Length) or streamed (chunked)."""
+    """413 for a body over ``limit`` bytes, declared (Content-Length) or streamed (chunked).
+
+    The app runs either way; reading such a body raises :class:`BodyTooLarge` before it
+    is over the limit in memory: at once when its Content-Length says so (after the
+    first chunk, kept as the head), else as soon as the chunks read pass the limit.
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -26,20 +51,21 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(scope, receive, send)
-                return
+        over = declared_over(scope, self.limit)
         seen = 0
+        head = b""
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, head
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                chunk: bytes = message.get("body", b"")
+                seen += len(chunk)
+                if len(head) < EXCERPT_BYTES:
+                    head += chunk[: EXCERPT_BYTES - len(head)]
+                if over or seen > self.limit:
+                    raise BodyTooLarge(self.limit, head)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -49,15 +75,12 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
-            413,
-            "payload-too-large",
-            "Payload too large",
-            f"request bodies are limited to {self.limit} bytes",
+            413, "payload-too-large", "Payload too large", too_large_detail(self.limit)
         )
         await response(scope, receive, send)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 from fastapi import APIRouter, Query, Request, status
 
 from telehub.api.deps import BearerDep, HubDep, ReadScope
+from telehub.api.limits import BodyTooLarge, too_large_detail
 from telehub.api.routes.devices import DevicePath
 from telehub.api.schemas import (
     IngestAccepted,
@@ -21,7 +22,7 @@ from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import from_micros
 from telehub.domain.telemetry import TelemetryBody, parse_telemetry_json
-from telehub.errors import InvalidInput
+from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
 from telehub.runtime import Hub
 
 router = APIRouter(prefix="/api/v1/devices", tags=["telemetry"])
@@ -49,7 +50,11 @@ async def ingest_telemetry(
     A resent batch is stored once and counted under `duplicates`.
     """
     secret = credentials.credentials if credentials else None
-    return await accept_telemetry(hub, device_id, secret, await request.body())
+    try:
+        raw = await request.body()
+    except BodyTooLarge as exc:
+        await refuse_too_large(hub, device_id, secret, head=exc.head, limit=exc.limit)
+    return await accept_telemetry(hub, device_id, secret, raw)
 
 
 async def accept_telemetry(
@@ -73,6 +78,23 @@ async def accept_telemetry(
     return IngestAccepted(
         accepted=result.accepted, duplicates=result.duplicates, state=result.state
     )
+
+
+async def refuse_too_large(
+    hub: Hub, device_id: str, secret: str | None, *, head: bytes, limit: int
+) -> NoReturn:
+    """A telemetry POST whose body is over the limit, for this route and the fast path.
+
+    Recorded as rejected input (only ``head``, the body's first bytes, was read) and
+    counted, as an MQTT payload over the limit is; like any bad body, only once the
+    sender has authenticated, so anyone without a token gets 401 and leaves no record.
+    """
+    await hub.auth.authenticate(secret)
+    error = PayloadTooLarge(
+        too_large_detail(limit), [FieldError(detail="payload too large", pointer="#")]
+    )
+    await hub.rejected.record(transport="http", device_id=device_id, error=error, payload=head)
+    raise error
 
 
 @router.get("/{device_id}/telemetry", response_model=SeriesOut)
