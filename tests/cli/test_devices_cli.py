@@ -155,3 +155,17 @@ async def test_delete_asks_first_unless_yes(api: Api, hub: Hub) -> None:
 
     gone = failed(await api("devices", "show", "dev-1"))
     assert gone == "telehub: 404 not-found: device 'dev-1' does not exist"
+
+
+async def test_an_attribute_over_its_limit_is_a_one_line_error_naming_it(api: Api) -> None:
+    succeeded(await api("devices", "create", "pump-1", "--attr", "site=north"))
+
+    created = failed(await api("devices", "create", "pump-2", "--attr", "blob=" + "x" * 9000))
+    updated = failed(await api("devices", "update", "pump-1", "--attr", "blob=" + "x" * 9000))
+
+    for line in (created, updated):
+        assert line.startswith("telehub: 422 "), line
+        assert "(attributes/blob: at most 8192 bytes as JSON)" in line
+        assert "x" * 201 not in line
+    shown = json.loads(succeeded(await api("devices", "show", "pump-1", "--json")))
+    assert shown["attributes"] == {"site": "north"}
