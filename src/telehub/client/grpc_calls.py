@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.protobuf import any_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 from telehub.domain.readings import to_micros
 from telehub.v1 import commands_pb2, devices_pb2, live_pb2, telemetry_pb2
@@ -26,6 +26,7 @@ AGGREGATES = {
     "count": telemetry_pb2.AGGREGATE_COUNT,
 }
 Values = Mapping[str, float] | Mapping[str, Any]
+_DETAILS_KEY = "grpc-status-details-bin"  # google.rpc.Status, by gRPC convention
 
 
 class GrpcError(Exception):
@@ -34,7 +35,8 @@ class GrpcError(Exception):
     ``reason`` is telehub's stable error code (the HTTP problem type's slug);
     ``field_violations`` name each bad field (``readings[3].value``);
     ``retry_after`` is set when ingest pushed back; ``summary`` is what a
-    Publish stream had committed before it ended (resend from ``summary.batches``).
+    Publish stream had committed before it ended, whatever ended it (resend
+    from ``summary.batches``: every batch before it was committed or rejected).
     """
 
     def __init__(
@@ -47,7 +49,13 @@ class GrpcError(Exception):
         retry_after: float | None = None,
         summary: telemetry_pb2.PublishSummary | None = None,
     ) -> None:
-        super().__init__(f"{code.name}: {detail}")
+        resume = (
+            f" (its first {summary.batches} batches are answered: resend from batch "
+            f"{summary.batches})"
+            if summary is not None
+            else ""
+        )
+        super().__init__(f"{code.name}: {detail}{resume}")
         self.code = code
         self.detail = detail
         self.reason = reason
@@ -59,9 +67,8 @@ class GrpcError(Exception):
 def decode_error(error: grpc.RpcError | grpc.aio.AioRpcError) -> GrpcError:
     code = error.code()
     detail = error.details() or ""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     found: dict[str, Any] = {}
-    for packed in status.details if status is not None else ():
+    for packed in _details(error):
         info = error_details_pb2.ErrorInfo()
         bad = error_details_pb2.BadRequest()
         retry = error_details_pb2.RetryInfo()
@@ -75,6 +82,21 @@ def decode_error(error: grpc.RpcError | grpc.aio.AioRpcError) -> GrpcError:
         elif packed.Unpack(summary):
             found["summary"] = summary
     return GrpcError(code, detail, **found)
+
+
+def _details(error: grpc.RpcError | grpc.aio.AioRpcError) -> Sequence[any_pb2.Any]:
+    """The rich status details of the trailers, read directly: grpc_status's from_call
+    raises ValueError when the transport replaced the server's code (RESOURCE_EXHAUSTED
+    for trailers over the client's limit, say), and what the server said still counts."""
+    trailers: Any = error.trailing_metadata() or ()  # grpc.aio: Metadata; grpc: tuples
+    for key, value in trailers:
+        if key == _DETAILS_KEY:
+            try:
+                status = status_pb2.Status.FromString(value)
+            except DecodeError:
+                return ()
+            return list(status.details)
+    return ()
 
 
 def metadata(token: str | None) -> tuple[tuple[str, str], ...]:

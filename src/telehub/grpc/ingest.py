@@ -7,11 +7,15 @@ a commit's worth is queued).
 A bad batch is rejected, recorded and counted, and the stream goes on. When
 ingest pushes back (or the caller may not write a batch's device) the stream
 first waits for its batches in flight, then ends with a status whose details
-hold the summary of what was committed: the client resends from there.
+hold the summary of what was committed: the client resends from there. Every
+status that ends a stream early carries that summary, whatever the cause (a
+bad token, a message that is not a ReadingBatch, a bug: INTERNAL), trimmed to
+fit the trailers clients accept.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -20,6 +24,7 @@ from google.protobuf import text_format
 from telehub.core.ingest import IngestResult, Ticket
 from telehub.core.telemetry import TelemetryService
 from telehub.domain.batch import Limits
+from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry, now_us
 from telehub.errors import (
     InvalidInput,
@@ -33,7 +38,13 @@ from telehub.grpc.status import abort, field_path, to_status
 from telehub.runtime import Hub
 from telehub.v1 import telemetry_pb2, telemetry_pb2_grpc
 
+log = logging.getLogger(__name__)
+
 MAX_REJECTIONS = 100
+# The summary of an error status rides in the trailers, which clients cap
+# (grpc: 8 KiB by default, or the whole status is lost): this leaves room.
+ENDING_SUMMARY_BYTES = 4096
+ENDING_VIOLATIONS = 3
 _EXCERPT_READINGS = 20
 
 
@@ -48,6 +59,23 @@ class Tally:
         self.summary.accepted += result.accepted
         self.summary.duplicates += result.duplicates
         self.summary.state += result.state
+
+    def ending(self) -> telemetry_pb2.PublishSummary:
+        """The summary for an error status: every count, and the first rejections that fit
+        in ENDING_SUMMARY_BYTES, each with its first ENDING_VIOLATIONS field violations."""
+        if self.summary.ByteSize() <= ENDING_SUMMARY_BYTES:
+            return self.summary
+        out = telemetry_pb2.PublishSummary()
+        out.CopyFrom(self.summary)
+        del out.rejections[:]
+        for rejection in self.summary.rejections:
+            kept = out.rejections.add()
+            kept.CopyFrom(rejection)
+            del kept.field_violations[ENDING_VIOLATIONS:]
+            if out.ByteSize() > ENDING_SUMMARY_BYTES:
+                del out.rejections[-1]
+                break
+        return out
 
     def reject(self, index: int, batch: telemetry_pb2.ReadingBatch, exc: InvalidInput) -> None:
         s = self.summary
@@ -106,32 +134,47 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
     async def Publish(
         self, request_iterator: AsyncIterator[telemetry_pb2.ReadingBatch], context: Context
     ) -> telemetry_pb2.PublishSummary:
-        principal = await caller(self._hub.auth, context)
         tally = Tally()
         window = _Window()
+        try:
+            principal = await caller(self._hub.auth, context)
+            await self._take(principal, request_iterator, window, tally)
+            return tally.summary
+        except TelehubError as exc:
+            ending = exc
+        except Exception as exc:  # a bug; the client still learns what was committed
+            log.error("gRPC Publish failed", exc_info=exc)
+            ending = TelehubError("internal error")
+        # What was counted is committed; tell the client where to resume.
+        await self._settle(window, tally, keep=0, stop=False)
+        await abort(context, to_status(ending, tally.ending()))
+        return tally.summary  # not reached: abort raises
+
+    async def _take(
+        self,
+        principal: Principal,
+        request_iterator: AsyncIterator[telemetry_pb2.ReadingBatch],
+        window: _Window,
+        tally: Tally,
+    ) -> None:
+        """Offer each batch, counting the answers as they come, until the stream ends."""
         limit = self._hub.settings.grpc_stream_window_readings
         index = 0
-        try:
-            async for batch in request_iterator:
-                try:
-                    telemetry = await self._decode(batch)
-                    ticket = self._telemetry.offer(principal, telemetry)
-                except InvalidInput as exc:
-                    await self._settle(window, tally, keep=0)
-                    tally.reject(index, batch, exc)
-                    index += 1
-                    continue
-                window.add(index, batch, ticket, len(telemetry.readings) + len(telemetry.state))
+        async for batch in request_iterator:
+            try:
+                telemetry = await self._decode(batch)
+                ticket = self._telemetry.offer(principal, telemetry)
+            except InvalidInput as exc:
+                await self._settle(window, tally, keep=0)
+                tally.reject(index, batch, exc)
                 index += 1
-                if ticket.remaining == 0:  # refused at once: push-back or shutdown
-                    break
-                await self._settle(window, tally, keep=limit)
-            await self._settle(window, tally, keep=0)
-        except TelehubError as exc:
-            # What was counted is committed; tell the client where to resume.
-            await self._settle(window, tally, keep=0, stop=False)
-            await abort(context, to_status(exc, tally.summary))
-        return tally.summary
+                continue
+            window.add(index, batch, ticket, len(telemetry.readings) + len(telemetry.state))
+            index += 1
+            if ticket.remaining == 0:  # refused at once: push-back or shutdown
+                break
+            await self._settle(window, tally, keep=limit)
+        await self._settle(window, tally, keep=0)
 
     async def _settle(self, window: _Window, tally: Tally, *, keep: int, stop: bool = True) -> None:
         """Wait for the oldest batches in flight, in order, until at most ``keep`` readings
