@@ -2,7 +2,9 @@
 
 Servicers raise :class:`TelehubError` like any core caller; this is the one
 place that turns them into a status (see :mod:`telehub.grpc.status`). It also
-counts calls by method and final code, and the messages of streams.
+counts calls by method and final code, and the messages of streams, and
+decodes requests leniently: bytes that are no message of the method's type
+are bad input, not a servicer error (see :mod:`telehub.grpc.garbled`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import grpc
 
 from telehub.core.metrics import Metrics
 from telehub.errors import TelehubError
+from telehub.grpc.garbled import Garbled, Throttled, lenient
 from telehub.grpc.status import abort, to_status
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ if TYPE_CHECKING:  # generic only in the type stubs
 class Observer(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._garbled = Throttled(log)
 
     async def intercept_service(
         self,
@@ -39,13 +43,14 @@ class Observer(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return _Call(self._metrics, handler_call_details.method).wrap(handler)
+        return _Call(self._metrics, handler_call_details.method, self._garbled).wrap(handler)
 
 
 class _Call:
-    def __init__(self, metrics: Metrics, method: str) -> None:
+    def __init__(self, metrics: Metrics, method: str, garbled: Throttled) -> None:
         self.metrics = metrics
         self.method = method
+        self.garbled = garbled
 
     def wrap(self, handler: Handler) -> Handler:
         kinds = {
@@ -63,9 +68,10 @@ class _Call:
                 wrapped: Any = self._generator(behaviour, streams_in)
             else:
                 wrapped = self._coroutine(behaviour, streams_in)
+            parse = handler.request_deserializer
             return make(
                 wrapped,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=None if parse is None else lenient(parse),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -73,7 +79,7 @@ class _Call:
     def _coroutine(self, behaviour: Any, streams_in: bool) -> Any:
         async def call(request: Any, context: Context) -> Any:
             async with self._observed(context):
-                return await behaviour(self._incoming(request, streams_in), context)
+                return await behaviour(self._incoming(request, streams_in, context), context)
             raise AssertionError("unreachable: the call returned or raised")
 
         return call
@@ -89,16 +95,17 @@ class _Call:
         sent = self.metrics.grpc_stream_messages.labels(self.method, "sent")
 
         async def call(request: Any, context: Context) -> None:
-            responses = behaviour(self._incoming(request, streams_in), context)
-            async with self._observed(context), contextlib.aclosing(responses):
-                async for response in responses:
-                    try:
-                        await context.write(response)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        raise asyncio.CancelledError("the client hung up") from exc
-                    sent.inc()
+            async with self._observed(context):
+                responses = behaviour(self._incoming(request, streams_in, context), context)
+                async with contextlib.aclosing(responses):
+                    async for response in responses:
+                        try:
+                            await context.write(response)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            raise asyncio.CancelledError("the client hung up") from exc
+                        sent.inc()
 
         return call
 
@@ -118,17 +125,31 @@ class _Call:
         finally:
             self._finished(context, failure)
 
-    def _incoming(self, request: Any, streams_in: bool) -> Any:
+    def _incoming(self, request: Any, streams_in: bool, context: Context) -> Any:
+        """The request, or the stream of them counted; one that did not parse raises."""
         if not streams_in:
+            if isinstance(request, Garbled):
+                raise self._refuse(request, context)
             return request
         received = self.metrics.grpc_stream_messages.labels(self.method, "received")
 
         async def counted() -> AsyncIterator[Any]:
             async for message in request:
                 received.inc()
+                if isinstance(message, Garbled):
+                    raise self._refuse(message, context)
                 yield message
 
         return counted()
+
+    def _refuse(self, request: Garbled, context: Context) -> TelehubError:
+        self.garbled.warning(
+            "gRPC %s from %s: %s; answered INVALID_ARGUMENT",
+            self.method,
+            context.peer(),
+            request.reason,
+        )
+        return request.error()
 
     def _finished(self, context: Context, failure: BaseException | None) -> None:
         self.metrics.grpc_in_flight.dec()

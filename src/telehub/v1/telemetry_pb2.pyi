@@ -214,7 +214,10 @@ class PublishSummary(_message.Message):
     rejected_batches: _builtins.int
     @_builtins.property
     def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchRejection]:
-        """Why batches were rejected: the first 100 of them."""
+        """Why batches were rejected: the first 100 of them (in the details of a
+        status that ended a stream: those that fit in about 4 KB, with at most 3
+        field violations each).
+        """
 
     def __init__(
         self,

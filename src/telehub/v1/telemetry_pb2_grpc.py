@@ -52,9 +52,12 @@ class IngestServiceServicer:
     def Publish(self, request_iterator, context):
         """Client streaming: send batches as fast as flow control allows; the summary
         arrives after every batch is committed. A bad batch is rejected and counted,
-        the stream goes on. When ingest pushes back the call ends RESOURCE_EXHAUSTED
-        with a RetryInfo and a PublishSummary of what was committed in its details:
-        resend from batch `batches`.
+        the stream goes on. Any status that ends the stream early carries, next to
+        its google.rpc.ErrorInfo, a PublishSummary of what was committed in its
+        details (google.rpc.Status): resend from batch `batches`. For example
+        RESOURCE_EXHAUSTED (ingest pushes back; with a RetryInfo), PERMISSION_DENIED
+        (a batch of a device the token may not write), UNAUTHENTICATED,
+        INVALID_ARGUMENT (a message that is not a ReadingBatch), UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,7 +65,7 @@ class IngestServiceServicer:
 
     def PublishBatch(self, request, context):
         """One batch; answered after commit. Bad input is INVALID_ARGUMENT with field
-        violations (google.rpc.BadRequest).
+        violations (google.rpc.BadRequest); so are bytes that are not a ReadingBatch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,13 +37,16 @@ class IngestServiceStub:
     Publish: _grpc.StreamUnaryMultiCallable[_telemetry_pb2.ReadingBatch, _telemetry_pb2.PublishSummary]
     """Client streaming: send batches as fast as flow control allows; the summary
     arrives after every batch is committed. A bad batch is rejected and counted,
-    the stream goes on. When ingest pushes back the call ends RESOURCE_EXHAUSTED
-    with a RetryInfo and a PublishSummary of what was committed in its details:
-    resend from batch `batches`.
+    the stream goes on. Any status that ends the stream early carries, next to
+    its google.rpc.ErrorInfo, a PublishSummary of what was committed in its
+    details (google.rpc.Status): resend from batch `batches`. For example
+    RESOURCE_EXHAUSTED (ingest pushes back; with a RetryInfo), PERMISSION_DENIED
+    (a batch of a device the token may not write), UNAUTHENTICATED,
+    INVALID_ARGUMENT (a message that is not a ReadingBatch), UNAVAILABLE.
     """
     PublishBatch: _grpc.UnaryUnaryMultiCallable[_telemetry_pb2.ReadingBatch, _telemetry_pb2.PublishSummary]
     """One batch; answered after commit. Bad input is INVALID_ARGUMENT with field
-    violations (google.rpc.BadRequest).
+    violations (google.rpc.BadRequest); so are bytes that are not a ReadingBatch.
     """
 
 @_typing.type_check_only
@@ -52,13 +55,16 @@ class IngestServiceAsyncStub(IngestServiceStub):
     Publish: _aio.StreamUnaryMultiCallable[_telemetry_pb2.ReadingBatch, _telemetry_pb2.PublishSummary]  # type: ignore[assignment]
     """Client streaming: send batches as fast as flow control allows; the summary
     arrives after every batch is committed. A bad batch is rejected and counted,
-    the stream goes on. When ingest pushes back the call ends RESOURCE_EXHAUSTED
-    with a RetryInfo and a PublishSummary of what was committed in its details:
-    resend from batch `batches`.
+    the stream goes on. Any status that ends the stream early carries, next to
+    its google.rpc.ErrorInfo, a PublishSummary of what was committed in its
+    details (google.rpc.Status): resend from batch `batches`. For example
+    RESOURCE_EXHAUSTED (ingest pushes back; with a RetryInfo), PERMISSION_DENIED
+    (a batch of a device the token may not write), UNAUTHENTICATED,
+    INVALID_ARGUMENT (a message that is not a ReadingBatch), UNAVAILABLE.
     """
     PublishBatch: _aio.UnaryUnaryMultiCallable[_telemetry_pb2.ReadingBatch, _telemetry_pb2.PublishSummary]  # type: ignore[assignment]
     """One batch; answered after commit. Bad input is INVALID_ARGUMENT with field
-    violations (google.rpc.BadRequest).
+    violations (google.rpc.BadRequest); so are bytes that are not a ReadingBatch.
     """
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -70,9 +76,12 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_telemetry_pb2.PublishSummary, _abc.Awaitable[_telemetry_pb2.PublishSummary]]:
         """Client streaming: send batches as fast as flow control allows; the summary
         arrives after every batch is committed. A bad batch is rejected and counted,
-        the stream goes on. When ingest pushes back the call ends RESOURCE_EXHAUSTED
-        with a RetryInfo and a PublishSummary of what was committed in its details:
-        resend from batch `batches`.
+        the stream goes on. Any status that ends the stream early carries, next to
+        its google.rpc.ErrorInfo, a PublishSummary of what was committed in its
+        details (google.rpc.Status): resend from batch `batches`. For example
+        RESOURCE_EXHAUSTED (ingest pushes back; with a RetryInfo), PERMISSION_DENIED
+        (a batch of a device the token may not write), UNAUTHENTICATED,
+        INVALID_ARGUMENT (a message that is not a ReadingBatch), UNAVAILABLE.
         """
 
     @_abc_1.abstractmethod
@@ -82,7 +91,7 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_telemetry_pb2.PublishSummary, _abc.Awaitable[_telemetry_pb2.PublishSummary]]:
         """One batch; answered after commit. Bad input is INVALID_ARGUMENT with field
-        violations (google.rpc.BadRequest).
+        violations (google.rpc.BadRequest); so are bytes that are not a ReadingBatch.
         """
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
