@@ -9,6 +9,9 @@ The core raises these; each adapter maps them once to its wire format
     │   ├── PayloadTooLarge    the body or batch exceeds a hard limit
     │   ├── UnknownDevice      a message names a device that does not exist (MQTT topics)
     │   ├── TopicNotAllowed    a device published outside its own MQTT topics
+    │   ├── ClientIdNotAllowed an MQTT login used a client id that is not its device id
+    │   ├── ProtocolViolation  an MQTT packet that breaks the protocol (its connection ends)
+    │   ├── RetainedReplay     a broker's replay of a retained telemetry/state/ack message
     │   ├── UnknownCommand     an acknowledgement names no command of that device
     │   └── CommandClosed      an acknowledgement for a command already acked, failed or expired
     ├── AuthError
@@ -70,6 +73,24 @@ class TopicNotAllowed(InvalidInput):
     """A device published to a topic its login may not use (another device's, say)."""
 
     reason = "topic-not-allowed"
+
+
+class ClientIdNotAllowed(InvalidInput):
+    """An MQTT client id is a session's identity: a device may only use its own id,
+    so no login can take over another's session (the bridge's above all)."""
+
+    reason = "client-id-not-allowed"
+
+
+class ProtocolViolation(InvalidInput):
+    reason = "protocol-violation"
+
+
+class RetainedReplay(InvalidInput):
+    """A retained telemetry, state or ack message that a broker replays on every
+    (re)subscription: not new data, so it is not stored again."""
+
+    reason = "retained-replay"
 
 
 class UnknownCommand(InvalidInput):

@@ -123,7 +123,7 @@ async def mqtt_publish(port: int, device_id: str, token: str, body: object) -> N
         require_service("Mosquitto", "the mosquitto_pub client is not installed")
     process = await asyncio.create_subprocess_exec(
         *("mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-V", "mqttv311", "-q", "1"),
-        *("-u", device_id, "-P", token, "-t", telemetry_topic(device_id), "-s"),
+        *("-i", device_id, "-u", device_id, "-P", token, "-t", telemetry_topic(device_id), "-s"),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -14,63 +13,11 @@ from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.mqtt.service import mqtt_running
 from telehub.runtime import Hub, open_hub
-from tests.conftest import require_service
 from tests.mqtt.conftest import count
-from tests.mqtt.support import eventually, free_port, telemetry_topic
+from tests.mqtt.embedded_support import embedded, mosquitto_pub, publish_as, reading
+from tests.mqtt.support import eventually, telemetry_topic
 
-BASE_MS = 1_767_225_600_000
-
-
-@pytest.fixture
-async def embedded(
-    make_settings: Callable[..., Settings],
-) -> AsyncIterator[tuple[Hub, dict[str, str]]]:
-    """A hub with the embedded broker and bridge running; yields it and device tokens."""
-    settings = make_settings(mqtt_url="embedded", mqtt_embedded_port=free_port())
-    async with open_hub(settings) as hub:
-        tokens = {}
-        for device_id in ("sensor-1", "sensor-2"):
-            _, tokens[device_id] = await hub.devices.create(
-                device_id=device_id, name=None, attributes={}
-            )
-        async with mqtt_running(hub):
-            yield hub, tokens
-
-
-async def mosquitto_pub(port: int, *args: str, payload: bytes) -> tuple[int, str]:
-    """The C client, speaking MQTT 3.1.1 (all amqtt understands)."""
-    if shutil.which("mosquitto_pub") is None:
-        require_service("Mosquitto", "the mosquitto_pub client is not installed")
-    process = await asyncio.create_subprocess_exec(
-        "mosquitto_pub",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-V",
-        "mqttv311",
-        "-s",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(payload), 30)
-    return process.returncode or 0, output.decode()
-
-
-async def publish_as(
-    hub: Hub, tokens: dict[str, str], device_id: str, topic: str, payload: bytes
-) -> tuple[int, str]:
-    """Publish at QoS 1, logged in as ``device_id`` with its token."""
-    login = ("-u", device_id, "-P", tokens[device_id])
-    return await mosquitto_pub(
-        hub.settings.mqtt_embedded_port, "-q", "1", *login, "-t", topic, payload=payload
-    )
-
-
-def reading(i: int) -> bytes:
-    return json.dumps({"ts": BASE_MS + i * 1000, "values": {"v": i}}).encode()
+__all__ = ["embedded"]  # the fixture
 
 
 async def test_a_device_logs_in_with_its_token_and_its_telemetry_is_stored(
@@ -160,7 +107,7 @@ async def test_a_device_publishing_to_another_device_s_topic_is_refused_and_reco
 async def test_device_topic_rules(
     embedded: tuple[Hub, dict[str, str]], action: str, topic: str, allowed: bool
 ) -> None:
-    from telehub.mqtt.embedded import EmbeddedAccess
+    from telehub.mqtt.embedded_access import EmbeddedAccess
 
     hub, _ = embedded
     access = EmbeddedAccess(hub, bridge_secret="x")
@@ -186,13 +133,7 @@ async def test_commands_and_presence_through_the_embedded_broker(
 ) -> None:
     hub, tokens = embedded
     port = str(hub.settings.mqtt_embedded_port)
-    login = ("-u", "sensor-1", "-P", tokens["sensor-1"])
-    device = await asyncio.create_subprocess_exec(
-        *("mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv311", *login),
-        *("-q", "1", "-t", "telehub/v1/devices/sensor-1/commands/+", "-C", "1", "-W", "10"),
-        *("--will-topic", "telehub/v1/devices/sensor-1/status", "--will-payload", "offline"),
-        stdout=asyncio.subprocess.PIPE,
-    )
+    login = ("-i", "sensor-1", "-u", "sensor-1", "-P", tokens["sensor-1"])
     code, output = await mosquitto_pub(
         hub.settings.mqtt_embedded_port,
         *("-q", "1", *login, "-r", "-t", "telehub/v1/devices/sensor-1/status"),
@@ -204,6 +145,14 @@ async def test_commands_and_presence_through_the_embedded_broker(
         return (await hub.devices.get("sensor-1")).online is True
 
     await eventually(online, what="sensor-1 online")
+    # One connection per client id: the device listens for commands after its
+    # status went out, and acknowledges after it stopped listening.
+    device = await asyncio.create_subprocess_exec(
+        *("mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", "mqttv311", *login),
+        *("-q", "1", "-t", "telehub/v1/devices/sensor-1/commands/+", "-C", "1", "-W", "10"),
+        *("--will-topic", "telehub/v1/devices/sensor-1/status", "--will-payload", "offline"),
+        stdout=asyncio.subprocess.PIPE,
+    )
     await asyncio.sleep(0.3)  # the device's SUBSCRIBE is in place
     command = await hub.commands.send("sensor-1", name="blink", params={"times": 3}, ttl_s=30)
     received, _ = await asyncio.wait_for(device.communicate(), 15)
@@ -231,7 +180,8 @@ async def test_a_device_never_receives_another_device_s_retained_status(
     status = "telehub/v1/devices/sensor-1/status"
     code, output = await mosquitto_pub(
         hub.settings.mqtt_embedded_port,
-        *("-q", "1", "-u", "sensor-1", "-P", tokens["sensor-1"], "-r", "-t", status),
+        *("-q", "1", "-i", "sensor-1", "-u", "sensor-1", "-P", tokens["sensor-1"]),
+        *("-r", "-t", status),
         payload=b"online",
     )
     assert code == 0, output
@@ -242,7 +192,8 @@ async def test_a_device_never_receives_another_device_s_retained_status(
     await eventually(online, what="sensor-1's retained status to reach the bridge")
     other = await asyncio.create_subprocess_exec(
         *("mosquitto_sub", "-h", "127.0.0.1", "-p", str(hub.settings.mqtt_embedded_port)),
-        *("-V", "mqttv311", "-u", "sensor-2", "-P", tokens["sensor-2"], "-q", "1"),
+        *("-V", "mqttv311", "-i", "sensor-2", "-u", "sensor-2", "-P", tokens["sensor-2"]),
+        *("-q", "1"),
         *("-t", "telehub/v1/devices/sensor-2/commands/+", "-C", "1", "-W", "2"),
         stdout=asyncio.subprocess.PIPE,
     )

@@ -137,7 +137,8 @@ def test_serve_runs_the_embedded_mqtt_broker_for_devices(
             subprocess.run(
                 [
                     *("mosquitto_pub", "-h", "127.0.0.1", "-p"),
-                    *(server_env["TELEHUB_MQTT_EMBEDDED_PORT"], "-u", "dev-m", "-P", token),
+                    *(server_env["TELEHUB_MQTT_EMBEDDED_PORT"], "-i", "dev-m"),
+                    *("-u", "dev-m", "-P", token),
                     *("-q", "1", "-t", "telehub/v1/devices/dev-m/telemetry", "-m"),
                     json.dumps({"ts": 1_735_689_600_000 + i * 1000, "values": {"v": i}}),
                 ],

@@ -38,8 +38,8 @@ class RejectedLog:
                 transport=transport,
                 device_id=device_id,
                 reason=error.reason,
-                detail=detail[:2000],
-                excerpt=payload[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
+                detail=_text(detail[:2000]),
+                excerpt=_text(payload[:EXCERPT_BYTES].decode("utf-8", errors="replace")),
                 keep=self._keep,
             )
         except Exception:
@@ -52,3 +52,8 @@ class RejectedLog:
         return await self._store.rejected.recent(
             limit=limit, before_id=before_id, device_id=device_id
         )
+
+
+def _text(value: str) -> str:
+    """Text any database keeps: PostgreSQL refuses NUL in text, and bad input may hold it."""
+    return value.replace("\x00", "\ufffd")

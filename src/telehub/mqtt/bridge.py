@@ -4,7 +4,7 @@ gmqtt is used because it lets the acknowledgement wait for our processing
 (MQTT 5, ``optimistic_acknowledgement=False``) and can answer with reason
 codes; paho's manual acks would serve too but cost a thread hop per message;
 aiomqtt acks before the handler runs and cannot give the guarantee
-(LIBRARY-FACTS.md). Messages are taken in batches (intake.py): each batch is
+(see the README's MQTT section). Messages are taken in batches (gmqtt_intake.py): each batch is
 committed in one call to the core, then acknowledged. gmqtt stays inside
 telehub/mqtt.
 
@@ -33,9 +33,9 @@ from telehub.domain.commands import Command
 from telehub.domain.readings import now_us, to_iso
 from telehub.errors import ConfigError
 from telehub.mqtt.address import BrokerAddress
+from telehub.mqtt.gmqtt_intake import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.inbound import MqttInbound
-from telehub.mqtt.intake import BatchIntake
 from telehub.mqtt.topics import bridge_filters, command_topic
 from telehub.runtime import Hub
 
@@ -80,7 +80,7 @@ class MqttBridge:
         # gmqtt's store of our unacknowledged QoS 1 publishes (commands).
         self._outbox = gmqtt.storage.PersistentStorage()
         # Batches of messages go to the core and are acknowledged after commit.
-        self._intake = BatchIntake(self._inbound.handle_batch)
+        self._intake = GmqttIntake(self._inbound.handle_batch)
         # Read when scraped: a set() per message would cost more than the count.
         hub.metrics.mqtt_inflight.set_function(lambda: self._intake.messages_in_flight)
 

@@ -1,14 +1,24 @@
-"""The embedded development broker: amqtt inside ``telehub serve``, with device logins.
+"""The embedded broker: amqtt inside ``telehub serve``, acknowledging after commit.
 
-amqtt speaks MQTT 3.1.1 only and acknowledges a device's QoS 1 message when
-it receives it, before the bridge has committed it; it keeps sessions in
-memory. That is fine for development and tests, not for production (use
-Mosquitto or EMQX: see the README).
+amqtt speaks MQTT 3.1.1 only and keeps sessions in memory. On its own it
+acknowledges a device's QoS 1 message on receipt and loses what it had not
+relayed when the device disconnects; here a device's publish goes straight
+to the core and is acknowledged after its commit (embedded_publish.py), so
+what a device got a PUBACK for is stored, exactly once, and survives kill -9.
 
-Devices log in with their id as user name and their token as password. Each
-may publish only under its own ``telehub/v1/devices/{id}/`` and subscribe only
-to its own commands; a refused publish is recorded as rejected input. The
-bridge logs in with a secret made at start-up that never leaves the process.
+Around amqtt, this subclass also:
+- frames each connection's bytes itself (packet_reader.py): packets over the
+  size limit are refused before they are read, a PUBLISH to a wildcard topic
+  ends its connection, and a connection with too many publishes in flight is
+  read no further until they commit;
+- checks the login and client id before amqtt looks at sessions
+  (embedded_access.py): amqtt would delete or take over the session a
+  refused CONNECT names, the bridge's included;
+- replays retained messages only to the client that subscribed, and closes
+  every connection's socket when it stops (amqtt 0.12.1 leaks both).
+
+These overrides use amqtt internals; pyproject pins amqtt to 0.12.x and
+``tests/mqtt/test_embedded_internals.py`` fails when they change.
 """
 
 from __future__ import annotations
@@ -16,132 +26,95 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
+from amqtt.adapters import StreamWriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.connack import ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
-from telehub.errors import (
-    FieldError,
-    InvalidInput,
-    TopicNotAllowed,
-    Unauthenticated,
-)
-from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
+from telehub.errors import InvalidInput
+from telehub.mqtt.embedded_access import BRIDGE_USERNAME, EmbeddedAccess
+from telehub.mqtt.embedded_publish import DevicePublishes
+from telehub.mqtt.inbound import MqttInbound
+from telehub.mqtt.packet_reader import PUBLISH_OVERHEAD, PacketReader
 from telehub.net import bind
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
 
-BRIDGE_USERNAME = "$telehub-bridge"
-
-
-class EmbeddedAccess:
-    """Who may log in to the embedded broker, and which topics each login may use."""
-
-    def __init__(self, hub: Hub, bridge_secret: str) -> None:
-        self._hub = hub
-        self._bridge_secret = bridge_secret
-
-    async def login(self, username: str | None, password: str | None) -> bool:
-        if not username or not password:
-            return False
-        if username == BRIDGE_USERNAME:
-            return secrets.compare_digest(password, self._bridge_secret)
-        try:
-            principal = await self._hub.auth.authenticate(password)
-        except Unauthenticated:
-            return False
-        return principal.device_id == username
-
-    async def allowed(self, username: str | None, topic: str, action: str) -> bool:
-        if username == BRIDGE_USERNAME:
-            return True
-        if username is None:
-            return False
-        if action == Action.PUBLISH:
-            # The topics the bridge accepts, and only for this device.
-            try:
-                ok = parse_topic(topic).device_id == username
-            except InvalidInput:
-                ok = False
-            if not ok:
-                await self._record_refused(username, topic)
-            return ok
-        # Subscribing (a filter) and receiving (a topic): only its own commands.
-        return topic.startswith(commands_prefix(username))
-
-    async def _record_refused(self, device_id: str, topic: str) -> None:
-        where = (
-            "another device's topic"
-            if topic.startswith(ROOT + "/")
-            else "a topic outside telehub/v1/devices"
-        )
-        error = TopicNotAllowed(
-            f"device {device_id!r} may not publish to {topic[:200]!r} ({where})",
-            [FieldError(detail="not this device's topic", parameter="topic")],
-        )
-        await self._hub.rejected.record(
-            transport="mqtt", device_id=device_id, error=error, payload=topic.encode()
-        )
-
-
-class TelehubAuthPlugin(BaseAuthPlugin):
-    """amqtt plugin: logins checked against telehub's device tokens."""
-
-    @dataclass
-    class Config:
-        access: Any
-
-    async def authenticate(self, *, session: Any) -> bool | None:
-        access: EmbeddedAccess = self.context.config.access
-        return await access.login(session.username, session.password)
-
-
-class TelehubTopicPlugin(BaseTopicPlugin):
-    """amqtt plugin: each device stays inside its own topics."""
-
-    @dataclass
-    class Config:
-        access: Any
-
-    async def topic_filtering(
-        self, *, session: Any = None, topic: str | None = None, action: Action | None = None
-    ) -> bool | None:
-        access: EmbeddedAccess = self.context.config.access
-        if session is None or topic is None or action is None:
-            return False
-        return await access.allowed(session.username, topic, action)
+# Publishes of one connection waiting for their commit before it is read further.
+_MAX_IN_FLIGHT = 256
 
 
 class _Broker(Broker):
-    """amqtt's broker, without its two leaks.
-
-    On every connect, amqtt 0.12.1 replays the retained messages that match
-    *any* client's subscriptions to the connecting client, past the topic
-    plugin: a device would get every device's retained status. Only the
-    client's own subscriptions may replay to it.
-
-    And on some disconnect paths (a client gone while its session is taken
-    over, or during shutdown) it never closes the connection's socket; every
-    connection is tracked here and closed when the broker stops.
-    """
-
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        hub: Hub,
+        access: EmbeddedAccess,
+        publishes: DevicePublishes,
+    ) -> None:
         super().__init__(config)
+        self._hub = hub
+        self._access = access
+        self._publishes = publishes
         self._writers: set[asyncio.StreamWriter] = set()
+        self._max_packet = hub.settings.max_body_bytes + PUBLISH_OVERHEAD
+        self._violations: set[asyncio.Task[None]] = set()
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
     ) -> None:
         self._writers.add(writer)
+        packets = PacketReader(
+            reader,
+            max_packet_bytes=self._max_packet,
+            max_in_flight=_MAX_IN_FLIGHT,
+            on_violation=self._violation,
+        )
         try:
-            await super().stream_connected(reader, writer, listener_name)
+            await self._client_connected(listener_name, packets, StreamWriterAdapter(writer))
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Any]:
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except NoDataError as exc:  # gone before a whole CONNECT: a port probe, say
+            raise AMQTTError(exc) from None
+        refused = await self._access.admit(session.client_id, session.username, session.password)
+        if refused is not None:
+            await ConnackPacket.build(0, refused).to_stream(writer)
+            await writer.close()
+            raise MQTTError(f"CONNECT refused with code {refused}")
+        existing = self._sessions.get(session.client_id)
+        if session.clean_session:
+            await self._delete_session(session.client_id)
+            session.parent = 0
+        elif existing is not None:
+            # The stored session, carrying this connection's login, will and keep-alive.
+            stored = existing[0]
+            for field in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive"):
+                setattr(stored, field, getattr(session, field))
+            stored.username, stored.password = session.username, session.password
+            session, session.parent = stored, 1
+        else:
+            session.parent = 0
+        if session.username != BRIDGE_USERNAME:
+            reader.device_id = session.username
+            self._publishes.attach(handler, reader, session.username, clean=session.clean_session)
+        return handler, session
+
+    async def _authenticate(self, session: Any, listener: Any) -> bool:
+        return True  # admitted in _initialize_client_session, before any session changed
 
     async def shutdown(self) -> None:
         await super().shutdown()
@@ -152,9 +125,22 @@ class _Broker(Broker):
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Any
     ) -> None:
+        # amqtt replays to a connecting client the retained messages of *any*
+        # client's subscriptions, past the topic plugin.
         subscribers = self._subscriptions.get(subscription[0], [])
         if any(other.client_id == session.client_id for other, _ in subscribers):
             await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    def _violation(self, error: InvalidInput, device_id: str | None, excerpt: bytes) -> None:
+        self._hub.metrics.mqtt_messages.labels(kind="packet", outcome="rejected").inc()
+        task = asyncio.create_task(
+            self._hub.rejected.record(
+                transport="mqtt", device_id=device_id, error=error, payload=excerpt
+            ),
+            name="mqtt-record-violation",
+        )
+        self._violations.add(task)
+        task.add_done_callback(self._violations.discard)
 
 
 class EmbeddedBroker:
@@ -164,14 +150,15 @@ class EmbeddedBroker:
         self.port = settings.mqtt_embedded_port
         self.bridge_secret = secrets.token_urlsafe(32)
         access = EmbeddedAccess(hub, self.bridge_secret)
+        self.publishes = DevicePublishes(MqttInbound(hub), access)
         self._broker = _Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                "plugins": {
-                    f"{__name__}.TelehubAuthPlugin": {"access": access},
-                    f"{__name__}.TelehubTopicPlugin": {"access": access},
-                },
-            }
+                "plugins": {"telehub.mqtt.embedded_access.TelehubTopicPlugin": {"access": access}},
+            },
+            hub=hub,
+            access=access,
+            publishes=self.publishes,
         )
 
     async def start(self) -> None:
@@ -186,5 +173,8 @@ class EmbeddedBroker:
         await self._broker.start()
         log.info("embedded MQTT broker (amqtt, development only) on %s:%d", self.host, self.port)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let in-flight publishes commit and be acknowledged, then stop the broker."""
+        await self.publishes.drain(grace)
         await self._broker.shutdown()
+        await self.publishes.cancel()

@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from telehub.mqtt.bridge import MqttBridge
-from telehub.mqtt.embedded import BRIDGE_USERNAME, EmbeddedBroker
+from telehub.mqtt.embedded import EmbeddedBroker
+from telehub.mqtt.embedded_access import BRIDGE_USERNAME
 from telehub.runtime import Hub
 
 
@@ -19,6 +20,9 @@ async def mqtt_running(hub: Hub) -> AsyncIterator[MqttBridge]:
         broker = EmbeddedBroker(hub)
         await broker.start()
         bridge = MqttBridge(hub, username=BRIDGE_USERNAME, password=broker.bridge_secret)
+        publishes = broker.publishes
+        # Devices' messages are acknowledged by the broker itself, after commit.
+        hub.metrics.mqtt_inflight.set_function(lambda: publishes.messages_in_flight)
     else:
         bridge = MqttBridge(hub)
     try:
