@@ -66,6 +66,18 @@ class Server:
             time.sleep(0.1)
         pytest.fail(f"server not healthy after {STARTUP_SECONDS} s:\n{self.output()}")
 
+    def wait_for_line(self, text: str) -> list[str]:
+        """The output's lines once one of them holds ``text`` (printed after start-up, say)."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            lines = self.output().splitlines()
+            if any(text in line for line in lines):
+                return lines
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"no line with {text!r} in the output:\n{self.output()}")
+
     def terminate(self) -> None:
         """SIGTERM; assert the process drained, ran the app's shutdown and exited."""
         self.process.send_signal(signal.SIGTERM)

@@ -207,7 +207,7 @@ def test_acknowledged_readings_survive_kill_9(start: Start, admin: str) -> None:
 
 def test_first_start_prints_a_working_bootstrap_token(start: Start) -> None:
     with start() as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
-        lines = server.output().splitlines()
+        lines = server.wait_for_line("bootstrap admin token")  # shown once the hub is up
         marker = next(i for i, line in enumerate(lines) if "bootstrap admin token" in line)
         token = lines[marker + 1].strip()
         assert token.startswith("tha_")

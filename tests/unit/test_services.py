@@ -184,6 +184,29 @@ async def test_bootstrap_makes_one_admin_token_only_once(hub: Hub) -> None:
     assert sorted(t.scope for t in await hub.tokens.list()) == [Scope.ADMIN, Scope.READ]
 
 
+async def test_a_bootstrap_token_never_shown_is_lost_until_shown_or_another_admin(
+    hub: Hub,
+) -> None:
+    assert not await hub.tokens.bootstrap_lost()  # no admin token at all: bootstrap makes one
+    secret = await hub.tokens.bootstrap()
+    assert secret is not None
+    assert await hub.tokens.bootstrap_lost()  # a start that failed before showing it
+
+    await hub.tokens.bootstrap_shown()
+    assert not await hub.tokens.bootstrap_lost()
+    assert [t.name for t in await hub.tokens.list()] == ["bootstrap"]
+    assert (await hub.auth.authenticate(secret)).scope is Scope.ADMIN
+
+
+async def test_another_admin_token_means_the_unshown_bootstrap_one_is_not_missed(
+    hub: Hub,
+) -> None:
+    await hub.tokens.bootstrap()
+    await hub.tokens.create(name="ops", scope=Scope.ADMIN)
+
+    assert not await hub.tokens.bootstrap_lost()
+
+
 # --- who may write ---------------------------------------------------------------------
 
 

@@ -19,6 +19,11 @@ from telehub.domain.readings import now_us
 from telehub.errors import Forbidden, NotFound, Unauthenticated
 
 _CACHE_MAX = 10_000
+BOOTSTRAP_TOKEN = "bootstrap"
+# The bootstrap token's name until its secret has been shown: a start that made
+# it but failed before showing it leaves it so, and the next start can say that
+# no one has an admin token yet.
+BOOTSTRAP_NOT_SHOWN = "bootstrap (not shown)"
 
 
 class Authenticator:
@@ -90,8 +95,22 @@ class TokenService:
         self._auth.forget()
 
     async def bootstrap(self) -> str | None:
-        """On first start, make the admin token a new installation needs; else None."""
+        """On first start, make the admin token a new installation needs; else None.
+
+        Call :meth:`bootstrap_shown` once the secret has been shown to someone.
+        """
         if await self._store.tokens.has_admin():
             return None
-        _, secret = await self.create(name="bootstrap", scope=Scope.ADMIN)
+        _, secret = await self.create(name=BOOTSTRAP_NOT_SHOWN, scope=Scope.ADMIN)
         return secret
+
+    async def bootstrap_shown(self) -> None:
+        """The bootstrap secret was shown: its token is no longer one that no one has."""
+        for token in await self._store.tokens.all():
+            if token.name == BOOTSTRAP_NOT_SHOWN:
+                await self._store.tokens.rename(token.id, BOOTSTRAP_TOKEN)
+
+    async def bootstrap_lost(self) -> bool:
+        """True if the only admin tokens are bootstrap tokens whose secret no one was shown."""
+        admins = [t for t in await self._store.tokens.all() if t.scope is Scope.ADMIN]
+        return bool(admins) and all(t.name == BOOTSTRAP_NOT_SHOWN for t in admins)

@@ -201,6 +201,13 @@ class SqlTokenStore:
             result = await conn.execute(delete(api_tokens).where(api_tokens.c.id == token_id))
         return bool(result.rowcount)
 
+    async def rename(self, token_id: str, name: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(api_tokens).where(api_tokens.c.id == token_id).values(name=name)
+            )
+        return bool(result.rowcount)
+
     async def by_hash(self, token_hash: str) -> ApiToken | None:
         async with self._engine.connect() as conn:
             row = (

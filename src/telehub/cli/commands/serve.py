@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import typer
+import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from telehub.api.app import create_app
@@ -16,12 +19,14 @@ from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
 from telehub.mqtt.service import mqtt_running
 from telehub.net import bind
-from telehub.runtime import open_hub
+from telehub.runtime import Hub, open_hub
 from telehub.storage import migrate
 from telehub.storage.store import SqlStore
 
 HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP address (env TELEHUB_HTTP_HOST)")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELEHUB_HTTP_PORT)")]
+
+NEW_ADMIN_TOKEN = "telehub token create --scope admin"
 
 
 async def _serve_http(
@@ -34,14 +39,14 @@ async def _serve_http(
     with_rollups: bool = False,
 ) -> None:
     sock = bind(cfg.http_host, cfg.http_port, setting="TELEHUB_HTTP_PORT", flag="--port")
+    try:
+        _probe_listeners(cfg, with_mqtt=with_mqtt, with_grpc=with_grpc)
+    except ConfigError:
+        sock.close()
+        raise
     async with open_hub(cfg, migrate=migrate_first) as hub, contextlib.AsyncExitStack() as parts:
         if not migrate_first and await migrate.pending(hub.store.engine):
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
-        if bootstrap:
-            secret = await hub.tokens.bootstrap()
-            if secret is not None:
-                out("First start: bootstrap admin token (shown only now, keep it safe):")
-                out(f"  {secret}")
         if with_mqtt:
             bridge = await parts.enter_async_context(mqtt_running(hub))
             embedded = (
@@ -57,8 +62,71 @@ async def _serve_http(
         url = _url(cfg, *sock.getsockname()[:2])
         out(f"telehub API on {url} (docs: {url}/docs)")
         app = create_app(cfg, hub=hub)
-        server = Server(uvicorn_config(app, cfg, lifespan="on"), app=app)
+        config = uvicorn_config(app, cfg, lifespan="on")
+        if bootstrap:
+            server: Server = _Announcing(config, app=app, when_up=lambda: _announce_admin(hub))
+        else:
+            server = Server(config, app=app)
         await server.serve(sockets=[sock])
+
+
+def _probe_listeners(cfg: Settings, *, with_mqtt: bool, with_grpc: bool) -> None:
+    """Try every other port this command will listen on, now: a taken one is a clear
+    error before anything is written (the database, a bootstrap token).
+
+    Each probe is closed again for its server to bind; a port taken in between
+    is still refused by that server, only later.
+    """
+    if with_grpc and cfg.grpc_port:
+        bind(cfg.grpc_host, cfg.grpc_port, setting="TELEHUB_GRPC_PORT", flag="--grpc-port").close()
+    if with_mqtt and cfg.mqtt_url == "embedded" and cfg.mqtt_embedded_port:
+        bind(
+            cfg.mqtt_embedded_host,
+            cfg.mqtt_embedded_port,
+            setting="TELEHUB_MQTT_EMBEDDED_PORT",
+            flag="--mqtt-port",
+            hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
+        ).close()
+
+
+async def _announce_admin(hub: Hub) -> None:
+    """The bootstrap admin token, once the whole hub is up: a start that fails shows none.
+
+    A token an earlier start made but never showed (it failed in between) is no use
+    to anyone: then say how to make one.
+    """
+    secret = await hub.tokens.bootstrap()
+    if secret is not None:
+        out("First start: bootstrap admin token (shown only now, keep it safe):")
+        out(f"  {secret}")
+        out(f"(make more, or another if it is lost, with `{NEW_ADMIN_TOKEN}`)")
+        await hub.tokens.bootstrap_shown()
+    elif await hub.tokens.bootstrap_lost():
+        out(
+            "No admin token was shown yet (an earlier first start failed): "
+            f"run `{NEW_ADMIN_TOKEN}` to make one"
+        )
+
+
+class _Announcing(Server):
+    """The API server of ``telehub serve``, which has ``when_up`` say what it must once it
+    serves: by then MQTT and gRPC are up too."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, app: Any, when_up: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(config, app=app)
+        self._when_up = when_up
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        try:
+            await self._when_up()
+        except Exception:
+            await self.shutdown(sockets)
+            raise
 
 
 MqttPortOpt = Annotated[
