@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         7 * 86_400, ge=60, description="how long the broker keeps the bridge's queued messages"
     )
     mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600)
+    mqtt_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="how often the bridge publishes to itself to prove its subscriptions "
+        "still hold; after three missed it subscribes again",
+    )
     mqtt_dynsec_username: str | None = Field(
         None,
         description="an admin login of Mosquitto's dynamic-security plugin: set it, and "

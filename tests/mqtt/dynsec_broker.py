@@ -71,14 +71,23 @@ def run_dynsec_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brok
         process.wait(10)
 
 
-def client_args(broker: Broker, login: tuple[str, str]) -> list[str]:
-    return ["-V", "5", "-h", "127.0.0.1", "-p", str(broker.port), "-u", login[0], "-P", login[1]]
+def client_args(
+    broker: Broker, login: tuple[str, str], *, client_id: str | None = None
+) -> list[str]:
+    """A device's client id is its id (the broker holds it to that); so is the bridge's here."""
+    return [
+        *("-V", "5", "-h", "127.0.0.1", "-p", str(broker.port), "-i", client_id or login[0]),
+        *("-u", login[0], "-P", login[1]),
+    ]
 
 
-def login(broker: Broker, credentials: tuple[str, str]) -> str:
+def login(broker: Broker, credentials: tuple[str, str], *, client_id: str | None = None) -> str:
     """ "ok" when the broker accepts the login, else mosquitto_pub's complaint."""
     result = subprocess.run(
-        ["mosquitto_pub", *client_args(broker, credentials), "-t", "login/check", "-n"],
+        [
+            *("mosquitto_pub", *client_args(broker, credentials, client_id=client_id)),
+            *("-t", "login/check", "-n"),
+        ],
         capture_output=True,
         text=True,
         timeout=10,

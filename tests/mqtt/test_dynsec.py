@@ -168,6 +168,23 @@ async def test_a_device_reads_only_its_own_commands_which_only_the_bridge_sends(
         assert await device.message() == f"{topic(device_id, 'commands/c1')} reboot"
 
 
+async def test_a_device_connects_only_with_its_own_id_as_client_id(
+    broker: Broker, dynsec: DynsecProvisioner
+) -> None:
+    """Another client id would take over that client's session: the bridge's above all."""
+    device_id, token = new_device()
+    other_id, other_token = new_device()
+    await dynsec.device_created(device_id, token)
+    await dynsec.device_created(other_id, other_token)
+    assert login(broker, (device_id, token)) == "ok"
+    for taken in (BRIDGE[0], other_id, "mosq-1234"):
+        assert "Not authorized" in login(broker, (device_id, token), client_id=taken)
+    async with Subscriber(broker, BRIDGE, f"{ROOT}/+/telemetry") as bridge:
+        # The bridge keeps its session: what a device publishes still reaches it.
+        assert publish(broker, (other_id, other_token), topic(other_id, "telemetry"), "x") == ""
+        assert await bridge.message() == f"{topic(other_id, 'telemetry')} x"
+
+
 async def test_rotation_cuts_the_old_token_and_admits_the_new(
     broker: Broker, dynsec: DynsecProvisioner
 ) -> None:

@@ -47,6 +47,16 @@ class Metrics:
         self.mqtt_connected = Gauge(
             "telehub_mqtt_connected", "1 while the bridge is connected to its broker", registry=r
         )
+        self.mqtt_subscribed = Gauge(
+            "telehub_mqtt_subscribed",
+            "1 while the bridge's own heartbeat comes back through its subscriptions",
+            registry=r,
+        )
+        self.mqtt_resubscribes = Counter(
+            "telehub_mqtt_resubscribes",
+            "Times the bridge found its subscriptions gone (no heartbeat) and subscribed again",
+            registry=r,
+        )
         self.mqtt_inflight = Gauge(
             "telehub_mqtt_inflight",
             "MQTT messages received but not yet acknowledged (waiting for commit)",

@@ -12,6 +12,13 @@ The session is persistent (fixed client id, no clean start, a session expiry),
 so messages that arrive while the bridge is down, or that it received but had
 not acknowledged when it died, are delivered again when it comes back; the
 store keeps one copy of each reading.
+
+A broker can drop the bridge's subscriptions while the connection stays up
+(amqtt did, when anyone connected with the bridge's client id and a clean
+session); every message would then be acknowledged by the broker and never
+stored. So the bridge publishes a heartbeat to a topic only it subscribes to;
+when three in a row do not come back it says so (``telehub_mqtt_subscribed``
+0, a warning) and subscribes again.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from typing import Any
 
 import gmqtt
@@ -36,7 +44,7 @@ from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_intake import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.inbound import MqttInbound
-from telehub.mqtt.topics import bridge_filters, command_topic
+from telehub.mqtt.topics import bridge_filters, command_topic, heartbeat_topic
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,7 @@ _BACKOFF_MAX = 30.0
 _SUBACK_TIMEOUT = 30.0
 _PUBACK_TIMEOUT = 30.0
 _GRANT_FAILED = 0x80
+_MISSED_HEARTBEATS = 3
 # Commands published before waiting for their PUBACKs: under every broker's
 # receive maximum (Mosquitto's default max_inflight_messages is 20).
 _COMMAND_WINDOW = 16
@@ -75,12 +84,16 @@ class MqttBridge:
         self._subscribed = asyncio.Event()
         self._subscribe_mid: int | None = None
         self._filters = bridge_filters(settings.mqtt_shared_group)
+        self._heartbeat = heartbeat_topic(settings.mqtt_client_id)
+        self._heartbeat_allowed = True
+        self._heard_at = self._subscribed_at = 0.0
         self._connected = False
         self._dispatcher: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         # gmqtt's store of our unacknowledged QoS 1 publishes (commands).
         self._outbox = gmqtt.storage.PersistentStorage()
         # Batches of messages go to the core and are acknowledged after commit.
-        self._intake = GmqttIntake(self._inbound.handle_batch)
+        self._intake = GmqttIntake(self._inbound.handle_batch, intercept=self._heard)
         # Read when scraped: a set() per message would cost more than the count.
         hub.metrics.mqtt_inflight.set_function(lambda: self._intake.messages_in_flight)
 
@@ -131,6 +144,7 @@ class MqttBridge:
                 f"MQTT broker {self._address} did not confirm the bridge's subscriptions"
             ) from None
         self._dispatcher = asyncio.create_task(self._dispatch_commands(), name="mqtt-commands")
+        self._watchdog = asyncio.create_task(self._watch_subscriptions(), name="mqtt-heartbeat")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let in-flight messages commit (up to ``grace`` s), then disconnect.
@@ -142,14 +156,16 @@ class MqttBridge:
         if client is None:
             return
         self._client = None
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+        for task in (self._dispatcher, self._watchdog):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._intake.drain(grace)
         await disconnect_quietly(client)
         await self._intake.cancel()
         self._hub.metrics.mqtt_connected.set(0)
+        self._hub.metrics.mqtt_subscribed.set(0)
 
     def _new_client(self) -> gmqtt.Client:
         properties: dict[str, Any] = {}
@@ -185,7 +201,12 @@ class MqttBridge:
         client.reconnect_delay = _BACKOFF_FIRST
         # Subscribing again on every connection restores the subscriptions
         # when the broker lost the session (restart without persistence).
+        self._subscribe(client)
+
+    def _subscribe(self, client: gmqtt.Client) -> None:
         subscriptions = [gmqtt.Subscription(f, qos=2) for f in self._filters]
+        subscriptions.append(gmqtt.Subscription(self._heartbeat, qos=0))
+        self._subscribed_at = time.monotonic()
         self._subscribe_mid = client.subscribe(subscriptions)
 
     def _on_subscribe(
@@ -199,11 +220,51 @@ class MqttBridge:
         if refused:
             log.error("MQTT broker %s refused subscriptions %s", self._address, refused)
             return
+        if len(granted) > len(self._filters) and granted[-1] >= _GRANT_FAILED:
+            if self._heartbeat_allowed:
+                log.warning(
+                    "MQTT broker %s refused the bridge's heartbeat topic %s: lost "
+                    "subscriptions will go unnoticed (allow it in the broker's ACL)",
+                    self._address,
+                    self._heartbeat,
+                )
+            self._heartbeat_allowed = False
+        self._hub.metrics.mqtt_subscribed.set(1)
         self._subscribed.set()
+
+    def _heard(self, topic: str) -> bool:
+        """The intake's first look at each message: True for our own heartbeat."""
+        if topic != self._heartbeat:
+            return False
+        self._heard_at = time.monotonic()
+        self._hub.metrics.mqtt_subscribed.set(1)
+        return True
+
+    async def _watch_subscriptions(self) -> None:
+        """Publish a heartbeat each interval; subscribe again when three went unheard."""
+        interval = self._settings.mqtt_heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            client = self._client
+            if client is None or not self._connected or not self._heartbeat_allowed:
+                continue
+            client.publish(self._heartbeat, b"", qos=0)
+            now, patience = time.monotonic(), _MISSED_HEARTBEATS * interval
+            if now - max(self._heard_at, self._subscribed_at) > patience:
+                log.warning(
+                    "MQTT bridge: no heartbeat back from %s for %.0f s, its subscriptions "
+                    "are gone; subscribing again",
+                    self._address,
+                    patience,
+                )
+                self._hub.metrics.mqtt_subscribed.set(0)
+                self._hub.metrics.mqtt_resubscribes.inc()
+                self._subscribe(client)
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
         self._connected = False
         self._hub.metrics.mqtt_connected.set(0)
+        self._hub.metrics.mqtt_subscribed.set(0)
         if self._client is None:
             return
         log.warning("MQTT bridge lost %s; reconnecting in %.1f s", self._address, self._backoff)

@@ -179,10 +179,12 @@ class DynsecProvisioner:
         )
 
     async def device_created(self, device_id: str, token: str) -> None:
-        """Give a device its login (id + token) and its role.
+        """Give a device its login (id + token), bound to its id as client id, and its role.
 
-        An existing login gets this password and exactly this role again,
-        which disconnects its live sessions.
+        The binding keeps a device from connecting with another client's id,
+        which would take over that session (the bridge's, say). An existing
+        login gets this password, binding and role again, which disconnects
+        its live sessions.
         """
         _check_device_id(device_id)
         await self._upsert(
@@ -190,6 +192,7 @@ class DynsecProvisioner:
             device_acls(device_id),
             f"telehub device {device_id}",
             client=(device_id, token),
+            clientid=device_id,
         )
 
     async def device_token_rotated(self, device_id: str, token: str) -> None:
@@ -218,6 +221,7 @@ class DynsecProvisioner:
         textname: str,
         *,
         client: tuple[str, str] | None = None,
+        clientid: str | None = None,
     ) -> None:
         """Create a role (and a client holding it) in one round trip; converge
         whatever already existed in a second, only when something did."""
@@ -233,6 +237,8 @@ class DynsecProvisioner:
                 "password": password,
                 "roles": [{"rolename": rolename, "priority": 0}],
             }
+            if clientid is not None:
+                client_fields["clientid"] = clientid
             commands.append({"command": "createClient", "textname": textname, **client_fields})
         responses = await self._execute(
             commands, tolerate={"Role already exists", "Client already exists"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from telehub.mqtt.topics import COMMAND, COMMANDS, ROOT, UPLINK
+from telehub.mqtt.topics import BRIDGES, COMMAND, COMMANDS, ROOT, UPLINK
 
 BRIDGE_ROLE = "telehub-bridge"
 DEVICE_ROLE_PREFIX = "telehub-device-"
@@ -48,6 +48,10 @@ def bridge_acls() -> list[Acl]:
         *(_allow("subscribePattern", f"$share/+/{f}") for f in uplink),
         *(_allow("publishClientReceive", f) for f in uplink),
         _allow("publishClientSend", f"{ROOT}/+/{COMMAND}"),
+        # Each bridge's heartbeat to itself (topics.heartbeat_topic).
+        _allow("subscribePattern", f"{BRIDGES}/+/heartbeat"),
+        _allow("publishClientSend", f"{BRIDGES}/+/heartbeat"),
+        _allow("publishClientReceive", f"{BRIDGES}/+/heartbeat"),
         *_deny_all(),
     ]
 

@@ -29,6 +29,7 @@ from telehub.errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    RetainedReplay,
     ShuttingDown,
     UnknownDevice,
 )
@@ -42,6 +43,9 @@ _STORAGE_RETRY_MAX = 5.0
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
+    """``retained``: a replay from the broker's retained store (MQTT-3.3.1-9), not a
+    message passed on as it was published; only a status may be one (it restores presence)."""
+
     topic: str
     payload: bytes
     retained: bool = False
@@ -70,6 +74,8 @@ class MqttInbound:
             target: DeviceTopic | None = None
             try:
                 target = parse_topic(message.topic)
+                if message.retained and target.kind is not TopicKind.STATUS:
+                    raise _replayed(target)
                 if target.kind is TopicKind.STATUS:
                     await self._presence(
                         target.device_id, message.payload, live=not message.retained
@@ -184,6 +190,15 @@ class MqttInbound:
                     storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)
                 await asyncio.sleep(backoff)
             pending = retry
+
+
+def _replayed(target: DeviceTopic) -> RetainedReplay:
+    return RetainedReplay(
+        f"a retained {target.kind.value} message of {target.device_id!r} replayed by the "
+        "broker is not new data and is not stored again; publish it without the retain flag "
+        "(clear it with an empty retained message)",
+        [FieldError(detail="retained message replayed", parameter="retain")],
+    )
 
 
 def _unknown(device_id: str) -> UnknownDevice:

@@ -48,6 +48,15 @@ def command_topic(device_id: str, command_id: str) -> str:
     return f"{ROOT}/{device_id}/commands/{command_id}"
 
 
+BRIDGES = "telehub/v1/bridges"
+
+
+def heartbeat_topic(client_id: str) -> str:
+    """Where a bridge publishes to itself; never shared, so each bridge hears its own."""
+    safe = "".join("_" if c in "+#/$\x00" else c for c in client_id)
+    return f"{BRIDGES}/{safe}/heartbeat"
+
+
 def bridge_filters(shared_group: str | None) -> list[str]:
     """What the bridge subscribes to; ``$share/<group>/`` splits it across bridges."""
     filters = [f"{ROOT}/+/{kind}" for kind in UPLINK]
