@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,32 @@ async def wait_for(condition: Any, wait: float = 5.0) -> None:
     async with asyncio.timeout(wait):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def log_records() -> Iterator[list[logging.LogRecord]]:
+    """Every record reaching uvicorn's handlers (which do not propagate) or the root logger.
+
+    Enter it once the server runs: configuring uvicorn replaces its loggers' handlers.
+    """
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.access", "")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 def _masked_text_frame(text: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from tests.live.support import (
     LiveServer,
     gauge,
     live_server,
+    log_records,
     receive,
     receive_until,
     send,
@@ -272,6 +274,44 @@ async def test_a_silent_peer_is_dropped_by_server_pings(make_settings: Any) -> N
             await wait_for(lambda: gauge(hub.metrics.bus_subscribers) == before)
         finally:
             peer.close()
+    assert gauge(hub.metrics.ws_dropped.labels("keepalive")) == 1
+
+
+@pytest.mark.parametrize(("per_post", "pause"), [(20, 0.02), (500, 0)])
+async def test_a_stalled_client_is_dropped_by_pings_quietly_and_counted(
+    make_settings: Any, small_send_buffers: None, per_post: int, pause: float
+) -> None:
+    """A client that stops reading (and answering pings) while readings flow to it: the
+    frames it never took must not hold its connection and subscription for good, and
+    its drop is an expected event, counted, with no ERROR (nor traceback) logged.
+
+    Both paces stall the server's writes to it: the slow one leaves unsent frames
+    below the transport's high-water mark when the ping times out (uvicorn then
+    raised RuntimeError at each later frame), the fast one has paused the sender."""
+    settings = make_settings(ws_ping_interval_seconds=0.2, ws_ping_timeout_seconds=0.3)
+    async with open_hub(settings) as hub, live_server(hub) as server, server.http() as http:
+        token = await device(http, "dev-1")
+        before = gauge(hub.metrics.bus_subscribers)
+        with log_records() as records:
+            peer = await silent_peer(server)
+            try:
+                posted = 0
+                # Until it is dropped: each POST is committed and published before the next.
+                async with asyncio.timeout(30):
+                    while gauge(hub.metrics.ws_connections):
+                        body = [
+                            {"ts": 1_767_225_600_000 + posted + i, "values": {"t": float(i)}}
+                            for i in range(per_post)
+                        ]
+                        await ingest(http, token, "dev-1", body)
+                        posted += per_post
+                        await asyncio.sleep(pause)
+                await wait_for(lambda: gauge(hub.metrics.bus_subscribers) == before)
+            finally:
+                peer.close()
+    assert gauge(hub.metrics.ws_dropped.labels("keepalive")) == 1
+    noisy = [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not noisy, [r.getMessage() for r in noisy]
 
 
 def flushers() -> int:

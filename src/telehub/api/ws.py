@@ -27,6 +27,7 @@ from telehub.api import live_frames as frames
 from telehub.api import ws_messages as ops
 from telehub.api.command_schemas import CommandOut
 from telehub.api.problems import slug_of
+from telehub.api.ws_protocol import KEEPALIVE_TIMEOUT, PeerDropped
 from telehub.bus import Channel, Delivery, Subscription
 from telehub.core.auth import require
 from telehub.domain.devices import Principal
@@ -136,9 +137,13 @@ class LiveSession:
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
+                    if message.get("reason") == KEEPALIVE_TIMEOUT:
+                        self._hub.metrics.ws_dropped.labels("keepalive").inc()
                     return
                 raw = message.get("text") or message.get("bytes") or b""
                 await self._handle(raw)
+        except PeerDropped:
+            self._hub.metrics.ws_dropped.labels("keepalive").inc()  # it dropped mid-reply
         except OSError:
             return  # uvicorn's ClientDisconnected: a reply found the client gone
         finally:

@@ -94,6 +94,12 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.ws_dropped = Counter(
+            "telehub_ws_dropped",
+            "WebSocket clients the server dropped, by reason (keepalive: no pong in time)",
+            ["reason"],
+            registry=r,
+        )
         self.sse_connections = Gauge(
             "telehub_sse_connections", "SSE clients connected to this process", registry=r
         )
