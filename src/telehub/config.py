@@ -36,6 +36,30 @@ class Settings(BaseSettings):
         None, description="PostgreSQL schema to use (search_path); created if missing"
     )
     database_pool_size: int = Field(10, ge=1, le=200)
+    database_connect_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="PostgreSQL: a connection not made within this, or a pooled one that "
+        "does not answer a ping within it, is given up (503); also the deadline of "
+        "/readyz's database check, on SQLite too",
+    )
+    database_statement_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL: a statement (a query, a device delete) not answered within "
+        "this is abandoned with its connection and the request answers 503; migrations have "
+        "no deadline",
+    )
+    database_commit_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL: an ingest batch whose commit is not answered within this "
+        "is abandoned with its connection and its senders answered 503 (it may or may not "
+        "have been stored; a resent reading is stored once)",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=0, le=65535)
@@ -49,6 +73,10 @@ class Settings(BaseSettings):
     )
     http_tls_key_file: Path | None = Field(
         None, description="the unencrypted PEM private key of http_tls_cert_file"
+    )
+    http_access_log: bool = Field(
+        False,
+        description="uvicorn's access log, a line per request (credentials in URLs redacted)",
     )
 
     ingest_queue_readings: int = Field(
@@ -180,6 +208,13 @@ class Settings(BaseSettings):
         15.0, gt=0, le=300, description="a comment line is sent when nothing else was"
     )
     sse_retry_ms: int = Field(3000, ge=100, description="reconnect delay advised to SSE clients")
+    live_ticket_seconds: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="a ticket from POST /api/v1/live/tickets opens one WebSocket or SSE "
+        "stream within this many seconds",
+    )
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)

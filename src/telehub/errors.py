@@ -22,6 +22,7 @@ The core raises these; each adapter maps them once to its wire format
     ├── Overloaded             ingest queue is full: retry after ``retry_after`` seconds
     │   └── ShuttingDown       the pipeline no longer accepts work
     ├── StorageUnavailable     the database failed to commit; nothing was acknowledged
+    │   └── StorageTimeout     the database did not answer within its deadline
     └── BrokerUnavailable      the MQTT broker could not take a device's credentials
 """
 
@@ -135,6 +136,15 @@ class ShuttingDown(Overloaded):
 
 class StorageUnavailable(TelehubError):
     """The database could not commit; nothing from the request was acknowledged."""
+
+
+class StorageTimeout(StorageUnavailable):
+    """The database did not answer within its deadline (a silent network partition, say).
+
+    A commit cut short may or may not have happened: its senders are not told
+    it did, and the reading key makes their retry land once. Not worth retrying
+    at once: the next try would wait out the same deadline.
+    """
 
 
 class BrokerUnavailable(TelehubError):

@@ -26,6 +26,7 @@ from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
 from telehub.core.rollups import RollupService
 from telehub.core.telemetry import TelemetryService
+from telehub.core.tickets import LiveTickets
 from telehub.mqtt.dynsec import provisioner_for
 from telehub.storage.store import SqlStore
 
@@ -39,6 +40,7 @@ class Hub:
     metrics: Metrics
     auth: Authenticator
     tokens: TokenService
+    tickets: LiveTickets
     devices: DeviceService
     ingestor: Ingestor
     telemetry: TelemetryService
@@ -78,6 +80,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             metrics=metrics,
             auth=auth,
             tokens=TokenService(store=store, auth=auth),
+            tickets=LiveTickets(store=store, ttl_seconds=settings.live_ticket_seconds),
             devices=DeviceService(store=store, auth=auth, events=events, mirror=mirror),
             ingestor=ingestor,
             telemetry=TelemetryService(store=store, ingestor=ingestor),

@@ -36,7 +36,7 @@ from telehub.v1 import (
 )
 from tests.conftest import PG_URL
 from tests.grpc.conftest import at
-from tests.grpc.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 SERVICES = tuple(
     f"telehub.v1.{name}"

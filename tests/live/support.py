@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from telehub.api.app import create_app
 from telehub.api.server import Server, uvicorn_config
@@ -38,7 +39,11 @@ class LiveServer:
         return {"Authorization": f"Bearer {token or self.admin}"}
 
     async def token(self, scope: Scope) -> str:
-        _, secret = await self.hub.tokens.create(name=f"live-{scope.value}", scope=scope)
+        return await self.token_of(self.hub, scope)
+
+    @staticmethod
+    async def token_of(hub: Hub, scope: Scope) -> str:
+        _, secret = await hub.tokens.create(name=f"live-{scope.value}", scope=scope)
         return secret
 
     def ws(self, token: str | None = None, **kwargs: Any) -> Any:
@@ -49,19 +54,21 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
+async def live_server(hub: Hub, **uvicorn_options: Any) -> AsyncIterator[LiveServer]:
+    """``uvicorn_options`` go to uvicorn_config (``log_level``: warning unless given)."""
     sock = bind("127.0.0.1", 0, setting="(test)", flag="(test)")
     host, port = sock.getsockname()[:2]
     app = create_app(hub.settings, hub=hub)
-    server = Server(uvicorn_config(app, hub.settings, log_level="warning"), app=app)
+    options = {"log_level": "warning"} | uvicorn_options
+    server = Server(uvicorn_config(app, hub.settings, **options), app=app)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="test-uvicorn")
     try:
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        admin = await hub.tokens.bootstrap()
-        assert admin is not None
+        # A second server on the same database finds the bootstrap token made.
+        admin = await hub.tokens.bootstrap() or await LiveServer.token_of(hub, Scope.ADMIN)
         base = f"{hub.settings.http_scheme}://{host}:{port}"
         yield LiveServer(hub=hub, base=base, admin=admin, server=server)
     finally:
@@ -71,6 +78,17 @@ async def live_server(hub: Hub) -> AsyncIterator[LiveServer]:
 
 async def send(ws: ClientConnection, **message: Any) -> None:
     await ws.send(orjson.dumps(message).decode())
+
+
+async def ping_or_close(url: str, **kwargs: Any) -> int | None:
+    """Open a live WebSocket and ping: None if answered, else the server's close code."""
+    async with connect(url, **kwargs) as ws:
+        try:
+            await send(ws, op="ping", id="p")
+            assert await receive(ws) == {"type": "pong", "id": "p"}
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else -1
+    return None
 
 
 async def receive(ws: ClientConnection, wait: float = 5.0) -> dict[str, Any]:

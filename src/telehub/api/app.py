@@ -13,10 +13,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telehub import __version__
-from telehub.api import problems, sse, ws
+from telehub.api import log_redaction, problems, sse, ws
 from telehub.api.ingest_route import TelemetryIngestRoute
 from telehub.api.limits import BodyLimitMiddleware
-from telehub.api.routes import admin, commands, devices, health, telemetry
+from telehub.api.routes import admin, commands, devices, health, telemetry, tickets
 from telehub.api.schemas import Problem
 from telehub.bus.feed import EventFeed
 from telehub.config import Settings, load_settings
@@ -52,6 +52,7 @@ class _FrontedFastAPI(FastAPI):
 
 def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = True) -> FastAPI:
     """Build the API. With ``hub`` given, the caller owns its lifetime (tests, ``serve``)."""
+    log_redaction.install()  # every server of this app: no credential in uvicorn's lines
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +95,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     assert isinstance(app, _FrontedFastAPI)  # for the type checker
     app.front = TelemetryIngestRoute(app.behind, max_body_bytes=settings.max_body_bytes)
     problems.install(app)
-    for module in (devices, telemetry, commands, admin, health, sse):
+    for module in (devices, telemetry, commands, admin, health, sse, tickets):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -53,13 +53,26 @@ AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]
 async def _live_principal(
     hub: HubDep,
     credentials: BearerDep,
+    ticket: Annotated[
+        str | None,
+        Query(
+            description="a ticket from POST /api/v1/live/tickets, for clients that cannot "
+            "set headers (EventSource): single-use, short-lived"
+        ),
+    ] = None,
     token: Annotated[
         str | None,
-        Query(description="the token, for clients that cannot set headers (EventSource)"),
+        Query(
+            description="the token itself (still accepted, discouraged: a URL reaches "
+            "proxies' logs and browser history; use ticket)"
+        ),
     ] = None,
 ) -> Principal:
-    secret = credentials.credentials if credentials else token
-    principal = await hub.auth.authenticate(secret)
+    """A live feed's caller: the Authorization header, else ``?ticket=``, else ``?token=``."""
+    if credentials is None and ticket is not None:
+        principal = await hub.tickets.redeem(ticket)
+    else:
+        principal = await hub.auth.authenticate(credentials.credentials if credentials else token)
     require(principal, Scope.READ)
     return principal
 

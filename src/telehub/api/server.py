@@ -15,17 +15,19 @@ from telehub.errors import ConfigError
 
 
 def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
-    """WebSocket limits, pings and compression, and HTTPS, come from Settings; the rest
-    from ``overrides``.
+    """WebSocket limits, pings and compression, HTTPS and the access log come from
+    Settings; the rest from ``overrides``.
 
     Pings are uvicorn's (protocol-level): a peer that stops answering is dropped
     after ``ws_ping_interval_seconds + ws_ping_timeout_seconds``, and its
-    subscription goes with it. Raises ConfigError for a certificate or key that
+    subscription goes with it. Credentials in logged URLs are redacted by the filter
+    ``create_app`` puts on uvicorn's loggers (telehub.api.log_redaction), whatever
+    log configuration uvicorn applies. Raises ConfigError for a certificate or key that
     cannot be used (see :func:`tls_options`).
     """
     options: dict[str, Any] = {
         "log_level": "info",
-        "access_log": False,
+        "access_log": settings.http_access_log,
         "timeout_graceful_shutdown": 10,
         "ws": LeanWebSocketProtocol,
         "ws_max_size": settings.ws_max_message_bytes,

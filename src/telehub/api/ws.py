@@ -11,6 +11,13 @@ and a ``gap`` when the backlog overflowed. The receive loop answers the
 client's operations; a bad one gets an ``error`` reply and the socket stays
 open. Close codes: 1008 (authentication or scope), 1013 (this process has as
 many connections as it takes).
+
+Credentials, in this order: an ``Authorization: Bearer`` header; a
+``bearer.<token>`` entry among the offered subprotocols, beside ``telehub.v1``
+(for browsers, which cannot set headers on a WebSocket; the server answers
+``telehub.v1`` only, never the entry with the token); ``?ticket=``, a
+single-use ticket from ``POST /api/v1/live/tickets``; ``?token=``, still
+accepted, discouraged (uvicorn's lines show it redacted, but proxies may not).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from telehub.runtime import Hub
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/ws"
+SUBPROTOCOL = "telehub.v1"
+_BEARER_PROTOCOL = "bearer."
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
@@ -70,12 +79,15 @@ async def live(scope: Scope, receive: Receive, send: Send) -> None:
     clients: Clients = state.ws_clients
     if (await receive())["type"] != "websocket.connect":
         return
-    await send({"type": "websocket.accept"})
+    accept: dict[str, Any] = {"type": "websocket.accept"}
+    if SUBPROTOCOL in scope.get("subprotocols", ()):
+        accept["subprotocol"] = SUBPROTOCOL
+    await send(accept)
     if clients.count >= hub.settings.ws_max_connections:
         await _close(send, TRY_AGAIN_LATER, "too many connections; retry later")
         return
     try:
-        principal = await hub.auth.authenticate(_token(scope))
+        principal = await _authenticate(hub, scope)
         require(principal, TokenScope.READ)
     except AuthError as exc:
         await _close(send, POLICY_VIOLATION, str(exc)[:120])
@@ -93,14 +105,19 @@ async def _close(send: Send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-def _token(scope: Scope) -> str | None:
+async def _authenticate(hub: Hub, scope: Scope) -> Principal:
     for name, value in scope["headers"]:
         if name == b"authorization":
             kind, _, credentials = bytes(value).decode("latin-1").partition(" ")
             if kind.lower() == "bearer" and credentials.strip():
-                return credentials.strip()
+                return await hub.auth.authenticate(credentials.strip())
+    for protocol in scope.get("subprotocols", ()):
+        if protocol.startswith(_BEARER_PROTOCOL):
+            return await hub.auth.authenticate(protocol.removeprefix(_BEARER_PROTOCOL))
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return str(query["token"][0]) if query.get("token") else None
+    if query.get("ticket"):
+        return await hub.tickets.redeem(query["ticket"][0])
+    return await hub.auth.authenticate(query["token"][0] if query.get("token") else None)
 
 
 class LiveSession:

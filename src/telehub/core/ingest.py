@@ -24,6 +24,7 @@ from telehub.errors import (
     NotFound,
     Overloaded,
     ShuttingDown,
+    StorageTimeout,
     StorageUnavailable,
     TelehubError,
 )
@@ -271,6 +272,11 @@ class Ingestor:
     async def _commit(self, batch: list[_Pending], *, retries: bool = True) -> None:
         try:
             results = await self._write(batch, retries=retries)
+        except StorageUnavailable as exc:
+            # The database failed, not the batch: halves would only wait out the same again.
+            for item in batch:
+                self._fail(item, exc)
+            return
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0], StorageUnavailable("the database failed to commit the batch"))
@@ -309,10 +315,14 @@ class Ingestor:
             started = time.perf_counter()
             try:
                 results = await self._store.write(items, received_us=now_us())
-            except Exception:
+            except Exception as exc:
                 self._metrics.commit_failures.inc()
-                if delay is None:
-                    log.exception("batch of %d submissions failed to commit", len(batch))
+                # Not after a missed deadline: the senders would wait as long again.
+                if delay is None or isinstance(exc, StorageTimeout):
+                    if isinstance(exc, StorageUnavailable):  # an outage: no traceback to see
+                        log.warning("batch of %d submissions not committed: %s", len(batch), exc)
+                    else:
+                        log.exception("batch of %d submissions failed to commit", len(batch))
                     raise
                 log.warning("batch commit failed (attempt %d); retrying", attempt + 1)
                 await asyncio.sleep(delay)

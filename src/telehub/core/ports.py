@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from telehub.domain.commands import Command, CommandStatus
-from telehub.domain.devices import ApiToken, Device, RejectedInput
+from telehub.domain.devices import ApiToken, Device, RejectedInput, Scope
 from telehub.domain.live import BusMessage, Event, EventDraft, EventType
 from telehub.domain.readings import Telemetry
 
@@ -114,6 +114,21 @@ class TokenStore(Protocol):
     async def rename(self, token_id: str, name: str) -> bool: ...
 
 
+class TicketStore(Protocol):
+    """Live tickets (telehub.core.tickets), by hash; each can be taken once."""
+
+    async def add(
+        self, *, ticket_hash: str, token_id: str, scope: Scope, expires_us: int, now_us: int
+    ) -> None:
+        """Keep a ticket until ``expires_us``; forget tickets expired by ``now_us``."""
+        ...
+
+    async def take(self, ticket_hash: str, *, now_us: int) -> tuple[str, Scope] | None:
+        """Remove the ticket; its token id and scope if it was unexpired and its token
+        still exists, else None. Of concurrent takes, across processes, one gets it."""
+        ...
+
+
 class RejectedStore(Protocol):
     async def add(
         self,
@@ -195,6 +210,8 @@ class Store(Protocol):
     def readings(self) -> ReadingStore: ...
     @property
     def tokens(self) -> TokenStore: ...
+    @property
+    def tickets(self) -> TicketStore: ...
     @property
     def rejected(self) -> RejectedStore: ...
     @property

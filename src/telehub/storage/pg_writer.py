@@ -13,16 +13,24 @@ Fast path: COPY straight into ``readings``. A unique violation means some
 readings are already stored (a resend): the transaction is rolled back and run
 again through a staging table with ``ON CONFLICT DO NOTHING``, which tells
 exactly which readings were new.
+
+Every commit has a deadline: past it, its connection is terminated and the
+batch fails with StorageTimeout. A silent network partition would otherwise
+hold it, and every submission behind it, for the whole outage. The commit may
+or may not have happened; its senders are told it did not, and the reading
+key makes their retry land once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from telehub.errors import StorageTimeout
 from telehub.storage import late
 from telehub.storage.batch import Batch, Row, Written, latest_wins
 
@@ -32,10 +40,20 @@ _BROKEN_CONNECTION = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectio
 
 
 class PgBatchWriter:
-    def __init__(self, *, dsn: str, server_settings: dict[str, str], late_margin_us: int) -> None:
-        self._dsn = dsn
+    def __init__(
+        self,
+        *,
+        connect: Callable[[], Awaitable[Any]],
+        commit_timeout: float,
+        close_timeout: float,
+        late_margin_us: int,
+    ) -> None:
+        """``connect`` opens a connection (storage/pg_connect.py); a commit not answered
+        within ``commit_timeout`` seconds fails; closing waits ``close_timeout`` at most."""
+        self._connect = connect
+        self._commit_timeout = commit_timeout
+        self._close_timeout = close_timeout
         self._late_margin_us = late_margin_us
-        self._server_settings = server_settings
         self._conn: Any = None  # the thread's
         self._inline: Any = None  # the caller's loop's, for one-statement batches
         self._loop = asyncio.new_event_loop()
@@ -52,14 +70,42 @@ class PgBatchWriter:
         return await asyncio.wrap_future(done)
 
     async def _write_inline(self, batch: Batch) -> Written:
-        if self._inline is None or self._inline.is_closed():
-            self._inline = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
+        pg = self._inline
+        if pg is None or pg.is_closed():
+            pg = self._inline = await self._connect()
         try:
-            return await _write_one_statement(self._inline, batch)
-        except _BROKEN_CONNECTION:
-            self._inline.terminate()  # replaced on the next batch (the Ingestor retries)
+            return await self._before_deadline(pg, _write_one_statement(pg, batch))
+        except (StorageTimeout, *_BROKEN_CONNECTION):
+            pg.terminate()  # replaced on the next batch (the Ingestor retries)
             self._inline = None
             raise
+
+    async def _before_deadline(self, pg: Any, commit: Awaitable[Written]) -> Written:
+        """``commit`` on ``pg``; at the deadline ``pg`` is terminated and StorageTimeout raised.
+
+        Terminated, not cancelled: a cancelled asyncpg call sends a cancel request
+        and a transaction block rolls back, both of which would wait on the same
+        silent network. One timer per commit, no round trip.
+        """
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            pg.terminate()
+
+        timer = asyncio.get_running_loop().call_later(self._commit_timeout, expire)
+        try:
+            return await commit
+        except Exception as exc:
+            if expired:
+                raise StorageTimeout(
+                    f"the database did not answer the commit within {self._commit_timeout:g} s; "
+                    "it may or may not have been stored (a resent reading is stored once)"
+                ) from exc
+            raise
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         if self._inline is not None:
@@ -71,28 +117,34 @@ class PgBatchWriter:
         self._loop.close()
 
     async def _close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close(timeout=self._close_timeout)
+            except _BROKEN_CONNECTION:
+                conn.terminate()  # a database gone silent does not see it go
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings)
+            self._conn = await self._connect()
         return self._conn
 
     async def _write(self, batch: Batch) -> Written:
         pg = await self._connection()
         try:
-            try:
-                return await self._transaction(pg, batch, resend=False)
-            except asyncpg.UniqueViolationError:
-                # Some readings are stored already: the whole transaction again, through
-                # the staging table (a savepoint instead would cost every batch 2 round trips).
-                return await self._transaction(pg, batch, resend=True)
-        except _BROKEN_CONNECTION:
+            return await self._before_deadline(pg, self._transactions(pg, batch))
+        except (StorageTimeout, *_BROKEN_CONNECTION):
             # A broken connection is replaced on the next batch (the Ingestor retries).
             await self._discard()
             raise
+
+    async def _transactions(self, pg: Any, batch: Batch) -> Written:
+        try:
+            return await self._transaction(pg, batch, resend=False)
+        except asyncpg.UniqueViolationError:
+            # Some readings are stored already: the whole transaction again, through
+            # the staging table (a savepoint instead would cost every batch 2 round trips).
+            return await self._transaction(pg, batch, resend=True)
 
     async def _transaction(self, pg: Any, batch: Batch, *, resend: bool) -> Written:
         """One transaction, few round trips: each costs the writer thread a GIL hand-off."""

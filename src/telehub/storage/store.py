@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telehub.config import Settings
-from telehub.storage import migrate
+from telehub.errors import StorageTimeout
+from telehub.storage import migrate, pg_connect
 from telehub.storage.commands import SqlCommandStore
 from telehub.storage.database import create_engine, pg_server_settings, ping
 from telehub.storage.devices import SqlDeviceStore, SqlTokenStore
@@ -15,6 +19,7 @@ from telehub.storage.readings import SqlReadingStore
 from telehub.storage.rejected import SqlRejectedStore
 from telehub.storage.rollups import SqlRollupStore
 from telehub.storage.sqlite_writer import SqliteBatchWriter
+from telehub.storage.tickets import SqlTicketStore
 
 
 def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter | PgBatchWriter:
@@ -28,7 +33,23 @@ def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter 
     # Named, so an operator (or a test) can tell the ingest writer in pg_stat_activity.
     schema = f"/{settings.database_schema}" if settings.database_schema else ""
     server_settings["application_name"] = f"telehub-writer{schema}"[:63]
-    return PgBatchWriter(dsn=dsn, server_settings=server_settings, late_margin_us=margin_us)
+    connect_timeout = settings.database_connect_timeout_seconds
+    commit_timeout = settings.database_commit_timeout_seconds
+    # No command timeout: the writer holds its whole commit to commit_timeout instead.
+    connect = functools.partial(
+        pg_connect.connect,
+        dsn,
+        server_settings=server_settings,
+        connect_timeout=connect_timeout,
+        command_timeout=None,
+        dead_after=commit_timeout,
+    )
+    return PgBatchWriter(
+        connect=connect,
+        commit_timeout=commit_timeout,
+        close_timeout=connect_timeout,
+        late_margin_us=margin_us,
+    )
 
 
 class SqlStore:
@@ -45,15 +66,30 @@ class SqlStore:
             late=self.rollups.count_late,
         )
         self.tokens = SqlTokenStore(self.engine)
+        self.tickets = SqlTicketStore(self.engine)
         self.rejected = SqlRejectedStore(self.engine)
         self.commands = SqlCommandStore(self.engine)
         self.events = SqlEventStore(self.engine)
 
     async def upgrade(self) -> None:
-        await migrate.upgrade(self.engine, schema=self._settings.database_schema)
+        if self._settings.is_sqlite:
+            await migrate.upgrade(self.engine, schema=self._settings.database_schema)
+            return
+        # An engine without the statement deadline: a migration may rewrite a big table.
+        engine = create_engine(self._settings, statement_deadline=False)
+        try:
+            await migrate.upgrade(engine, schema=self._settings.database_schema)
+        finally:
+            await engine.dispose()
 
     async def ping(self) -> None:
-        await ping(self.engine)
+        """A round trip to the database within the connect deadline, else StorageTimeout."""
+        deadline = self._settings.database_connect_timeout_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                await ping(self.engine)
+        except TimeoutError as exc:
+            raise StorageTimeout(f"the database did not answer within {deadline:g} s") from exc
 
     async def close(self) -> None:
         self.readings.close()

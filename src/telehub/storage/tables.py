@@ -111,6 +111,18 @@ api_tokens = Table(
     Column("created_us", BigInteger, nullable=False),
 )
 
+# Live tickets (telehub.core.tickets): hashed, spent by deleting the row, expired
+# rows swept when new ones are issued.
+live_tickets = Table(
+    "live_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("token_id", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Index(None, "expires_us"),
+)
+
 rejected_messages = Table(
     "rejected_messages",
     metadata,

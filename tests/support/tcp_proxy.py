@@ -1,9 +1,13 @@
-"""A TCP proxy that can be cut: takes a real service away from a hub, then brings it back.
+"""A TCP proxy the test can break: takes a real service away from a hub, then brings it back.
 
-The system PostgreSQL keeps running; only the hub's road to it is closed. The
-proxy runs on a thread with its own event loop, as a network would: the hub
-may block its loop on a database call (closing its COPY writer does) and the
-bytes must still flow.
+The system PostgreSQL keeps running; only the hub's road to it is broken, in
+one of three ways: ``cut`` (refused and reset: a database that is down, which
+fails fast), ``stall`` (reset, then accepted and never answered) and
+``black_hole`` (a silent partition: every connection stays open and nothing
+passes either way, so nothing fails, it only waits). The proxy runs on a
+thread with its own event loop, as a network would: the hub may block its
+loop on a database call (closing its COPY writer does) and the bytes must
+still flow.
 """
 
 from __future__ import annotations
@@ -18,16 +22,16 @@ T = TypeVar("T")
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:port`` to ``host:port`` until ``cut``; ``restore`` reopens it.
+    """Forwards ``127.0.0.1:port`` to ``host:port`` until broken; ``restore`` mends it.
 
-    ``stall`` drops every open connection and then accepts new ones without ever
-    answering: a database that hangs instead of refusing.
+    The port stays the same across breaks and restores.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self._upstream = (host, port)
         self.port = 0
         self._silent = False
+        self._passing = asyncio.Event()  # cleared: a black hole (only used on the proxy's loop)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -53,20 +57,41 @@ class TcpProxy:
             self._loop.close()
 
     async def restore(self) -> None:
-        """Forward again (on the same port after a cut)."""
-        await self._run(self._listen(silent=False))
+        """Forward again, on the same port; bytes a black hole held back flow on."""
+        await self._run(self._mend())
 
     async def cut(self) -> None:
-        """Stop listening, so new connections are refused, and drop every open one."""
+        """Stop listening, so new connections are refused, and reset every open one."""
         await self._run(self._drop())
 
     async def stall(self) -> None:
-        """Drop every open connection; accept new ones but never pass a byte."""
+        """Reset every open connection; accept new ones but never pass a byte."""
         await self._run(self._drop())
         await self._run(self._listen(silent=True))
 
+    async def black_hole(self) -> None:
+        """Pass nothing more, either way, on open connections and new ones, and say nothing.
+
+        Bytes already sent are taken (so the sender's TCP sees them acknowledged)
+        and held: a partition that TCP does not notice, like a dead link behind a
+        switch or a firewall that drops packets.
+        """
+        await self._run(self._block())
+
     async def _run(self, work: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    async def _mend(self) -> None:
+        self._passing.set()
+        if self._server is None:
+            await self._listen(silent=False)
+        self._silent = False
+
+    async def _block(self) -> None:
+        self._passing.clear()
+        if self._server is None:
+            await self._listen(silent=False)
+        self._silent = False
 
     async def _listen(self, *, silent: bool) -> None:
         self._silent = silent
@@ -79,6 +104,7 @@ class TcpProxy:
             server.close()
         for writer in list(self._writers):
             writer.transport.abort()
+        self._passing.set()  # what a black hole held back goes nowhere: its road is reset
         await asyncio.gather(*self._handlers, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
@@ -93,6 +119,9 @@ class TcpProxy:
             if self._silent:
                 await reader.read()  # until the proxy drops it
                 return
+            await self._passing.wait()
+            if writer.transport.is_closing():
+                return  # reset while it waited
             try:
                 upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
             except OSError:
@@ -100,8 +129,8 @@ class TcpProxy:
             self._writers.add(upstream_writer)
             try:
                 async with asyncio.TaskGroup() as pumps:
-                    pumps.create_task(_pump(reader, upstream_writer), name="proxy-up")
-                    pumps.create_task(_pump(upstream_reader, writer), name="proxy-down")
+                    pumps.create_task(self._pump(reader, upstream_writer), name="proxy-up")
+                    pumps.create_task(self._pump(upstream_reader, writer), name="proxy-down")
             finally:
                 upstream_writer.transport.abort()
                 self._writers.discard(upstream_writer)
@@ -109,14 +138,16 @@ class TcpProxy:
             writer.transport.abort()
             self._writers.discard(writer)
 
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy one direction until either side closes; then close both (the other pump ends)."""
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.transport.abort()
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy one direction until either side closes; then close both (the other pump ends)."""
+        try:
+            while data := await reader.read(65536):
+                await self._passing.wait()
+                if writer.transport.is_closing():
+                    return  # reset while it waited
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.transport.abort()
