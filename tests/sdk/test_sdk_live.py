@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from telehub.client import AsyncClient, Client, Unauthorized
+from telehub.client import AsyncClient, Client, LiveClosed, Unauthorized
 from telehub.runtime import Hub
-from tests.live.support import LiveServer, live_server
+from tests.live.support import LiveServer, live_server, log_records
 
 
 @pytest.fixture
@@ -102,3 +102,28 @@ async def test_a_bad_token_is_unauthorized_on_the_live_feeds(server: LiveServer)
             await anext(client.events())
     with pytest.raises(Unauthorized):
         await asyncio.to_thread(lambda: next(Client(server.base, token="tha_unknown").events()))
+
+
+async def test_both_sdks_send_the_token_in_a_header_never_in_a_url(hub: Hub) -> None:
+    """Every request line the server logs for the SDKs' live feeds is free of any token."""
+    secret = "tha_" + "x" * 43  # refused, which ends each feed at once
+    async with live_server(hub, log_level="info", access_log=True) as server:
+        with log_records() as records:
+            async with AsyncClient(server.base, token=secret) as client:
+                with pytest.raises(LiveClosed):
+                    await anext(client.tail())
+                with pytest.raises(Unauthorized):
+                    await anext(client.events())
+
+            def blocking() -> None:
+                with Client(server.base, token=secret) as client:
+                    with pytest.raises(LiveClosed):
+                        next(client.tail())
+                    with pytest.raises(Unauthorized):
+                        next(client.events())
+
+            await asyncio.to_thread(blocking)
+    lines = [r.getMessage() for r in records if r.name in ("uvicorn.error", "uvicorn.access")]
+    assert sum('"WebSocket /api/v1/ws" [accepted]' in line for line in lines) == 2, lines
+    assert sum('"GET /api/v1/events' in line for line in lines) == 2, lines
+    assert not [line for line in lines if "token=" in line or "[redacted]" in line]
