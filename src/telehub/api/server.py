@@ -20,7 +20,8 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
 
     Pings are uvicorn's (protocol-level): a peer that stops answering is dropped
     after ``ws_ping_interval_seconds + ws_ping_timeout_seconds``, and its
-    subscription goes with it. Credentials in logged URLs are redacted by the filter
+    subscription goes with it (counted in ``telehub_ws_dropped_total``; see
+    LeanWebSocketProtocol.keepalive_timeout). Credentials in logged URLs are redacted by the filter
     ``create_app`` puts on uvicorn's loggers (telehub.api.log_redaction), whatever
     log configuration uvicorn applies. Raises ConfigError for a certificate or key that
     cannot be used (see :func:`tls_options`).
