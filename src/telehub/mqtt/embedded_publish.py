@@ -9,6 +9,9 @@ core right here, and its PUBACK (QoS 1) or PUBREC (QoS 2) leaves only once
 the batch is committed. A connection lost before that gets no
 acknowledgement, and the device sends the message again.
 
+The acknowledgements of one batch leave together, one write per connection:
+a write per 4-byte PUBACK took a quarter of the broker's time.
+
 QoS 2 is handled as the spec's receiver "method B" (4.3.3): the packet id is
 remembered from the commit until PUBREL, so a resent PUBLISH is answered with
 PUBREC without being stored twice.
@@ -19,14 +22,13 @@ this broker, and the message itself is stored as it arrives, once.
 
 from __future__ import annotations
 
-import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from amqtt.contexts import Action
-from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.pubcomp import PubcompPacket
-from amqtt.mqtt.pubrec import PubrecPacket
 
 from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.inbound import InboundMessage, MqttInbound
@@ -35,11 +37,24 @@ from telehub.mqtt.packet_reader import PacketReader
 
 # Packet ids a client may have between PUBREC and PUBREL (all of them, 16 bits).
 _MAX_QOS2_IDS = 65_535
+# The fixed headers of PUBACK and PUBREC (MQTT 3.1.1, 3.4 and 3.5): type, length 2.
+_ACK_HEADER = {1: b"\x40\x02", 2: b"\x50\x02"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Publish:
+    """One publish waiting for its batch: whom to answer, and how."""
+
+    handler: Any
+    reader: PacketReader
+    device_id: str
+    qos: int
+    packet_id: int
 
 
 class DevicePublishes:
     def __init__(self, inbound: MqttInbound, access: EmbeddedAccess) -> None:
-        self._intake: BatchIntake[asyncio.Future[bool]] = BatchIntake(inbound.handle_batch, _settle)
+        self._intake: BatchIntake[_Publish] = BatchIntake(inbound.handle_batch, self._settle)
         self._access = access
         # client id → QoS 2 packet ids committed and answered with PUBREC, awaiting PUBREL.
         self._qos2: dict[str, set[int]] = {}
@@ -65,27 +80,32 @@ class DevicePublishes:
         self, handler: Any, reader: PacketReader, device_id: str, packet: Any
     ) -> None:
         qos, packet_id, topic = packet.qos, packet.packet_id, packet.topic_name
+        waiting = _Publish(handler, reader, device_id, qos, packet_id or 0)
         answered = self._qos2.get(device_id)
         if qos == 2 and answered is not None and packet_id in answered:
-            await handler._send_packet(PubrecPacket.build(packet_id))  # a resend: stored already
+            _write(handler, [waiting])  # a resend of one stored already: PUBREC again
             return
-        reader.hold()
-        try:
-            if await self._access.allowed(device_id, topic, Action.PUBLISH):
-                done = asyncio.get_running_loop().create_future()
-                self._intake.take(InboundMessage(topic, packet.data or b""), done)
-                if not await done:
-                    return  # not committed: no acknowledgement, the device sends it again
-            # A refused topic was recorded; acknowledging it ends the device's retries.
-        finally:
-            reader.release()
-        if qos == 1:
-            await handler._send_packet(PubackPacket.build(packet_id))
-        elif qos == 2:
-            ids = self._qos2.setdefault(device_id, set())
-            if len(ids) < _MAX_QOS2_IDS:
-                ids.add(packet_id)
-            await handler._send_packet(PubrecPacket.build(packet_id))
+        if not await self._access.allowed(device_id, topic, Action.PUBLISH):
+            # Recorded by allowed(); acknowledging it ends the device's retries.
+            _write(handler, [waiting])
+            return
+        reader.hold()  # released when its batch is settled
+        self._intake.take(InboundMessage(topic, packet.data or b""), waiting)
+
+    def _settle(self, batch: list[_Publish], committed: bool) -> None:
+        by_connection: defaultdict[int, list[_Publish]] = defaultdict(list)
+        for publish in batch:
+            publish.reader.release()
+            if committed:
+                by_connection[id(publish.handler)].append(publish)
+        for publishes in by_connection.values():
+            for publish in publishes:
+                if publish.qos == 2:
+                    ids = self._qos2.setdefault(publish.device_id, set())
+                    if len(ids) < _MAX_QOS2_IDS:
+                        ids.add(publish.packet_id)
+            _write(publishes[0].handler, publishes)
+        # Not committed: no acknowledgement; the device sends them again.
 
     async def _pubrel(self, handler: Any, device_id: str, pubrel: Any) -> None:
         answered = self._qos2.get(device_id)
@@ -94,7 +114,9 @@ class DevicePublishes:
         await handler._send_packet(PubcompPacket.build(pubrel.packet_id))
 
 
-def _settle(waiting: list[asyncio.Future[bool]], committed: bool) -> None:
-    for future in waiting:
-        if not future.done():  # cancelled when its connection went away
-            future.set_result(committed)
+def _write(handler: Any, publishes: list[_Publish]) -> None:
+    """The PUBACKs/PUBRECs of one connection's publishes, in one write (QoS 0: none)."""
+    data = b"".join(_ACK_HEADER[p.qos] + p.packet_id.to_bytes(2, "big") for p in publishes if p.qos)
+    writer = handler.writer
+    if data and writer is not None:  # None: the connection ended meanwhile
+        writer.write(data)
