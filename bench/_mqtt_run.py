@@ -11,7 +11,10 @@ from _mqtt_live import Delivered, Subscribers
 
 MAX_MESSAGES = 50_000  # per measurement: beyond 65,535 unacknowledged QoS 1 a client stalls
 QUIET_S = {1: 20.0, 0: 2.0}  # give up waiting after this long without progress
-_CPU_ORDER = ("bridge", "mosquitto", "C clients", "api", "ws clients", "postgres", "bench", "other")
+_CPU_ORDER = (
+    *("bridge", "serve", "mosquitto", "C clients", "api", "ws clients", "postgres", "bench"),
+    "other",
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Plan:
     latency_seconds: float
     subscribers: int = 0  # WebSocket clients of a `telehub api` on the Redis bus (0: none)
     subscriber_procs: int = 4
+    embedded: bool = True  # the embedded broker's QoS 1 rounds too
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Run:
     next_seq: int = 0
     cpu: dict[str, Cpu] = field(default_factory=dict)
     runs: int = 0
+    serve_pid: int | None = None  # `telehub serve` with the embedded broker, if running
 
     def take(self, per_device: int) -> int:
         first, self.next_seq = self.next_seq, self.next_seq + per_device
@@ -73,13 +78,14 @@ class Run:
 
     def snap(self) -> Cpu:
         cpu = Cpu.snap(self.bridge, self.broker, postgres=self.backend.is_pg)
+        extra = {}
         if self.subs is not None:
-            extra = {
-                "api": _proc_cpu(self.subs.server.proc.pid),
-                "ws clients": sum(_proc_cpu(pid) for pid in self.subs.pids),
-            }
-            cpu.seconds["other"] -= sum(extra.values())  # Cpu.snap counted them as other
-            cpu.seconds.update(extra)
+            extra["api"] = _proc_cpu(self.subs.server.proc.pid)
+            extra["ws clients"] = sum(_proc_cpu(pid) for pid in self.subs.pids)
+        if self.serve_pid is not None:
+            extra["serve"] = _proc_cpu(self.serve_pid)
+        cpu.seconds["other"] -= sum(extra.values())  # Cpu.snap counted them as other
+        cpu.seconds.update(extra)
         return cpu
 
     def charge(self, key: str, before: Cpu) -> None:

@@ -22,6 +22,10 @@ reading per line ``{"ts": ..., "values": {"v": ...}}``; a measurement is at most
     the same publishers and messages to a ``mosquitto_sub -C N`` at QoS 1 (from the
     same start to the subscriber's receive time of the last message). Raw and bridge
     rounds alternate, to share the noise.
+    Next to them, the embedded broker: ``telehub serve`` with amqtt inside, the same
+    publishers logged in as their devices, each PUBACK sent after the commit
+    (``_mqtt_embedded``); its rate runs until the last publisher exited, all
+    acknowledged, and every acknowledged message must be stored.
 (2) The same at QoS 0. Loss is allowed there, so committed/sent and received/sent
     are reported too, and each rate counts only what arrived.
 (3) p99 publish→commit latency at half the peak QoS 1 rate of (1). A thread of this
@@ -51,6 +55,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from _cpu import idle_cpu
 from _harness import Backend, drop_backend, make_backend, run_async, setup_hub
 from _mqtt import (
     HUB_TOPIC,
@@ -67,6 +72,7 @@ from _mqtt import (
     wait_exit,
     wait_sub,
 )
+from _mqtt_embedded import EmbeddedHub, embedded_round
 from _mqtt_latency import bench_latency
 from _mqtt_live import Delivered, bus_env, check_bus, live_knobs, subscribers
 from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run, describe
@@ -174,17 +180,23 @@ def _pct(m: Measure) -> str:
     return f"{m.got:,}/{m.sent:,} = {m.got / m.sent:.1%}"
 
 
-async def bench_rates(run: Run, plan: Plan, rep: Report) -> float:
+async def bench_rates(
+    run: Run, plan: Plan, rep: Report, embedded: EmbeddedHub | None = None
+) -> float:
     """(1) and (2); returns the bridge's QoS 1 rate (the peak the latency phase halves)."""
     per_device = plan.messages // plan.publishers
     await raw_round(run, 1, 500)  # warm-up: connections, caches, device lookups
     await hub_round(run, 1, 500)
+    if embedded is not None:
+        await _embedded(run, embedded, 500)
     peak = 0.0
     for qos in (1, 0):
-        raws, hubs = [], []
+        raws, hubs, embs = [], [], []
         for _ in range(plan.rounds):
             raws.append(await raw_round(run, qos, per_device))
             hubs.append(await hub_round(run, qos, per_device))
+            if qos == 1 and embedded is not None:
+                embs.append(await _embedded(run, embedded, per_device))
         raw_rate = sum(m.got for m in raws) / sum(m.seconds for m in raws)
         hub_rate = sum(m.got for m in hubs) / sum(m.seconds for m in hubs)
         peak = peak or hub_rate
@@ -205,6 +217,24 @@ async def bench_rates(run: Run, plan: Plan, rep: Report) -> float:
                 ratio >= TARGETS[qos],
             )
         )
+        if embs:
+            emb_rate = sum(m.got for m in embs) / sum(m.seconds for m in embs)
+            rep.figures.append(
+                Figure(
+                    f"QoS 1, embedded broker (amqtt in telehub serve, ack after commit), "
+                    f"{plan.publishers * per_device:,} msgs",
+                    f"{emb_rate:,.0f} readings/s committed and acknowledged, all stored",
+                    f"{raw_rate:,.0f} msg/s (bare mosquitto)",
+                    emb_rate / raw_rate,
+                    f"vs bridge on Mosquitto {emb_rate / hub_rate:.2f}",
+                    None,
+                )
+            )
+            rep.notes.append(
+                "QoS 1 embedded per round: "
+                + "; ".join(f"{m.rate:,.0f}/s ({m.seconds:.1f} s)" for m in embs)
+                + f"; cpu, % of one core: {describe(run.cpu['embedded q1'])}"
+            )
         rep.notes.append(
             f"QoS {qos} per round: "
             + "; ".join(
@@ -226,6 +256,17 @@ async def bench_rates(run: Run, plan: Plan, rep: Report) -> float:
         if run.subs is not None:
             _subscriber_figure(run, qos, hubs, rep)
     return peak
+
+
+async def _embedded(run: Run, embedded: EmbeddedHub, per_device: int) -> Measure:
+    first = run.take(per_device)
+    idle_cpu(embedded.proc.pid)
+    before = run.snap()
+    measure = await embedded_round(
+        run.children, embedded, run.probe, run.backend.workdir, first, per_device
+    )
+    run.charge("embedded q1", before)
+    return measure
 
 
 def _subscriber_figure(run: Run, qos: int, hubs: list[Measure], rep: Report) -> None:
@@ -283,6 +324,9 @@ async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Re
     bridge = Bridge(children, backend, broker, env)
     with contextlib.ExitStack() as stack:
         stack.callback(bridge.stop)  # the last to stop: the api first, so nothing is pushed
+        embedded = EmbeddedHub(children, backend, fixture.devices) if plan.embedded else None
+        if embedded is not None:
+            stack.callback(embedded.stop)
         subs = None
         if plan.subscribers:
             console.print(f"[bold]{backend.name}[/]: {plan.subscribers} WebSocket subscribers …")
@@ -305,8 +349,9 @@ async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Re
             )
         async with Probe(backend, devices) as probe:
             run = Run(backend, children, broker, bridge, probe, devices, subs)
+            run.serve_pid = embedded.proc.pid if embedded is not None else None
             console.print(f"[bold]{backend.name}[/]: QoS 1 and QoS 0 rounds …")
-            peak = await bench_rates(run, plan, rep)
+            peak = await bench_rates(run, plan, rep, embedded)
             console.print(f"[bold]{backend.name}[/]: latency at half peak …")
             await bench_latency(run, peak, plan, rep)
             _shared_machine(run, rep)
@@ -316,6 +361,8 @@ async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Re
             )
             _complaints(rep, "api", subs.complaints())
     _complaints(rep, "bridge", bridge.complaints())
+    if embedded is not None:
+        _complaints(rep, "telehub serve (embedded broker)", embedded.complaints())
 
 
 def _complaints(rep: Report, who: str, complaints: list[str]) -> None:
@@ -351,6 +398,11 @@ def main() -> None:
     parser.add_argument(
         "--subscriber-procs", type=int, default=4, help="processes the subscribers run in"
     )
+    parser.add_argument(
+        "--no-embedded",
+        action="store_true",
+        help="leave out the embedded broker's QoS 1 rounds (telehub serve, ack after commit)",
+    )
     args = parser.parse_args()
     if args.subscribers < 0 or args.subscriber_procs < 1:
         parser.error("--subscribers must be ≥ 0 and --subscriber-procs ≥ 1")
@@ -359,7 +411,11 @@ def main() -> None:
     for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (Debian: apt-get install mosquitto-clients)")
-    subs = {"subscribers": args.subscribers, "subscriber_procs": args.subscriber_procs}
+    subs = {
+        "subscribers": args.subscribers,
+        "subscriber_procs": args.subscriber_procs,
+        "embedded": not args.no_embedded,
+    }
     plan = (
         Plan(args.publishers, messages=20_000, rounds=1, latency_seconds=3.0, **subs)
         if args.quick
