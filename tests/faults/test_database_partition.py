@@ -49,6 +49,7 @@ DEADLINES = {
 # Bound of every wait for an answer during the partition: the deadlines, twice over, and
 # slack; under the HTTP client's own timeout (10 s), so that a hang fails here, by name.
 ANSWER_WITHIN = 8.0
+SINGLES = range(10, 18)  # ms of the single readings posted during the partition
 
 
 @dataclass(frozen=True)
@@ -142,20 +143,26 @@ async def test_a_silent_partition_answers_503_then_heals_with_nothing_acknowledg
         _, stranger = await server.hub.tokens.create(name="never-seen", scope=Scope.WRITE)
 
         await proxy.black_hole()
-        # On the writer's connection for small batches: one statement.
-        single = await answer(http.post(url, json=readings.one(10), headers=as_device), "POST")
+        # Committed together on the writer's connection for small batches, one statement:
+        # the batch fails once, at its deadline, not once per submission or per half.
+        singles = await asyncio.gather(
+            *(
+                answer(http.post(url, json=readings.one(ms), headers=as_device), "POST")
+                for ms in SINGLES
+            )
+        )
         bulk, query, unseen, ready = await asyncio.gather(
             # On the writer thread's connection: a COPY transaction.
             answer(http.post(url, json=readings.many(2000, 1000), headers=as_device), "bulk"),
             # Through the pool: a query, and a token the hub must look up.
             answer(http.get("/api/v1/devices/dev-1", headers=server.headers()), "GET device"),
             answer(
-                http.post(url, json=readings.one(11), headers=server.headers(stranger)),
+                http.post(url, json=readings.one(20), headers=server.headers(stranger)),
                 "POST with an unseen token",
             ),
             answer(http.get("/readyz"), "/readyz"),
         )
-        for response in (single, bulk, query, unseen):
+        for response in (*singles, bulk, query, unseen):
             unavailable(response)
         unavailable(ready, "not-ready")
         await eventually(lambda: all_are(health, "NOT_SERVING"), seconds=ANSWER_WITHIN)
@@ -164,10 +171,10 @@ async def test_a_silent_partition_answers_503_then_heals_with_nothing_acknowledg
         await eventually(lambda: all_are(health, "SERVING"), seconds=ANSWER_WITHIN)
         assert (await answer(http.get("/readyz"), "/readyz after healing")).status_code == 200
         # The senders retry what was refused: stored once, whatever the cut-off commits did.
-        for body in (readings.one(10), readings.many(2000, 1000)):
+        for body in (*map(readings.one, SINGLES), readings.many(2000, 1000)):
             retried = await answer(http.post(url, json=body, headers=as_device), "retry")
             assert retried.status_code == 202, retried.text
-        acknowledged.update({10, *range(2000, 3000)})
+        acknowledged.update({*SINGLES, *range(2000, 3000)})
         assert (await http.get("/api/v1/devices/dev-1", headers=server.headers())).is_success
 
         assert await readings.stored(server.hub.settings, "dev-1") == acknowledged

@@ -1,4 +1,9 @@
-"""The async engine, tuned for durability: what was acknowledged survives kill -9."""
+"""The async engine, tuned for durability: what was acknowledged survives kill -9.
+
+On PostgreSQL no wait is open-ended (connect, checkout, statement, close): a
+database gone silent makes requests fail with StorageUnavailable after a
+deadline, instead of hanging for the whole outage.
+"""
 
 from __future__ import annotations
 
@@ -154,6 +159,8 @@ def _unavailable(context: ExceptionContext) -> None:
         return  # the pool reconnects by itself; a cancellation must stay one
     if isinstance(lost, TimeoutError):  # asyncpg's command_timeout
         context.is_disconnect = True  # never reused: it may still be busy with the statement
+        # Only this one: a statement may be slow on its own; the others are pinged at checkout.
+        context.invalidate_pool_on_disconnect = False
         if context.connection is not None:
             # At once: SQLAlchemy would first try a graceful close, waiting 2 s more.
             driver = context.connection.connection.driver_connection
