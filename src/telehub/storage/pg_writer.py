@@ -76,7 +76,7 @@ class PgBatchWriter:
         try:
             return await self._before_deadline(pg, _write_one_statement(pg, batch))
         except (StorageTimeout, *_BROKEN_CONNECTION):
-            pg.terminate()  # replaced on the next batch (the Ingestor retries)
+            pg.terminate()  # replaced on the next batch
             self._inline = None
             raise
 
