@@ -229,3 +229,17 @@ async def test_pooled_connections_notice_a_silent_peer_by_themselves(
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 2
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 6000
+
+
+async def test_a_healthy_pooled_connection_is_reused_after_its_ping(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The checkout ping must pass on a healthy connection: a ping that always failed
+    had the pool drop and reopen every connection on every checkout."""
+    async with open_hub(make_settings()) as hub:
+        engine = hub.store.engine
+        pids = []
+        for _ in range(3):
+            async with engine.connect() as conn:
+                pids.append((await conn.execute(text("SELECT pg_backend_pid()"))).scalar())
+        assert len(set(pids)) == 1, pids

@@ -121,7 +121,7 @@ def _pinger(timeout: float) -> Any:
         if record.info.pop(_FRESH, False):
             return  # it has just answered the handshake
         try:
-            dbapi_conn.run_async(lambda pg: pg.execute(";", timeout=timeout))
+            dbapi_conn.run_async(lambda pg: pg.execute("SELECT 1", timeout=timeout))
         except Exception as exc:
             # Terminated here: SQLAlchemy would first try a graceful close, waiting 2 s more.
             dbapi_conn.driver_connection.terminate()
