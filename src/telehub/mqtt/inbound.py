@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -31,6 +32,7 @@ from telehub.errors import (
     PayloadTooLarge,
     RetainedReplay,
     ShuttingDown,
+    StorageUnavailable,
     UnknownDevice,
 )
 from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
@@ -77,12 +79,14 @@ class MqttInbound:
                 if message.retained and target.kind is not TopicKind.STATUS:
                     raise _replayed(target)
                 if target.kind is TopicKind.STATUS:
-                    await self._presence(
-                        target.device_id, message.payload, live=not message.retained
+                    live = not message.retained
+                    await _until_stored(
+                        partial(self._presence, target.device_id, message.payload, live=live)
                     )
                 elif target.kind is TopicKind.COMMAND_ACK:
-                    await self._command_ack(
-                        target.device_id, target.command_id or "", message.payload
+                    command_id = target.command_id or ""
+                    await _until_stored(
+                        partial(self._command_ack, target.device_id, command_id, message.payload)
                     )
                 else:
                     telemetry = self._decode(target, message.payload, received_at)
@@ -190,6 +194,20 @@ class MqttInbound:
                     storage_delay = min(storage_delay * 2, _STORAGE_RETRY_MAX)
                 await asyncio.sleep(backoff)
             pending = retry
+
+
+async def _until_stored(write: Callable[[], Awaitable[None]]) -> None:
+    """A status or ack waits out a storage outage as telemetry does: unacknowledged (the
+    broker's in-flight window is the backpressure) and tried again."""
+    delay = 0.1
+    while True:
+        try:
+            await write()
+            return
+        except StorageUnavailable as exc:
+            log.warning("could not store an MQTT status or ack (%s); retrying", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _STORAGE_RETRY_MAX)
 
 
 def _replayed(target: DeviceTopic) -> RetainedReplay:
