@@ -78,6 +78,27 @@ class Settings(BaseSettings):
         False,
         description="uvicorn's access log, a line per request (credentials in URLs redacted)",
     )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="a request head must be whole this long after the connection (or, kept "
+        "alive, after its first byte); else 408 and the connection is closed",
+    )
+    http_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="a request body must be whole this long after its head; else 408, the "
+        "connection is closed and nothing of the request is used",
+    )
+    http_max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="HTTP connections per process (WebSockets not counted); at the cap a new "
+        "one replaces the one waiting longest on its client. Default: half the open-file "
+        "limit (ulimit -n), at most 10000",
+    )
 
     ingest_queue_readings: int = Field(
         200_000, ge=10_000, description="readings accepted but not yet committed, at most"

@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telehub import __version__
 from telehub.api import log_redaction, problems, sse, ws
+from telehub.api.auth_gate import BearerRequired
+from telehub.api.http_protocol import METRICS_STATE
 from telehub.api.ingest_route import TelemetryIngestRoute
 from telehub.api.limits import BodyLimitMiddleware
 from telehub.api.routes import admin, commands, devices, health, telemetry, tickets
@@ -32,8 +34,9 @@ class _FrontedFastAPI(FastAPI):
     """FastAPI with an ASGI app in front of all of its layers: ``front``, which
     passes on to :meth:`behind` (FastAPI itself) what it does not answer.
 
-    The telemetry POST is that front (api/ingest_route.py). Even as the
-    outermost user middleware it went through the framework's own layers
+    The front is a 401 for writes without a token (api/auth_gate.py), then the
+    telemetry POST (api/ingest_route.py). Even as the outermost user middleware
+    that POST went through the framework's own layers
     (FastAPI's telemetry and body-size wrappers, Starlette's error
     middleware, which wraps every ``send``): in front of them the hub took
     86-91 µs of CPU per single-reading POST instead of about 100, and served
@@ -55,7 +58,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     log_redaction.install()  # every server of this app: no credential in uvicorn's lines
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             running: Hub = (
                 hub
@@ -74,7 +77,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
             async with asyncio.TaskGroup() as tasks:
                 follower = tasks.create_task(feed.run(), name="event-feed")
                 try:
-                    yield
+                    # uvicorn's lifespan state: how its HTTP protocol counts connections.
+                    yield {METRICS_STATE: running.metrics}
                 finally:
                     follower.cancel()
 
@@ -93,7 +97,9 @@ def create_app(settings: Settings, *, hub: Hub | None = None, migrate: bool = Tr
     # afterwards (it adds no state), the hottest request skips the whole framework.
     app.__class__ = _FrontedFastAPI
     assert isinstance(app, _FrontedFastAPI)  # for the type checker
-    app.front = TelemetryIngestRoute(app.behind, max_body_bytes=settings.max_body_bytes)
+    app.front = BearerRequired(
+        TelemetryIngestRoute(app.behind, max_body_bytes=settings.max_body_bytes)
+    )
     problems.install(app)
     for module in (devices, telemetry, commands, admin, health, sse, tickets):
         app.include_router(module.router)

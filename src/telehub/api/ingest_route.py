@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import re
 
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from telehub.api.auth_gate import bearer_token
 from telehub.api.limits import BodyTooLarge, declared_over
 from telehub.api.problems import problem, problem_of
 from telehub.api.routes.telemetry import accept_telemetry, refuse_too_large
@@ -55,7 +55,7 @@ class TelemetryIngestRoute:
             return
         hub: Hub = scope["app"].state.hub
         try:
-            secret = _bearer(scope)
+            secret = bearer_token(scope)
             try:
                 raw = await self._body(scope, receive)
             except BodyTooLarge as exc:
@@ -100,12 +100,3 @@ class TelemetryIngestRoute:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _bearer(scope: Scope) -> str | None:
-    """The token of an ``Authorization: Bearer …`` header, as FastAPI's HTTPBearer reads it."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
-            return credentials if scheme.lower() == "bearer" and credentials else None
-    return None

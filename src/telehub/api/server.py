@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from telehub.api.http_protocol import ClientLimits, HttpConfig
 from telehub.api.ws_protocol import LeanWebSocketProtocol
 from telehub.config import Settings
 from telehub.errors import ConfigError
@@ -25,6 +26,9 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
     ``create_app`` puts on uvicorn's loggers (telehub.api.log_redaction), whatever
     log configuration uvicorn applies. Raises ConfigError for a certificate or key that
     cannot be used (see :func:`tls_options`).
+
+    HTTP goes through telehub.api.http_protocol: deadlines for a request's head and
+    body, and a cap on the process's connections, from Settings too.
     """
     options: dict[str, Any] = {
         "log_level": "info",
@@ -36,7 +40,8 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
         "ws_ping_timeout": settings.ws_ping_timeout_seconds,
         "ws_per_message_deflate": settings.ws_compression,
     }
-    return uvicorn.Config(app, **(options | tls_options(settings) | overrides))
+    limits = ClientLimits.from_settings(settings)
+    return HttpConfig(app, limits=limits, **(options | tls_options(settings) | overrides))
 
 
 def tls_options(settings: Settings) -> dict[str, str]:

@@ -138,3 +138,16 @@ class Metrics:
         self.grpc_in_flight = Gauge(
             "telehub_grpc_calls_in_flight", "gRPC calls running in this process", registry=r
         )
+        self.http_connections = Gauge(
+            "telehub_http_connections",
+            "HTTP connections open in this process (WebSockets not counted)",
+            registry=r,
+        )
+        self.http_connections_closed = Counter(
+            "telehub_http_connections_closed",
+            "HTTP connections the server closed on its clients, by reason: header_timeout, "
+            "body_timeout, cap_evicted (waiting on its client, closed to admit a new one), "
+            "cap_refused (a new one, closed at once: every other was being served)",
+            ["reason"],
+            registry=r,
+        )
