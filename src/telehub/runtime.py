@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from telehub.bus import Bus, bus_for
+from telehub.bus.revocations import follow_revocations
 from telehub.config import Settings
 from telehub.core.auth import Authenticator, TokenService
 from telehub.core.commands import CommandService
@@ -25,6 +26,7 @@ from telehub.core.metrics import Metrics
 from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
 from telehub.core.rollups import RollupService
+from telehub.core.sessions import SessionRegistry
 from telehub.core.telemetry import TelemetryService
 from telehub.core.tickets import LiveTickets
 from telehub.mqtt.dynsec import provisioner_for
@@ -39,6 +41,7 @@ class Hub:
     store: SqlStore
     metrics: Metrics
     auth: Authenticator
+    sessions: SessionRegistry
     tokens: TokenService
     tickets: LiveTickets
     devices: DeviceService
@@ -63,7 +66,10 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         metrics = Metrics()
         bus = await parts.enter_async_context(bus_for(settings, metrics))
         events = EventLog(store=store, bus=bus, metrics=metrics, keep=settings.event_log_keep)
-        auth = Authenticator(store=store, cache_seconds=settings.auth_cache_seconds)
+        sessions = SessionRegistry(metrics)
+        auth = Authenticator(
+            store=store, cache_seconds=settings.auth_cache_seconds, sessions=sessions, bus=bus
+        )
         ingestor = Ingestor(
             store=store.readings,
             metrics=metrics,
@@ -79,6 +85,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             store=store,
             metrics=metrics,
             auth=auth,
+            sessions=sessions,
             tokens=TokenService(store=store, auth=auth),
             tickets=LiveTickets(store=store, ttl_seconds=settings.live_ticket_seconds),
             devices=DeviceService(store=store, auth=auth, events=events, mirror=mirror),
@@ -97,10 +104,17 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")
+            # Revocations from every process end this one's live sessions; as a backstop,
+            # their tokens are looked up again as often as a cached token is.
+            recheck = max(settings.auth_cache_seconds, 1.0)
+            revocations = tasks.create_task(
+                follow_revocations(bus, auth, recheck_seconds=recheck), name="revocations"
+            )
             tune_interpreter()
             try:
                 yield hub
             finally:
+                revocations.cancel()
                 ingestor.close()
 
 

@@ -6,6 +6,9 @@ first gets what it missed, read from the log, then the live feed; an event is
 never sent twice or out of order, on any process. If the log no longer holds
 everything after that id, a ``gap`` event says how many were trimmed (its id
 is where the client now stands).
+
+A stream ends when the credential it was opened with is revoked (the token
+deleted, a ticket's token included); resuming with it is then refused (401).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from telehub.api.deps import LiveReadScope
 from telehub.bus.feed import EventFeed
 from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.events import EventLog
+from telehub.domain.devices import Principal
 from telehub.domain.live import BusMessage, Event, EventType, LoggedEvents
 from telehub.errors import FieldError, InvalidInput
 from telehub.runtime import Hub
@@ -82,7 +86,7 @@ def encode(event: Event) -> bytes:
 )
 async def events(
     request: Request,
-    _: LiveReadScope,
+    principal: LiveReadScope,
     types: Annotated[
         str | None,
         Query(description="comma-separated: alerts, commands, jobs, presence (default: all)"),
@@ -101,7 +105,7 @@ async def events(
     wanted = _parse_types(types)
     device_ids = frozenset(d.strip() for d in (devices or "").split(",") if d.strip()) or None
     cursor = _parse_cursor(last_event_id, after)
-    stream = _Stream(hub=hub, feed=feed, types=wanted, devices=device_ids)
+    stream = _Stream(hub=hub, feed=feed, principal=principal, types=wanted, devices=device_ids)
     return StreamingResponse(
         stream.run(cursor),
         media_type="text/event-stream",
@@ -115,11 +119,14 @@ class _Stream:
         *,
         hub: Hub,
         feed: EventFeed,
+        principal: Principal,
         types: frozenset[EventType],
         devices: frozenset[str] | None,
     ) -> None:
         self._log: EventLog = hub.events
         self._feed = feed
+        self._sessions = hub.sessions
+        self._principal = principal
         self._types = types
         self._devices = devices
         self._keepalive = hub.settings.sse_keepalive_seconds
@@ -138,7 +145,13 @@ class _Stream:
         try:
             await self._feed.started()
             # Subscribe before reading the log: what is logged meanwhile is in one or both.
-            async with self._feed.subscribe() as live:
+            async with (
+                self._feed.subscribe() as live,
+                # A revocation closes ``live``, which ends the stream.
+                self._sessions.register(
+                    self._principal, transport="sse", on_revoke=lambda _: live.close()
+                ) as session,
+            ):
                 # Read with the subscription, no await between: every event past this
                 # id reaches ``live``, and none before it does.
                 start = self._feed.cursor
@@ -150,6 +163,8 @@ class _Stream:
                     if gap:
                         yield gap
                     async for chunk in self._catch_up():
+                        if session.revoked:
+                            return
                         yield chunk
                 while True:
                     try:
@@ -159,7 +174,9 @@ class _Stream:
                         yield b": keep-alive\n\n"
                         continue
                     except SubscriptionClosed:
-                        return  # the server is shutting down: the client resumes elsewhere
+                        # Revoked, or the server is shutting down (the client resumes
+                        # elsewhere): either way the stream ends here.
+                        return
                     if delivery.lost:
                         # The feed dropped some for this client: the log has them, unless
                         # it was trimmed past this client meanwhile (then say so).
@@ -167,9 +184,11 @@ class _Stream:
                         if gap:
                             yield gap
                         async for chunk in self._catch_up():
+                            if session.revoked:
+                                return
                             yield chunk
                     chunk = self._fresh(delivery.messages)
-                    if chunk:
+                    if chunk and not session.revoked:
                         yield chunk
         finally:
             self._connections.dec()

@@ -9,8 +9,9 @@ empty. It coalesces readings into one frame per subscription per
 ``ws_frame_interval_seconds``, sends presence and command status as they come,
 and a ``gap`` when the backlog overflowed. The receive loop answers the
 client's operations; a bad one gets an ``error`` reply and the socket stays
-open. Close codes: 1008 (authentication or scope), 1013 (this process has as
-many connections as it takes).
+open. Close codes: 1008 (authentication or scope, or the credential was
+revoked while the socket was open: reason ``credential revoked``), 1013 (this
+process has as many connections as it takes).
 
 Credentials, in this order: an ``Authorization: Bearer`` header; a
 ``bearer.<token>`` entry among the offered subprotocols, beside ``telehub.v1``
@@ -23,6 +24,7 @@ accepted, discouraged (uvicorn's lines show it redacted, but proxies may not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -39,7 +41,7 @@ from telehub.bus import Channel, Delivery, Subscription
 from telehub.core.auth import require
 from telehub.domain.devices import Principal
 from telehub.domain.devices import Scope as TokenScope
-from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents
+from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents, Revoked
 from telehub.errors import AuthError, FieldError, InvalidInput, TelehubError
 from telehub.runtime import Hub
 
@@ -50,6 +52,7 @@ SUBPROTOCOL = "telehub.v1"
 _BEARER_PROTOCOL = "bearer."
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+REVOKED_REASON = "credential revoked"
 
 
 class Clients:
@@ -95,7 +98,9 @@ async def live(scope: Scope, receive: Receive, send: Send) -> None:
     clients.count += 1
     hub.metrics.ws_connections.inc()
     try:
-        await LiveSession(send, hub, principal, clients.frames).run(receive)
+        session = LiveSession(send, hub, principal, clients.frames)
+        with hub.sessions.register(principal, transport="ws", on_revoke=session.revoke):
+            await session.run(receive)
     finally:
         clients.count -= 1
         hub.metrics.ws_connections.dec()
@@ -123,6 +128,7 @@ async def _authenticate(hub: Hub, scope: Scope) -> Principal:
 class LiveSession:
     __slots__ = (
         "_cache",
+        "_closer",
         "_filters",
         "_flusher",
         "_hub",
@@ -145,6 +151,8 @@ class LiveSession:
         self._watched: dict[str, str | int | None] = {}  # command id → request id
         self._subscription: Subscription | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # Set once the credential is revoked: the task that closes the socket.
+        self._closer: asyncio.Task[None] | None = None
         self._send_lock: asyncio.Lock | None = None
         self._last_frame = 0.0
 
@@ -166,11 +174,31 @@ class LiveSession:
         finally:
             if self._subscription is not None:
                 self._subscription.close()
-            if self._flusher is not None:
-                self._flusher.cancel()
-                await asyncio.gather(self._flusher, return_exceptions=True)
+            for task in (self._flusher, self._closer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+    def revoke(self, _: Revoked) -> None:
+        """The credential was revoked: nothing more is sent or done, and the socket closes
+        with 1008 (the receive loop then gets the disconnect and ends)."""
+        if self._subscription is not None:
+            self._subscription.close()
+        self._closer = asyncio.get_running_loop().create_task(
+            self._close_revoked(), name="ws-revoked"
+        )
+
+    async def _close_revoked(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()  # a frame it is stuck sending to a slow client, say
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        async with self._lock():
+            with contextlib.suppress(OSError):  # the client is gone already
+                await _close(self._send_raw, POLICY_VIOLATION, REVOKED_REASON)
 
     async def _handle(self, raw: str | bytes) -> None:
+        if self._closer is not None:
+            return  # revoked: the close is on its way
         try:
             op = ops.parse(raw)
             match op:
@@ -306,6 +334,8 @@ class LiveSession:
             await self._send_unlocked(frame)
 
     async def _send_unlocked(self, frame: str | bytes) -> None:
+        if self._closer is not None:
+            return  # revoked: nothing more goes out, and uvicorn refuses sends after a close
         text = frame if isinstance(frame, str) else frame.decode()
         await self._send_raw({"type": "websocket.send", "text": text})
 

@@ -1,7 +1,9 @@
 """Bus messages as bytes, for buses that cross processes.
 
 Compact arrays rather than objects: a commit of 20,000 readings is one Redis
-message, and it is decoded once in every process that subscribes.
+message, and it is decoded once in every process that subscribes. One JSON
+object with one key: ``r`` (readings), ``e`` (events) or ``x`` (a revoked
+credential: ``[kind, id, keep]``, e.g. ``["device", "dev-1", null]``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ from typing import Any
 
 import orjson
 
-from telehub.domain.live import BusMessage, Event, EventType, LiveReadings, LoggedEvents
+from telehub.domain.live import (
+    BusMessage,
+    CredentialKind,
+    Event,
+    EventType,
+    LiveReadings,
+    LoggedEvents,
+    Revoked,
+)
 from telehub.domain.readings import Reading, Telemetry
 
 
@@ -25,6 +35,8 @@ def encode(message: BusMessage) -> bytes:
                 ],
             }
         )
+    if isinstance(message, Revoked):
+        return orjson.dumps({"x": [message.kind.value, message.id, message.keep]})
     return orjson.dumps(
         {"e": [[e.id, e.type.value, e.device_id, e.at_us, e.data] for e in message.events]}
     )
@@ -46,7 +58,14 @@ def decode(data: bytes) -> BusMessage:
         )
     if "e" in body:
         return LoggedEvents(tuple(_event(item) for item in _array(body["e"], "e")))
-    raise ValueError("a bus message has readings (r) or events (e)")
+    if "x" in body:
+        kind, credential_id, keep = _array(body["x"], "x", length=3)
+        return Revoked(
+            kind=CredentialKind(kind),
+            id=_str(credential_id, "credential id"),
+            keep=None if keep is None else _str(keep, "keep"),
+        )
+    raise ValueError("a bus message has readings (r), events (e) or a revocation (x)")
 
 
 def _telemetry(item: Any) -> Telemetry:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 
-from telehub.domain.live import BusMessage, LiveReadings
+from telehub.domain.live import BusMessage, LiveReadings, Revoked
 
 
 class SubscriptionClosed(Exception):
@@ -24,10 +24,13 @@ class SubscriptionClosed(Exception):
 class Channel(StrEnum):
     READINGS = "readings"
     EVENTS = "events"
+    REVOCATIONS = "revocations"
 
 
 def channel_of(message: BusMessage) -> Channel:
-    return Channel.READINGS if isinstance(message, LiveReadings) else Channel.EVENTS
+    if isinstance(message, LiveReadings):
+        return Channel.READINGS
+    return Channel.REVOCATIONS if isinstance(message, Revoked) else Channel.EVENTS
 
 
 @dataclass(frozen=True, slots=True)

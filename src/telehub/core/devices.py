@@ -14,9 +14,11 @@ from telehub.domain.devices import (
     MAX_ATTRIBUTE_KEY_CHARS,
     Device,
     attribute_errors,
+    fingerprint,
     hash_secret,
     new_secret,
 )
+from telehub.domain.live import CredentialKind, Revoked
 from telehub.domain.readings import now_us
 from telehub.errors import BrokerUnavailable, FieldError, InvalidInput, NotFound, TelehubError
 
@@ -98,7 +100,7 @@ class DeviceService:
         return device
 
     async def delete(self, device_id: str) -> None:
-        """Remove the device with all its readings, state and commands."""
+        """Remove the device with all its readings, state and commands; its live sessions end."""
         if self._mirror is not None:
             await self.get(device_id)
             try:
@@ -107,7 +109,7 @@ class DeviceService:
                 raise _broker_failed(exc) from None
         if not await self._store.devices.delete(device_id):
             raise NotFound(f"device {device_id!r} does not exist")
-        self._auth.forget()
+        self._auth.revoke(Revoked(CredentialKind.DEVICE, device_id))
 
     async def report_presence(self, device_id: str, *, online: bool, live: bool) -> bool:
         """A device said it is online or offline; True if that changed its presence.
@@ -127,7 +129,7 @@ class DeviceService:
         return changed
 
     async def rotate_token(self, device_id: str) -> str:
-        """Issue a new token; the old one stops working at once."""
+        """Issue a new token; the old one stops working at once, and its live sessions end."""
         secret = new_secret(DEVICE_TOKEN_PREFIX)
         if self._mirror is not None:
             await self.get(device_id)
@@ -135,9 +137,10 @@ class DeviceService:
                 await self._mirror.device_token_rotated(device_id, secret)
             except TelehubError as exc:
                 raise _broker_failed(exc) from None
-        if not await self._store.devices.set_token_hash(device_id, hash_secret(secret)):
+        token_hash = hash_secret(secret)
+        if not await self._store.devices.set_token_hash(device_id, token_hash):
             raise NotFound(f"device {device_id!r} does not exist")
-        self._auth.forget()
+        self._auth.revoke(Revoked(CredentialKind.DEVICE, device_id, keep=fingerprint(token_hash)))
         return secret
 
 

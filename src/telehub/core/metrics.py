@@ -138,6 +138,13 @@ class Metrics:
         self.grpc_in_flight = Gauge(
             "telehub_grpc_calls_in_flight", "gRPC calls running in this process", registry=r
         )
+        self.sessions_revoked = Counter(
+            "telehub_sessions_revoked",
+            "Live sessions ended because their credential was revoked, by transport "
+            "(ws, sse, grpc, mqtt)",
+            ["transport"],
+            registry=r,
+        )
         self.http_connections = Gauge(
             "telehub_http_connections",
             "HTTP connections open in this process (WebSockets not counted)",

@@ -59,11 +59,16 @@ class ApiToken:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an API token with a scope, or one device (which may only ingest)."""
+    """Who is calling: an API token with a scope, or one device (which may only ingest).
+
+    ``credential``, for a device, is the hash of the token it presented: a live
+    session keeps it, so that a rotation ends the sessions of the old token only.
+    """
 
     scope: Scope | None
     token_id: str | None = None
     device_id: str | None = None
+    credential: str | None = field(default=None, compare=False, repr=False)
 
     def can_write_device(self, device_id: str) -> bool:
         if self.device_id is not None:
@@ -79,6 +84,15 @@ def new_secret(prefix: str) -> str:
 def hash_secret(secret: str) -> str:
     """Tokens are random and long, so a fast unsalted hash is enough to keep them unrecoverable."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def fingerprint(token_hash: str) -> str:
+    """A short name of one token (the start of its hash), to tell it from a device's others.
+
+    Enough to tell tokens apart, and far too little to look one up by: what a
+    revocation carries across processes.
+    """
+    return token_hash[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
-"""What travels on the bus: committed readings, and numbered events of the durable log.
+"""What travels on the bus: committed readings, numbered events of the durable log,
+and revoked credentials.
 
-Both are plain frozen values, so the in-memory bus hands the very objects the
+All are plain frozen values, so the in-memory bus hands the very objects the
 writer committed to every subscriber, and the Redis bus encodes them once.
 Each carries a ``wire`` scratch dict where an adapter keeps the encoding it
 made, so a message fanned out to a thousand clients is encoded once.
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from telehub.domain.devices import Principal, fingerprint
 from telehub.domain.readings import Telemetry
 
 _SEQ = itertools.count(1)
@@ -80,7 +82,44 @@ class LoggedEvents:
         return len(self.events)
 
 
-BusMessage = LiveReadings | LoggedEvents
+class CredentialKind(StrEnum):
+    TOKEN = "token"  # an API token, by its id
+    DEVICE = "device"  # a device's token, by the device's id
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """A credential stopped working (committed): every live session that uses it ends.
+
+    ``kind`` token: the API token ``id`` was deleted (its live tickets with it).
+    ``kind`` device: the device ``id`` was deleted (``keep`` None), or its token
+    was rotated: ``keep`` is the new token's fingerprint, and a session of any
+    other token of that device ends. The new token is named rather than the
+    old, as the old one is no longer known once it is replaced.
+    """
+
+    kind: CredentialKind
+    id: str
+    keep: str | None = None
+
+    @property
+    def weight(self) -> int:
+        return 1
+
+    def ends(self, principal: Principal) -> bool:
+        """Whether a session of ``principal`` must end."""
+        if self.kind is CredentialKind.TOKEN:
+            return principal.token_id == self.id
+        if principal.device_id != self.id:
+            return False
+        return (
+            self.keep is None
+            or principal.credential is None
+            or fingerprint(principal.credential) != self.keep
+        )
+
+
+BusMessage = LiveReadings | LoggedEvents | Revoked
 
 
 @dataclass(frozen=True, slots=True)

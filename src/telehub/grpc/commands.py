@@ -10,7 +10,7 @@ from telehub.bus import Channel, Delivery
 from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.commands import DEFAULT_TTL_S
 from telehub.domain.commands import Command, CommandStatus
-from telehub.domain.devices import Scope
+from telehub.domain.devices import Principal, Scope
 from telehub.domain.live import Event, EventType, LoggedEvents
 from telehub.domain.readings import now_us
 from telehub.grpc import convert
@@ -40,19 +40,21 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
     async def Watch(
         self, request: commands_pb2.WatchCommandsRequest, context: Context
     ) -> AsyncIterator[commands_pb2.Command]:
-        await caller(self._hub.auth, context, Scope.READ)
+        principal = await caller(self._hub.auth, context, Scope.READ)
         if request.command_id:
-            changes = self._one(request.device_id, request.command_id)
+            changes = self._one(principal, request.device_id, request.command_id)
         else:
-            changes = self._device(request.device_id)
+            changes = self._device(principal, request.device_id)
         async for command in changes:
             yield convert.command(command)
 
-    async def _one(self, device_id: str, command_id: str) -> AsyncIterator[Command]:
+    async def _one(
+        self, principal: Principal, device_id: str, command_id: str
+    ) -> AsyncIterator[Command]:
         """Its current status, then each logged change, ending after the final one."""
         commands = self._hub.commands
         # Subscribed before reading the current status: no change falls between.
-        async with self._streams.subscribe([Channel.EVENTS]) as subscription:
+        async with self._streams.subscribe([Channel.EVENTS], principal) as subscription:
             current = await commands.get(device_id, command_id)
             yield current
             while current.status.open:
@@ -78,9 +80,9 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
                     current = _applied(current, event)
                     yield current
 
-    async def _device(self, device_id: str) -> AsyncIterator[Command]:
+    async def _device(self, principal: Principal, device_id: str) -> AsyncIterator[Command]:
         """Every status change of the device's commands, until the caller cancels."""
-        async with self._streams.subscribe([Channel.EVENTS]) as subscription:
+        async with self._streams.subscribe([Channel.EVENTS], principal) as subscription:
             await self._hub.devices.get(device_id)
             async for delivery in subscription:
                 for event in _command_events(delivery, device_id):

@@ -10,14 +10,17 @@ first waits for its batches in flight, then ends with a status whose details
 hold the summary of what was committed: the client resends from there. Every
 status that ends a stream early carries that summary, whatever the cause (a
 bad token, a message that is not a ReadingBatch, a bug: INTERNAL), trimmed to
-fit the trailers clients accept.
+fit the trailers clients accept. A stream is a live session of its caller's
+credential: revoked, it ends UNAUTHENTICATED, with that summary too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from google.protobuf import text_format
 
@@ -25,11 +28,13 @@ from telehub.core.ingest import IngestResult, Ticket
 from telehub.core.telemetry import TelemetryService
 from telehub.domain.batch import Limits
 from telehub.domain.devices import Principal
+from telehub.domain.live import Revoked
 from telehub.domain.readings import Telemetry, now_us
 from telehub.errors import (
     InvalidInput,
     NotFound,
     TelehubError,
+    Unauthenticated,
     UnknownDevice,
 )
 from telehub.grpc import convert
@@ -117,6 +122,45 @@ class _Window:
         self.readings = 0
 
 
+class _Revocable:
+    """The client stream of one Publish call, ended when its caller's credential is revoked.
+
+    A revocation cancels the call's task only while it waits for the client's
+    next batch (it may wait for hours); anywhere else (waiting for a commit,
+    whose answer the summary needs) the stream ends before its next read.
+    """
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self._reading = False
+        self._cancelled = False
+        self.revoked = False
+
+    def revoke(self, _: Revoked) -> None:
+        self.revoked = True
+        if self._reading and self._task is not None:
+            self._cancelled = self._task.cancel()
+
+    async def batches(
+        self, requests: AsyncIterator[telemetry_pb2.ReadingBatch]
+    ) -> AsyncGenerator[telemetry_pb2.ReadingBatch, None]:
+        while not self.revoked:
+            self._reading = True
+            try:
+                batch = await anext(requests)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                # Ours, unless the call was cancelled too (the client hung up).
+                if self._cancelled and self._task is not None and self._task.uncancel() == 0:
+                    break
+                raise
+            finally:
+                self._reading = False
+            yield batch
+        raise Unauthenticated("the credential of this stream was revoked")
+
+
 class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
@@ -138,7 +182,10 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
         window = _Window()
         try:
             principal = await caller(self._hub.auth, context)
-            await self._take(principal, request_iterator, window, tally)
+            stream = _Revocable()
+            with self._hub.sessions.register(principal, transport="grpc", on_revoke=stream.revoke):
+                async with contextlib.aclosing(stream.batches(request_iterator)) as batches:
+                    await self._take(principal, batches, window, tally)
             return tally.summary
         except TelehubError as exc:
             ending = exc

@@ -36,7 +36,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
     async def Subscribe(
         self, request: live_pb2.SubscribeRequest, context: Context
     ) -> AsyncIterator[live_pb2.LiveEvent]:
-        await caller(self._hub.auth, context, Scope.READ)
+        principal = await caller(self._hub.auth, context, Scope.READ)
         want = _filter(request)
         channels = [] if request.no_readings else [Channel.READINGS]
         if request.presence or request.commands:
@@ -50,7 +50,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                     )
                 ],
             )
-        async with self._streams.subscribe(channels) as subscription:
+        async with self._streams.subscribe(channels, principal) as subscription:
             async for delivery in subscription:
                 for event in _events(delivery, want, request):
                     yield event

@@ -80,7 +80,7 @@ async def grpc_running(
     )
     telemetry_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(hub), server)
     telemetry_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(hub), server)
-    streams = LiveStreams(hub.bus)
+    streams = LiveStreams(hub.bus, hub.sessions)
     live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub, streams), server)
     commands_pb2_grpc.add_CommandServiceServicer_to_server(CommandServicer(hub, streams), server)
     devices_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(hub), server)

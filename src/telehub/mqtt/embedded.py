@@ -15,7 +15,11 @@ Around amqtt, this subclass also:
   (embedded_access.py): amqtt would delete or take over the session a
   refused CONNECT names, the bridge's included;
 - replays retained messages only to the client that subscribed, and closes
-  every connection's socket when it stops (amqtt 0.12.1 leaks both).
+  every connection's socket when it stops (amqtt 0.12.1 leaks both);
+- disconnects a device whose token is rotated or which is deleted (a live
+  session of its credential): nothing it sent is read any more, and a
+  deleted device leaves no will, no session and no QoS 2 state behind for a
+  device made later with the same id.
 
 These overrides use amqtt internals; pyproject pins amqtt to 0.12.x and
 ``tests/mqtt/test_embedded_internals.py`` fails when they change.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from amqtt.adapters import StreamWriterAdapter
@@ -34,8 +39,10 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
+from telehub.core.sessions import Session
+from telehub.domain.live import Revoked
 from telehub.errors import InvalidInput
-from telehub.mqtt.embedded_access import BRIDGE_USERNAME, EmbeddedAccess
+from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.embedded_publish import DevicePublishes
 from telehub.mqtt.inbound import MqttInbound
 from telehub.mqtt.packet_reader import PUBLISH_OVERHEAD, PacketReader
@@ -46,6 +53,27 @@ log = logging.getLogger(__name__)
 
 # Publishes of one connection waiting for their commit before it is read further.
 _MAX_IN_FLIGHT = 256
+
+
+@dataclass(slots=True)
+class _Login:
+    """A device's connection, as a live session of the token it logged in with."""
+
+    device_id: str
+    packets: PacketReader
+    writer: asyncio.StreamWriter
+    client_session: Any  # amqtt's Session, replaced by a stored one on a resumed session
+    publishes: DevicePublishes
+    registration: Session | None = None
+    deleted: bool = False
+
+    def revoke(self, revoked: Revoked) -> None:
+        if revoked.keep is None:  # the device is deleted, not its token rotated
+            self.deleted = True
+            self.client_session.will_flag = False
+            self.publishes.forget(self.device_id)
+        self.packets.end()
+        self.writer.transport.abort()
 
 
 class _Broker(Broker):
@@ -61,25 +89,36 @@ class _Broker(Broker):
         self._hub = hub
         self._access = access
         self._publishes = publishes
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: dict[PacketReader, asyncio.StreamWriter] = {}
+        self._logins: dict[PacketReader, _Login] = {}
         self._max_packet = hub.settings.max_body_bytes + PUBLISH_OVERHEAD
         self._violations: set[asyncio.Task[None]] = set()
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
     ) -> None:
-        self._writers.add(writer)
         packets = PacketReader(
             reader,
             max_packet_bytes=self._max_packet,
             max_in_flight=_MAX_IN_FLIGHT,
             on_violation=self._violation,
         )
+        self._writers[packets] = writer
         try:
             await self._client_connected(listener_name, packets, StreamWriterAdapter(writer))
         finally:
-            self._writers.discard(writer)
+            self._writers.pop(packets, None)
             writer.close()
+            login = self._logins.pop(packets, None)
+            if login is not None:
+                await self._logged_out(login)
+
+    async def _logged_out(self, login: _Login) -> None:
+        if login.registration is not None:
+            login.registration.close()
+        stored = self._sessions.get(login.device_id)
+        if login.deleted and stored is not None and stored[0] is login.client_session:
+            await self._delete_session(login.device_id)  # its subscriptions and queue
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
@@ -90,11 +129,21 @@ class _Broker(Broker):
             )
         except NoDataError as exc:  # gone before a whole CONNECT: a port probe, say
             raise AMQTTError(exc) from None
-        refused = await self._access.admit(session.client_id, session.username, session.password)
-        if refused is not None:
-            await ConnackPacket.build(0, refused).to_stream(writer)
+        admitted = await self._access.admit(session.client_id, session.username, session.password)
+        if isinstance(admitted, int):
+            await ConnackPacket.build(0, admitted).to_stream(writer)
             await writer.close()
-            raise MQTTError(f"CONNECT refused with code {refused}")
+            raise MQTTError(f"CONNECT refused with code {admitted}")
+        login = None
+        if admitted is not None:  # a device (None: the bridge)
+            # Registered before any other await: a revocation from now on reaches it.
+            login = _Login(
+                session.client_id, reader, self._writers[reader], session, self._publishes
+            )
+            self._logins[reader] = login
+            login.registration = self._hub.sessions.register(
+                admitted, transport="mqtt", on_revoke=login.revoke
+            )
         existing = self._sessions.get(session.client_id)
         if session.clean_session:
             await self._delete_session(session.client_id)
@@ -108,7 +157,10 @@ class _Broker(Broker):
             session, session.parent = stored, 1
         else:
             session.parent = 0
-        if session.username != BRIDGE_USERNAME:
+        if login is not None:
+            login.client_session = session
+            if login.deleted:
+                session.will_flag = False
             reader.device_id = session.username
             self._publishes.attach(handler, reader, session.username, clean=session.clean_session)
         return handler, session
@@ -118,9 +170,8 @@ class _Broker(Broker):
 
     async def shutdown(self) -> None:
         await super().shutdown()
-        for writer in list(self._writers):
+        for writer in list(self._writers.values()):
             writer.close()
-        self._writers.clear()
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Any

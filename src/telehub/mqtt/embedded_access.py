@@ -17,6 +17,7 @@ from typing import Any
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 
+from telehub.domain.devices import Principal
 from telehub.errors import (
     ClientIdNotAllowed,
     FieldError,
@@ -41,8 +42,11 @@ class EmbeddedAccess:
         self._bridge_secret = bridge_secret
         self._bridge_client_id = hub.settings.mqtt_client_id
 
-    async def admit(self, client_id: str, username: str | None, password: str | None) -> int | None:
-        """None if this login may connect with this client id, else the CONNACK code.
+    async def admit(
+        self, client_id: str, username: str | None, password: str | None
+    ) -> Principal | int | None:
+        """The CONNACK code if this login may not connect with this client id; else the
+        device's principal, or None for the bridge.
 
         Checked before the broker touches any session: a refused CONNECT must
         not take over or delete the session its client id names.
@@ -69,7 +73,7 @@ class EmbeddedAccess:
                 payload=client_id.encode()[:200],
             )
             return IDENTIFIER_REJECTED
-        return None
+        return principal
 
     async def allowed(self, username: str | None, topic: str, action: str) -> bool:
         if username == BRIDGE_USERNAME:

@@ -70,6 +70,10 @@ class DevicePublishes:
         handler.handle_publish = partial(self._publish, handler, reader, device_id)
         handler.handle_pubrel = partial(self._pubrel, handler, device_id)
 
+    def forget(self, device_id: str) -> None:
+        """The device is deleted: a device made later with its id starts afresh."""
+        self._qos2.pop(device_id, None)
+
     async def drain(self, grace: float) -> None:
         await self._intake.drain(grace)
 
@@ -79,6 +83,8 @@ class DevicePublishes:
     async def _publish(
         self, handler: Any, reader: PacketReader, device_id: str, packet: Any
     ) -> None:
+        if reader.ended:
+            return  # read before the connection was ended (its token revoked): not taken
         qos, packet_id, topic = packet.qos, packet.packet_id, packet.topic_name
         waiting = _Publish(handler, reader, device_id, qos, packet_id or 0)
         answered = self._qos2.get(device_id)

@@ -12,7 +12,8 @@ answer): amqtt sees the end of the stream, which it handles quietly.
 
 It also holds back the next packet while the connection has too many
 publishes waiting for their commit, so TCP slows a device down instead of
-the broker buffering without bound.
+the broker buffering without bound. And it serves nothing more once the
+connection is ended from this side (``end``: its credential was revoked).
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class PacketReader(ReaderAdapter):
     def feed_eof(self) -> None:
         self._stream.feed_eof()
 
+    @property
+    def ended(self) -> bool:
+        """No further packet is served: refused, or ended with ``end``."""
+        return self._closed
+
+    def end(self) -> None:
+        """Serve nothing more, not even a packet already read (the caller closes the socket)."""
+        self._closed = True
+        self._packet, self._pos = b"", 0
+        self._room.set()
+
     def hold(self) -> None:
         """A publish of this connection is in flight until ``release``."""
         self._in_flight += 1
@@ -109,6 +121,8 @@ class PacketReader(ReaderAdapter):
             body = await self._stream.readexactly(length)
         except (asyncio.IncompleteReadError, ConnectionError):
             return False
+        if self._closed:
+            return False  # ended while this packet was read
         if first[0] >> 4 == _PUBLISH:
             problem = _publish_problem(first[0], body)
             if problem is not None:
