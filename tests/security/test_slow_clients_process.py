@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+from telehub.api.server import uvicorn_config
 from telehub.config import load_settings
 from telehub.runtime import open_hub
 from tests.services.server_process import Server
@@ -56,3 +60,24 @@ def test_api_workers_cut_off_half_a_request_head_at_the_header_deadline(tmp_path
         server.terminate()
     finally:
         server.stop()
+
+
+def test_a_worker_unpickles_its_config_without_importing_the_app() -> None:
+    """A worker unpickles its config before it answers its supervisor's health pings
+    (within 5 s, or it is killed and started again): the protocol's module must not
+    pull in FastAPI, pydantic or SQLAlchemy then; the app loads them afterwards."""
+    config = uvicorn_config(
+        "telehub.api.app:app_from_env", load_settings(), factory=True, workers=2
+    )
+    probe = (
+        "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); "
+        "print(sorted(m for m in ('fastapi', 'pydantic', 'sqlalchemy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=pickle.dumps(config),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.decode().strip() == "[]", done.stdout

@@ -33,17 +33,21 @@ tests/security/test_uvicorn_internals.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from telehub.api.problems import PROBLEM_JSON, TYPE_PREFIX
-from telehub.config import Settings
-from telehub.core.metrics import Metrics
+# Nothing of FastAPI or pydantic at import: a worker of `telehub api --workers N`
+# imports this module to unpickle its config, before it answers its supervisor's
+# health pings, and a worker slow to answer them is killed and started again.
+if TYPE_CHECKING:
+    from telehub.config import Settings
+    from telehub.core.metrics import Metrics
 
 # The app's lifespan puts the hub's Metrics in uvicorn's lifespan state under this
 # key (api/app.py): that state is what uvicorn shares between an app and its protocols.
@@ -135,7 +139,11 @@ class ConnectionCap:
             self._metrics.http_connections.set(self.open)
 
 
+@functools.cache
 def _timeout_answer(detail: str) -> bytes:
+    """A 408's headers after the status line, and its problem+json body."""
+    from telehub.api.problems import PROBLEM_JSON, TYPE_PREFIX  # loaded with the app
+
     body = orjson.dumps(
         {
             "type": TYPE_PREFIX + "request-timeout",
@@ -154,8 +162,8 @@ def _timeout_answer(detail: str) -> bytes:
     )
 
 
-_HEAD_TOO_SLOW = _timeout_answer("the request head did not arrive in time")
-_BODY_TOO_SLOW = _timeout_answer("the request body did not arrive in time")
+_HEAD_TOO_SLOW = "the request head did not arrive in time"
+_BODY_TOO_SLOW = "the request body did not arrive in time"
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -271,11 +279,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         self.transport.close()
 
-    def _answer_408(self, rest: bytes) -> None:
+    def _answer_408(self, detail: str) -> None:
         head = [b"HTTP/1.1 408 Request Timeout\r\n"]
         for name, value in self.server_state.default_headers:
             head.extend([name, b": ", value, b"\r\n"])
-        self.transport.write(b"".join([*head, rest]))
+        self.transport.write(b"".join([*head, _timeout_answer(detail)]))
 
     def _stop_timers(self) -> None:
         for timer in (self._header_timer, self._body_timer):
