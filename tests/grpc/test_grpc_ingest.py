@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 import pytest
@@ -65,13 +66,14 @@ def _reading(
 
 
 @pytest.mark.parametrize(
-    ("reading", "field", "description"),
+    ("make_reading", "field", "description"),
     [
-        (_reading(value=math.nan), "readings[1].value", "must be a finite number"),
-        (_reading(value=-math.inf), "readings[1].value", "must be a finite number"),
-        (_reading(metric="bad metric"), "readings[1].metric", "must match"),
+        (partial(_reading, value=math.nan), "readings[1].value", "must be a finite number"),
+        (partial(_reading, value=-math.inf), "readings[1].value", "must be a finite number"),
+        (partial(_reading, metric="bad metric"), "readings[1].metric", "must match"),
         (
-            _reading(ts=datetime.now(UTC) + timedelta(minutes=10)),
+            # Made when the test runs: ten minutes from collection time may be past by then.
+            lambda: _reading(ts=datetime.now(UTC) + timedelta(minutes=10)),
             "readings[1].ts",
             "more than 300 s in the future",
         ),
@@ -79,10 +81,13 @@ def _reading(
     ids=["nan", "infinity", "metric-name", "future-ts"],
 )
 async def test_bad_readings_are_refused_with_the_offending_field_and_nothing_is_stored(
-    grpc_hub: GrpcHub, reading: telemetry_pb2.Reading, field: str, description: str
+    grpc_hub: GrpcHub,
+    make_reading: Callable[[], telemetry_pb2.Reading],
+    field: str,
+    description: str,
 ) -> None:
     token = await grpc_hub.device()
-    batch = telemetry_pb2.ReadingBatch(device_id="dev-1", readings=[_reading(), reading])
+    batch = telemetry_pb2.ReadingBatch(device_id="dev-1", readings=[_reading(), make_reading()])
     async with grpc_hub.client(token) as client:
         error = await refused(client.publish_batch(batch), INVALID)
 

@@ -27,6 +27,7 @@ HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP address (env T
 PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port (env TELEHUB_HTTP_PORT)")]
 
 NEW_ADMIN_TOKEN = "telehub token create --scope admin"
+_WORKER_HEALTHCHECK_SECONDS = 30
 
 
 async def _serve_http(
@@ -196,7 +197,13 @@ def api(host: HostOpt = None, port: PortOpt = None, workers: WorkersOpt = None) 
             "sees only readings its own process ingested; set TELEHUB_BUS_URL=redis://…"
         )
     config = uvicorn_config(
-        "telehub.api.app:app_from_env", cfg, factory=True, workers=cfg.http_workers
+        "telehub.api.app:app_from_env",
+        cfg,
+        factory=True,
+        workers=cfg.http_workers,
+        # uvicorn's 5 s kills a worker still importing on a busy machine (4-6 s seen
+        # here), then starts another that is just as slow, in a loop.
+        timeout_worker_healthcheck=_WORKER_HEALTHCHECK_SECONDS,
     )
     Multiprocess(config, sockets=[sock]).run()
 
