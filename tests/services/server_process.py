@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import ssl
@@ -47,6 +49,9 @@ class Server:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                # Its own process group: `api --workers N` forks workers that a kill
+                # of the parent alone would leave running, holding the port.
+                start_new_session=True,
             )
 
     def output(self) -> str:
@@ -97,9 +102,10 @@ class Server:
         assert "Traceback" not in log, log
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """SIGKILL the server and every process it started (its workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self) -> None:
         """SIGTERM, and kill -9 if that is not enough within 10 s (teardown)."""
