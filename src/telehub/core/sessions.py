@@ -19,7 +19,7 @@ from types import TracebackType
 
 from telehub.core.metrics import Metrics
 from telehub.domain.devices import Principal
-from telehub.domain.live import Revoked
+from telehub.domain.live import CredentialKind, Revoked
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,15 @@ class SessionRegistry:
 
     def revoke(self, revoked: Revoked) -> int:
         """End every session that ``revoked`` names; how many there were."""
-        found = self._sessions.get(f"{revoked.kind.value}:{revoked.id}")
+        key = f"{revoked.kind.value}:{revoked.id}"
+        found = self._sessions.get(key)
         if not found:
             return 0
         ended = [s for s in found if revoked.ends(s.principal)]
         for session in ended:
             found.discard(session)
         if not found:
-            del self._sessions[f"{revoked.kind.value}:{revoked.id}"]
+            del self._sessions[key]
         for session in ended:
             session.revoked = True
             self._metrics.sessions_revoked.labels(session.transport).inc()
@@ -116,9 +117,6 @@ class SessionRegistry:
                 seen.setdefault((p.token_id, p.device_id, p.credential), p)
         return list(seen.values())
 
-    def __len__(self) -> int:
-        return sum(len(s) for s in self._sessions.values())
-
     def _remove(self, key: str | None, session: Session) -> None:
         if key is None or (found := self._sessions.get(key)) is None:
             return
@@ -128,8 +126,9 @@ class SessionRegistry:
 
 
 def _key_of(principal: Principal) -> str | None:
+    """Where a revocation looks for the principal's sessions (see ``revoke``)."""
     if principal.token_id is not None:
-        return f"token:{principal.token_id}"
+        return f"{CredentialKind.TOKEN.value}:{principal.token_id}"
     if principal.device_id is not None:
-        return f"device:{principal.device_id}"
+        return f"{CredentialKind.DEVICE.value}:{principal.device_id}"
     return None
