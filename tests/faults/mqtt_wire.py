@@ -73,6 +73,7 @@ class Wire:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.session_present = False  # the last CONNACK's flag
 
     @classmethod
     async def open(cls, port: int) -> Wire:
@@ -93,6 +94,7 @@ class Wire:
         answer = await self.read()
         assert answer is not None, "the broker closed the connection instead of a CONNACK"
         assert answer.kind == CONNACK, answer
+        self.session_present = bool(answer.body[0] & 1)
         return answer.body[1]
 
     async def send(self, data: bytes) -> None:

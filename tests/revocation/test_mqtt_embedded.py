@@ -85,3 +85,25 @@ async def test_a_rotated_token_disconnects_its_device_and_the_new_token_connects
     assert await values(hub, "sensor-1") == [0.0, 1.0]
     old = await wires.open()
     assert await old.login("sensor-1", "sensor-1", token) == BAD_LOGIN
+
+
+async def test_a_device_deleted_while_offline_leaves_no_session_to_its_successor(
+    broker: Hub, wires: Wires
+) -> None:
+    """A stored session (clean_session=0) holds subscriptions and queued commands: a new
+    device with the same id must not resume the old one's."""
+    hub = broker
+    token = await device(hub, "sensor-1")
+    first = await wires.open()
+    assert await first.login("sensor-1", "sensor-1", token, clean=False) == 0
+    await first.close()
+    again = await wires.open()
+    assert await again.login("sensor-1", "sensor-1", token, clean=False) == 0
+    assert again.session_present  # the broker kept it while the device was away
+    await again.close()
+
+    await hub.devices.delete("sensor-1")
+    successor_token = await device(hub, "sensor-1")
+    successor = await wires.open()
+    assert await successor.login("sensor-1", "sensor-1", successor_token, clean=False) == 0
+    assert not successor.session_present

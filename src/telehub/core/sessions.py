@@ -77,6 +77,14 @@ class SessionRegistry:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._sessions: dict[str, set[Session]] = {}
+        self._listeners: list[OnRevoke] = []
+
+    def listen(self, listener: OnRevoke) -> Callable[[], None]:
+        """Also hear of every revocation, whether a session of it is live or not: for
+        what outlives a session (an MQTT broker's stored session of an offline device).
+        Returns how to stop; ``listener`` must not block."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def register(self, principal: Principal, *, transport: str, on_revoke: OnRevoke) -> Session:
         """A session of ``principal``; ``on_revoke`` must not block (it may start a task)."""
@@ -88,6 +96,11 @@ class SessionRegistry:
 
     def revoke(self, revoked: Revoked) -> int:
         """End every session that ``revoked`` names; how many there were."""
+        for listener in list(self._listeners):
+            try:
+                listener(revoked)
+            except Exception:
+                log.exception("a listener of revocations failed")
         key = f"{revoked.kind.value}:{revoked.id}"
         found = self._sessions.get(key)
         if not found:

@@ -40,7 +40,7 @@ from amqtt.mqtt.connack import ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
 from telehub.core.sessions import Session
-from telehub.domain.live import Revoked
+from telehub.domain.live import CredentialKind, Revoked
 from telehub.errors import InvalidInput
 from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.embedded_publish import DevicePublishes
@@ -93,6 +93,22 @@ class _Broker(Broker):
         self._logins: dict[PacketReader, _Login] = {}
         self._max_packet = hub.settings.max_body_bytes + PUBLISH_OVERHEAD
         self._violations: set[asyncio.Task[None]] = set()
+        self._forgetting: set[asyncio.Task[None]] = set()
+        self.stop_listening = hub.sessions.listen(self._revoked)
+
+    def _revoked(self, revoked: Revoked) -> None:
+        """A deleted device's stored session goes too, also when it is offline: a new
+        device with the same id must not resume its subscriptions and queued commands.
+        (A connected one is removed when its connection ends: _Login, _logged_out.)"""
+        if revoked.kind is not CredentialKind.DEVICE or revoked.keep is not None:
+            return
+        stored = self._sessions.get(revoked.id)
+        if stored is None or stored[0].transitions.is_connected():
+            return
+        self._publishes.forget(revoked.id)
+        task = asyncio.create_task(self._delete_session(revoked.id), name="mqtt-forget-session")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
@@ -226,6 +242,7 @@ class EmbeddedBroker:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let in-flight publishes commit and be acknowledged, then stop the broker."""
+        self._broker.stop_listening()
         await self.publishes.drain(grace)
         await self._broker.shutdown()
         await self.publishes.cancel()
