@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import subprocess
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from _harness import ingest_knobs
 
-console = Console(width=max(130, shutil.get_terminal_size().columns))
+console = Console(width=max(130, shutil.get_terminal_size().columns), record=True)
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -54,3 +58,22 @@ def show(rep: Report, title: str, subject: str, elapsed: float) -> None:
     for note in rep.notes:
         console.print(f"  {note}", highlight=False)
     console.print()
+
+
+def save_results(name: str) -> Path:
+    """Everything printed, to ``bench/results/<date>-<time>-<name>-<commit>.txt``: the
+    figures the docs quote, with the commit they measured (``-dirty``: uncommitted changes)."""
+    root = RESULTS.parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench"):
+        commit += "-dirty"
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{time.strftime('%Y-%m-%d-%H%M')}-{name}-{commit}.txt"
+    path.write_text(console.export_text())
+    console.print(f"saved to {path.relative_to(root)}", highlight=False)
+    return path

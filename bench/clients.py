@@ -65,7 +65,7 @@ from _harness import (
     scrape,
     setup_hub,
 )
-from _report import Figure, Report, console, header, show
+from _report import Figure, Report, console, header, save_results, show
 from _sim_rate import TRANSPORTS, SimPlan, bench_sim, parse_transports
 
 ORDER = ("sync", "async", "plain")  # the first round's order; the second runs it reversed
@@ -363,3 +363,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    save_results("clients")

@@ -82,7 +82,7 @@ from _fanout_proc import Pool
 from _fanout_sse import sse
 from _fanout_stats import raise_nofile
 from _harness import Server, drop_backend, make_backend, run_async, setup_hub
-from _report import Report, console, header, show
+from _report import Report, console, header, save_results, show
 
 PHASES = ("idle", "ws", "sse")
 READY_S = 60.0  # a shared, busy machine can be slow to start a server
@@ -156,3 +156,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    save_results("fanout")

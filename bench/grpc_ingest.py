@@ -59,7 +59,7 @@ from _harness import (
     setup_hub,
 )
 from _raw import pg_insert, sqlite_insert
-from _report import Report, console, header, show
+from _report import Report, console, header, save_results, show
 
 WARM_S = 0.3  # per warm-up phase
 PRIOR_RATE = 150_000.0  # readings/s assumed before a phase was warmed up
@@ -228,3 +228,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    save_results("grpc")

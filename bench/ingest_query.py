@@ -56,7 +56,7 @@ from _raw import (
     sqlite_insert,
     sqlite_load_query_series,
 )
-from _report import Figure, Report, console, header, show
+from _report import Figure, Report, console, header, save_results, show
 
 QUERY_TARGET_MS = {"sqlite": 250.0, "postgres": 100.0}
 
@@ -302,3 +302,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    save_results("ingest")

@@ -60,7 +60,7 @@ from _mqtt_latency import bench_latency
 from _mqtt_live import Delivered, bus_env, check_bus, live_knobs, subscribers
 from _mqtt_rounds import hub_round, raw_round
 from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run, describe
-from _report import Figure, Report, console, header, show
+from _report import Figure, Report, console, header, save_results, show
 
 TARGETS = {1: 0.6, 0: 0.45}
 
@@ -327,3 +327,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    save_results("mqtt")
