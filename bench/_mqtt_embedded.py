@@ -34,6 +34,8 @@ class EmbeddedHub:
             "TELEHUB_MQTT_URL": "embedded",
             "TELEHUB_MQTT_EMBEDDED_PORT": str(self.port),
             "TELEHUB_GRPC_PORT": str(free_port()),
+            # No rollup pass on the shared database in the middle of a measurement.
+            "TELEHUB_ROLLUP_INTERVAL_SECONDS": "0",
         }
         with self.log.open("wb") as out:
             self.proc = children.spawn(

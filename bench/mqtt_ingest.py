@@ -241,6 +241,9 @@ async def _run_backend(backend: Backend, children: Children, plan: Plan, rep: Re
             run.serve_pid = embedded.proc.pid if embedded is not None else None
             console.print(f"[bold]{backend.name}[/]: QoS 1 and QoS 0 rounds …")
             peak = await bench_rates(run, plan, rep, embedded)
+            if embedded is not None:  # its process must not share the latency phase
+                embedded.stop()
+                run.serve_pid = None
             console.print(f"[bold]{backend.name}[/]: latency at half peak …")
             await bench_latency(run, peak, plan, rep)
             _shared_machine(run, rep)
