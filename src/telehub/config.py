@@ -132,7 +132,7 @@ class Settings(BaseSettings):
 
     mqtt_url: str = Field(
         "embedded",
-        description="embedded (amqtt inside `telehub serve`, development only), "
+        description="embedded (amqtt inside `telehub serve`: one host, MQTT 3.1.1), "
         "mqtt://host:port or mqtts://host:port (Mosquitto, EMQX)",
     )
     mqtt_embedded_host: str = "127.0.0.1"

@@ -238,7 +238,7 @@ class EmbeddedBroker:
             hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
         ).close()
         await self._broker.start()
-        log.info("embedded MQTT broker (amqtt, development only) on %s:%d", self.host, self.port)
+        log.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on %s:%d", self.host, self.port)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let in-flight publishes commit and be acknowledged, then stop the broker."""

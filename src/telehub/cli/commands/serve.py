@@ -50,9 +50,7 @@ async def _serve_http(
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
         if with_mqtt:
             bridge = await parts.enter_async_context(mqtt_running(hub))
-            embedded = (
-                " (embedded amqtt broker, development only)" if cfg.mqtt_url == "embedded" else ""
-            )
+            embedded = " (embedded amqtt broker, MQTT 3.1.1)" if cfg.mqtt_url == "embedded" else ""
             out(f"telehub MQTT on {bridge.address}{embedded}")
         if with_grpc:
             address = await parts.enter_async_context(grpc_running(hub))
