@@ -210,6 +210,17 @@ class _Broker(Broker):
         task.add_done_callback(self._violations.discard)
 
 
+def probe_port(host: str, port: int) -> None:
+    """ConfigError, naming the setting and flag that move it, if the broker's port is taken."""
+    bind(
+        host,
+        port,
+        setting="TELEHUB_MQTT_EMBEDDED_PORT",
+        flag="--mqtt-port",
+        hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
+    ).close()
+
+
 class EmbeddedBroker:
     def __init__(self, hub: Hub) -> None:
         settings = hub.settings
@@ -230,13 +241,7 @@ class EmbeddedBroker:
 
     async def start(self) -> None:
         # Probed first: a taken port is a clear error, not an amqtt traceback.
-        bind(
-            self.host,
-            self.port,
-            setting="TELEHUB_MQTT_EMBEDDED_PORT",
-            flag="--mqtt-port",
-            hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
-        ).close()
+        probe_port(self.host, self.port)
         await self._broker.start()
         log.info("embedded MQTT broker (amqtt, MQTT 3.1.1) on %s:%d", self.host, self.port)
 

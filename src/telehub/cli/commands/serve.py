@@ -17,6 +17,7 @@ from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
+from telehub.mqtt.embedded import probe_port
 from telehub.mqtt.service import mqtt_running
 from telehub.net import bind
 from telehub.runtime import Hub, open_hub
@@ -79,13 +80,7 @@ def _probe_listeners(cfg: Settings, *, with_mqtt: bool, with_grpc: bool) -> None
     if with_grpc and cfg.grpc_port:
         bind(cfg.grpc_host, cfg.grpc_port, setting="TELEHUB_GRPC_PORT", flag="--grpc-port").close()
     if with_mqtt and cfg.mqtt_url == "embedded" and cfg.mqtt_embedded_port:
-        bind(
-            cfg.mqtt_embedded_host,
-            cfg.mqtt_embedded_port,
-            setting="TELEHUB_MQTT_EMBEDDED_PORT",
-            flag="--mqtt-port",
-            hint=" (or use the broker that has it: TELEHUB_MQTT_URL=mqtt://host:port)",
-        ).close()
+        probe_port(cfg.mqtt_embedded_host, cfg.mqtt_embedded_port)
 
 
 async def _announce_admin(hub: Hub) -> None:
