@@ -4,7 +4,6 @@ written, and the bootstrap admin token is shown only by a start that came up."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 
 from telehub.config import load_settings
 from telehub.runtime import open_hub
-from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, free_port
+from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, free_port, serve_env
 
 TOKEN_LINE = "bootstrap admin token"
 HOW_TO = "telehub token create --scope admin"
@@ -24,11 +23,7 @@ NOT_SHOWN = "No admin token was shown yet"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
-    env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
-    env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
-    env["TELEHUB_GRPC_PORT"] = str(free_port())
-    return env
+    return serve_env(tmp_path)
 
 
 @pytest.fixture

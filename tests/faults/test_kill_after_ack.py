@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from telehub.runtime import open_hub
 from tests.faults.mqtt_wire import PUBACK, Wire, publish
 from tests.mqtt.embedded_support import BASE_MS
 from tests.mqtt.support import telemetry_topic
-from tests.services.server_process import Server, free_port
+from tests.services.server_process import Server, serve_env
 
 MESSAGES = 6_000
 KILL_AFTER_ACKS = 1_500
@@ -24,12 +23,9 @@ WINDOW = 200
 
 
 async def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
-    database_url = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
-    env["TELEHUB_DATABASE_URL"] = database_url
-    env["TELEHUB_MQTT_EMBEDDED_PORT"] = port = str(free_port())
-    env["TELEHUB_GRPC_PORT"] = str(free_port())
-    settings = load_settings(database_url=database_url)
+    env = serve_env(tmp_path)
+    port = env["TELEHUB_MQTT_EMBEDDED_PORT"]
+    settings = load_settings(database_url=env["TELEHUB_DATABASE_URL"])
     async with open_hub(settings) as hub:
         _, token = await hub.devices.create(device_id="dev-k", name=None, attributes={})
 

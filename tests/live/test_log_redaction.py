@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from telehub.config import load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
 from tests.live.support import LiveServer, live_server, log_records, ping_or_close
-from tests.services.server_process import Server, free_port
+from tests.services.server_process import Server, serve_env
 
 KINDS = ["admin", "device", "bogus-tha", "bogus"]
 
@@ -129,12 +128,7 @@ async def test_no_header_subprotocol_or_ticket_credential_reaches_a_log_line(
 
 @pytest.fixture
 def process_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
-    env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
-    env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
-    env["TELEHUB_GRPC_PORT"] = str(free_port())
-    env["TELEHUB_HTTP_ACCESS_LOG"] = "true"
-    return env
+    return serve_env(tmp_path) | {"TELEHUB_HTTP_ACCESS_LOG": "true"}
 
 
 async def _admin(database_url: str) -> str:

@@ -20,6 +20,17 @@ TELEHUB = str(Path(sys.executable).with_name("telehub"))
 STARTUP_SECONDS = 30.0
 
 
+def serve_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``telehub`` process on its own SQLite file and free ports: no
+    TELEHUB_* of the caller's, 1883 may be another broker's (Mosquitto's on the CI
+    machine), and every test on gRPC's 50051 would collide."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
+    env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
+    env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
+    env["TELEHUB_GRPC_PORT"] = str(free_port())
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

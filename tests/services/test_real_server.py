@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import socket
@@ -30,7 +29,7 @@ from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
 from tests.conftest import require_service
-from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, free_port
+from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, serve_env
 
 READINGS = [
     {"ts": "2025-01-01T00:00:00Z", "values": {"temperature": 21.5, "door": "open"}},
@@ -62,13 +61,7 @@ Start = Callable[..., AbstractContextManager[Server]]
 
 @pytest.fixture
 def server_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEHUB_")}
-    env["TELEHUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/telehub.db"
-    # 1883 may be another broker's (it is Mosquitto's on the CI machine).
-    env["TELEHUB_MQTT_EMBEDDED_PORT"] = str(free_port())
-    # serve runs gRPC too; every test on 50051 would collide.
-    env["TELEHUB_GRPC_PORT"] = str(free_port())
-    return env
+    return serve_env(tmp_path)
 
 
 @pytest.fixture
