@@ -12,7 +12,7 @@ import contextlib
 import gc
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telehub.bus import Bus, bus_for
 from telehub.bus.revocations import follow_revocations
@@ -52,6 +52,9 @@ class Hub:
     bus: Bus
     events: EventLog
     rollups: RollupService
+    # What the parts running in this process say of themselves (the MQTT bridge:
+    # "subscribed", "resubscribing", …), shown by /readyz next to the database's state.
+    components: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ async def test_lost_subscriptions_are_noticed_reported_and_restored(
         metrics = hub.metrics
         try:
             assert metrics.mqtt_subscribed._value.get() == 1
+            assert hub.components == {"mqtt": "subscribed"}  # what /readyz shows
             # The fault: the broker forgets the bridge's subscriptions, connection intact.
             amqtt = broker._broker
             session, _ = amqtt._sessions[settings.mqtt_client_id]
@@ -44,6 +45,7 @@ async def test_lost_subscriptions_are_noticed_reported_and_restored(
                 return metrics.mqtt_subscribed._value.get() == 1
 
             await eventually(restored, what="the heartbeat back after subscribing again")
+            assert hub.components == {"mqtt": "subscribed"}
             # And what needs the subscriptions works again: a will reaches the hub.
             await presence_after_will(hub, token)
         finally:

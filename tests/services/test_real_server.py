@@ -91,7 +91,7 @@ def test_real_server_serves_shuts_down_cleanly_and_keeps_data(start: Start, admi
     bearer = {"Authorization": f"Bearer {admin}"}
 
     with start() as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
-        assert http.get("/readyz").json() == {"status": "ready"}
+        assert http.get("/readyz").json() == {"status": "ready", "mqtt": "subscribed"}
         created = http.post("/api/v1/devices", json={"id": "dev-1"}, headers=bearer)
         assert created.status_code == 201, created.text
         device = {"Authorization": f"Bearer {created.json()['token']}"}
@@ -124,6 +124,8 @@ def test_serve_runs_the_embedded_mqtt_broker_for_devices(
     bearer = {"Authorization": f"Bearer {admin}"}
     with start() as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
         assert "telehub MQTT on mqtt://127.0.0.1:" in server.output()
+        # /readyz also says what the bridge running in this process reports.
+        assert http.get("/readyz").json() == {"status": "ready", "mqtt": "subscribed"}
         created = http.post("/api/v1/devices", json={"id": "dev-m"}, headers=bearer)
         token = created.json()["token"]
         for i in range(3):

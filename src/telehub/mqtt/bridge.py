@@ -166,6 +166,7 @@ class MqttBridge:
         await self._intake.cancel()
         self._hub.metrics.mqtt_connected.set(0)
         self._hub.metrics.mqtt_subscribed.set(0)
+        self._hub.components.pop("mqtt", None)
 
     def _new_client(self) -> gmqtt.Client:
         properties: dict[str, Any] = {}
@@ -196,6 +197,7 @@ class MqttBridge:
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: Any) -> None:
         log.info("MQTT bridge connected to %s as %s", self._address, self._settings.mqtt_client_id)
         self._connected = True
+        self._hub.components["mqtt"] = "subscribing"
         self._hub.metrics.mqtt_connected.set(1)
         self._backoff = _BACKOFF_FIRST
         client.reconnect_delay = _BACKOFF_FIRST
@@ -230,6 +232,7 @@ class MqttBridge:
                 )
             self._heartbeat_allowed = False
         self._hub.metrics.mqtt_subscribed.set(1)
+        self._hub.components["mqtt"] = "subscribed"
         self._subscribed.set()
 
     def _heard(self, topic: str) -> bool:
@@ -238,6 +241,7 @@ class MqttBridge:
             return False
         self._heard_at = time.monotonic()
         self._hub.metrics.mqtt_subscribed.set(1)
+        self._hub.components["mqtt"] = "subscribed"
         return True
 
     async def _watch_subscriptions(self) -> None:
@@ -259,6 +263,7 @@ class MqttBridge:
                 )
                 self._hub.metrics.mqtt_subscribed.set(0)
                 self._hub.metrics.mqtt_resubscribes.inc()
+                self._hub.components["mqtt"] = "resubscribing"
                 self._subscribe(client)
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
@@ -266,8 +271,10 @@ class MqttBridge:
         self._hub.metrics.mqtt_connected.set(0)
         self._hub.metrics.mqtt_subscribed.set(0)
         if self._client is None:
+            self._hub.components.pop("mqtt", None)
             return
         log.warning("MQTT bridge lost %s; reconnecting in %.1f s", self._address, self._backoff)
+        self._hub.components["mqtt"] = "disconnected"
         client.reconnect_delay = self._backoff * random.uniform(0.8, 1.2)
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
 

@@ -22,13 +22,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(hub: HubDep, request: Request) -> dict[str, str] | Response:
-    """The database answers (no token needed)."""
+    """The database answers (no token needed); the body also says what the parts running
+    in this process report (``"mqtt": "subscribed"``), which do not decide readiness."""
     try:
         await hub.store.ping()
     except Exception as exc:
         log.warning("readiness check failed: %s", exc)
         return problem(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
-    return {"status": "ready"}
+    return {"status": "ready", **hub.components}
 
 
 @router.get("/metrics", response_class=Response)
