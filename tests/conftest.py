@@ -59,7 +59,8 @@ def _pg_dsn() -> str:
     return PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def _pg_exec(sql: str) -> None:
+async def pg_exec(sql: str) -> None:
+    """Run one statement on the test PostgreSQL (as its superuser, in the public schema)."""
     conn = await asyncpg.connect(_pg_dsn(), timeout=5)
     try:
         await conn.execute(sql)
@@ -83,7 +84,7 @@ def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[type[Set
     if backend == "postgres":
         schema = f"t_{RUN_ID}_{next(_schemas)}"
         try:
-            asyncio.run(_pg_exec("SELECT 1"))
+            asyncio.run(pg_exec("SELECT 1"))
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             require_service("PostgreSQL", f"{PG_URL}: {exc}")
 
@@ -98,7 +99,7 @@ def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[type[Set
 
     yield factory
     if schema is not None:
-        asyncio.run(_pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        asyncio.run(pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from telehub.domain.devices import Scope
 from telehub.errors import Unauthenticated
 from telehub.runtime import open_hub
 from telehub.v1 import telemetry_pb2
-from tests.conftest import PG_URL, require_service
+from tests.conftest import PG_URL, pg_exec, require_service
 from tests.grpc.conftest import serve_grpc
 from tests.grpc.ingest_support import readings_batch, stored_count
 from tests.live.support import live_server, receive, send, subscribe
@@ -33,7 +32,7 @@ from tests.mqtt.support import eventually
 from tests.revocation.conftest import CACHE_SECONDS
 from tests.revocation.support import WITHIN, close_of, feed, sse, streaming
 from tests.services.redis_support import REDIS_URL, require_redis, unique_prefix
-from tests.services.server_process import ROOT, STARTUP_SECONDS, TELEHUB, Server
+from tests.services.server_process import Server, run_cli
 
 pytestmark = pytest.mark.services
 
@@ -123,36 +122,12 @@ async def test_a_revocation_on_one_hub_ends_the_sessions_of_another(
 # --- two real API processes -------------------------------------------------------------
 
 
-async def _pg_exec(sql: str) -> None:
-    conn = await asyncpg.connect(
-        PG_URL.replace("postgresql+asyncpg://", "postgresql://"), timeout=5
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [TELEHUB, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, f"telehub {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[tuple[Server, Server, str]]:
     """Two ``telehub api`` processes on one PostgreSQL schema and one Redis bus, each
     trusting a verified token for an hour; and an admin token."""
     try:
-        asyncio.run(_pg_exec("SELECT 1"))
+        asyncio.run(pg_exec("SELECT 1"))
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         require_service("PostgreSQL", f"{PG_URL}: {exc}")
     asyncio.run(require_redis())
@@ -167,8 +142,8 @@ def processes(tmp_path: Path) -> Iterator[tuple[Server, Server, str]]:
     }
     started: list[Server] = []
     try:
-        _cli(env, "db", "upgrade")
-        admin = _cli(env, "token", "create", "--scope", "admin", "--name", "revoke-test").strip()
+        run_cli(env, "db", "upgrade")
+        admin = run_cli(env, "token", "create", "--scope", "admin", "--name", "revoke-test").strip()
         assert admin.startswith("tha_"), admin
         started = [Server(env, tmp_path / f"api-{name}.log", ("api",)) for name in "ab"]
         for process in started:
@@ -177,7 +152,7 @@ def processes(tmp_path: Path) -> Iterator[tuple[Server, Server, str]]:
     finally:
         for process in started:
             process.stop()
-        asyncio.run(_pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        asyncio.run(pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 async def test_a_token_deleted_through_one_api_process_ends_its_websocket_on_another(

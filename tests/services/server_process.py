@@ -31,6 +31,21 @@ def serve_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """``telehub <args>`` as its own command in ``env``: its stdout (a failure shows all)."""
+    done = subprocess.run(
+        [TELEHUB, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, f"telehub {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

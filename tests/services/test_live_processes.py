@@ -24,25 +24,15 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import PG_URL, require_service
+from tests.conftest import PG_URL, pg_exec, require_service
 from tests.live.support import receive_until, subscribe
 from tests.services.redis_support import REDIS_URL, require_redis, unique_prefix
-from tests.services.server_process import ROOT, STARTUP_SECONDS, TELEHUB, Server
+from tests.services.server_process import ROOT, STARTUP_SECONDS, TELEHUB, Server, run_cli
 
 pytestmark = pytest.mark.services
 
 WITHIN = 10.0
 T = "2026-01-01T00:00:00Z"
-
-
-async def _pg_exec(sql: str) -> None:
-    conn = await asyncpg.connect(
-        PG_URL.replace("postgresql+asyncpg://", "postgresql://"), timeout=5
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @dataclass
@@ -59,24 +49,10 @@ class Cluster:
         return httpx.AsyncClient(base_url=process.base_url, headers=self.headers, timeout=10)
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [TELEHUB, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, f"telehub {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     try:
-        asyncio.run(_pg_exec("SELECT 1"))
+        asyncio.run(pg_exec("SELECT 1"))
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         require_service("PostgreSQL", f"{PG_URL}: {exc}")
     asyncio.run(require_redis())
@@ -91,7 +67,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     }
     started: list[Server] = []
     try:
-        _cli(env, "db", "upgrade")
+        run_cli(env, "db", "upgrade")
         # The token is made while the servers start: each command takes seconds to import.
         token = subprocess.Popen(
             [TELEHUB, "token", "create", "--scope", "admin", "--name", "live-test"],
@@ -112,7 +88,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     finally:
         for process in started:
             process.stop()
-        asyncio.run(_pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        asyncio.run(pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 async def _device(http: httpx.AsyncClient, device_id: str) -> str:
