@@ -5,8 +5,10 @@ UV_VERSION ?= 0.13.8
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
+# The documentation site; --strict makes a broken link or a bad page an error.
+MKDOCS := NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
-.PHONY: run test proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc bench-clients clean
+.PHONY: run test docs proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc bench-clients clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,12 +28,16 @@ run: .venv/.synced-run  ## telehub on its embedded defaults (SQLite, HTTP 8000, 
 	TELEHUB_MQTT_EMBEDDED_PORT=$${TELEHUB_MQTT_EMBEDDED_PORT:-$$($(PYTHON) scripts/dev_mqtt_port.py)} \
 		.venv/bin/telehub serve
 
-test: .venv/.synced-dev  ## lint, type-check and the whole test suite
+test: .venv/.synced-dev  ## lint, type-check, build the docs and the whole test suite
 	.venv/bin/python scripts/gen_proto.py --check
-	.venv/bin/ruff check src tests bench scripts
-	.venv/bin/ruff format --check src tests bench scripts
+	.venv/bin/ruff check src tests bench scripts docs/hooks
+	.venv/bin/ruff format --check src tests bench scripts docs/hooks
 	.venv/bin/mypy
+	$(MKDOCS)
 	.venv/bin/pytest
+
+docs: .venv/.synced-dev  ## the documentation site into site/ (mkdocs-material, --strict)
+	$(MKDOCS)
 
 proto: .venv/.synced-dev  ## regenerate the gRPC code in src/telehub/v1 from proto/
 	.venv/bin/python scripts/gen_proto.py
@@ -52,4 +58,4 @@ bench-clients: .venv/.synced-dev  ## Client, AsyncClient and bare requests.post,
 	.venv/bin/python bench/clients.py
 
 clean:
-	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache site

@@ -26,7 +26,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TELEHUB_", extra="forbid", frozen=True)
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="a label for this deployment; nothing in telehub behaves differently by it yet",
+    )
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./telehub.db",
@@ -35,7 +38,13 @@ class Settings(BaseSettings):
     database_schema: str | None = Field(
         None, description="PostgreSQL schema to use (search_path); created if missing"
     )
-    database_pool_size: int = Field(10, ge=1, le=200)
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="PostgreSQL: connections the pool keeps for requests (the batch writer "
+        "has its own)",
+    )
     database_connect_timeout_seconds: float = Field(
         5.0,
         gt=0,
@@ -61,8 +70,12 @@ class Settings(BaseSettings):
         "have been stored; a resent reading is stored once)",
     )
 
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(8000, ge=0, le=65535)
+    http_host: str = Field(
+        "127.0.0.1", description="address the HTTP API listens on (`--host`); 0.0.0.0 for all"
+    )
+    http_port: int = Field(
+        8000, ge=0, le=65535, description="port of the HTTP API: REST, WebSocket, SSE (`--port`)"
+    )
     http_workers: int = Field(
         1, ge=1, le=64, description="`telehub api` processes sharing the HTTP port"
     )
@@ -101,7 +114,10 @@ class Settings(BaseSettings):
     )
 
     ingest_queue_readings: int = Field(
-        200_000, ge=10_000, description="readings accepted but not yet committed, at most"
+        200_000,
+        ge=10_000,
+        description="readings accepted but not yet committed, at most; beyond it ingest "
+        "answers 503 with Retry-After (gRPC: RESOURCE_EXHAUSTED)",
     )
     ingest_batch_readings: int = Field(
         20_000, ge=1, description="a commit holds at most this many readings"
@@ -124,21 +140,38 @@ class Settings(BaseSettings):
             "ingest_batch_max_wait); 0: commit as soon as the writer is free"
         ),
     )
-    ingest_retry_after: float = Field(1.0, gt=0, description="Retry-After sent when full")
+    ingest_retry_after: float = Field(
+        1.0, gt=0, description="seconds in the Retry-After of a full ingest queue's 503"
+    )
 
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_batch_readings: int = Field(10_000, ge=1)
-    max_future_skew_seconds: float = Field(300.0, ge=0)
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest HTTP request body (413 beyond) and MQTT telemetry payload; an "
+        "oversize telemetry body is counted and recorded as rejected (its first 512 bytes)",
+    )
+    max_batch_readings: int = Field(
+        10_000, ge=1, description="readings in one request, message or gRPC batch, at most"
+    )
+    max_future_skew_seconds: float = Field(
+        300.0, ge=0, description="readings timestamped further than this in the future are refused"
+    )
 
     mqtt_url: str = Field(
         "embedded",
         description="embedded (amqtt inside `telehub serve`: one host, MQTT 3.1.1), "
         "mqtt://host:port or mqtts://host:port (Mosquitto, EMQX)",
     )
-    mqtt_embedded_host: str = "127.0.0.1"
-    mqtt_embedded_port: int = Field(1883, ge=0, le=65535)
+    mqtt_embedded_host: str = Field(
+        "127.0.0.1", description="address the embedded MQTT broker listens on"
+    )
+    mqtt_embedded_port: int = Field(
+        1883, ge=0, le=65535, description="port of the embedded MQTT broker (`--mqtt-port`)"
+    )
     mqtt_username: str | None = Field(None, description="the bridge's login on an external broker")
-    mqtt_password: SecretStr | None = None
+    mqtt_password: SecretStr | None = Field(
+        None, description="the password of mqtt_username on the external broker"
+    )
     mqtt_tls_ca_file: Path | None = Field(
         None, description="CA bundle for mqtts:// (default: the system's trusted CAs)"
     )
@@ -159,7 +192,9 @@ class Settings(BaseSettings):
     mqtt_session_expiry_seconds: int = Field(
         7 * 86_400, ge=60, description="how long the broker keeps the bridge's queued messages"
     )
-    mqtt_keepalive_seconds: int = Field(30, ge=5, le=3600)
+    mqtt_keepalive_seconds: int = Field(
+        30, ge=5, le=3600, description="MQTT keep-alive of the bridge's connection to the broker"
+    )
     mqtt_heartbeat_seconds: float = Field(
         5.0,
         gt=0,
@@ -172,7 +207,9 @@ class Settings(BaseSettings):
         description="an admin login of Mosquitto's dynamic-security plugin: set it, and "
         "telehub keeps each device's broker login and topic ACL in step with its devices",
     )
-    mqtt_dynsec_password: SecretStr | None = None
+    mqtt_dynsec_password: SecretStr | None = Field(
+        None, description="the password of mqtt_dynsec_username"
+    )
     mqtt_dynsec_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="how long a device change waits for the broker"
     )
@@ -196,7 +233,8 @@ class Settings(BaseSettings):
         50_000,
         ge=100,
         description="readings (or events) waiting for one live subscriber before its "
-        "oldest are dropped and it is sent a gap",
+        "oldest are dropped and it is sent a gap; messages are shared between subscribers, "
+        "so this bounds delay more than memory",
     )
     event_log_keep: int = Field(
         100_000, ge=100, description="events kept for SSE clients resuming with Last-Event-ID"
@@ -237,8 +275,12 @@ class Settings(BaseSettings):
         "stream within this many seconds",
     )
 
-    grpc_host: str = "127.0.0.1"
-    grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_host: str = Field(
+        "127.0.0.1", description="address the gRPC server listens on (`--host` of `telehub grpc`)"
+    )
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="port of the gRPC server (`--grpc-port`)"
+    )
     grpc_max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=64 * 1024, description="largest gRPC message received or sent"
     )
@@ -254,7 +296,10 @@ class Settings(BaseSettings):
         5.0, gt=0, description="how often the gRPC health service checks the database"
     )
 
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address of the metrics listener of `telehub grpc` and `telehub ingest`",
+    )
     metrics_port: int | None = Field(
         None,
         ge=0,
@@ -276,9 +321,15 @@ class Settings(BaseSettings):
         description="`telehub serve` runs a rollup build pass this often (0: never)",
     )
 
-    rejected_keep: int = Field(10_000, ge=1, description="rejected inputs kept for inspection")
+    rejected_keep: int = Field(
+        10_000, ge=1, description="rejected inputs kept for GET /api/v1/rejected"
+    )
     auth_cache_seconds: float = Field(
-        5.0, ge=0, description="how long a verified token is trusted without a lookup"
+        5.0,
+        ge=0,
+        description="how long a verified token is trusted without a lookup (a revocation "
+        "reaches every process through the bus at once); also how often live sessions' API "
+        "tokens are checked again (not more often than once a second)",
     )
 
     @model_validator(mode="after")
