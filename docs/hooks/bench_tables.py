@@ -116,12 +116,14 @@ def machine_text(machine: object) -> str:
     )
 
 
-def section(result: Result, runs: int, root: Path) -> str:
+def section(result: Result, runs: int, root: Path, known: Sequence[Known] = KNOWN) -> str:
     data = result.data
-    title = data.get("title") or result.name
+    title = escape(data.get("title") or result.name)
+    if result.name not in {k.name for k in known}:
+        title += f" (`{result.name}`)"  # a variant (-postgres, -quick) shares its base's title
     where = result.path.relative_to(root) if result.path.is_relative_to(root) else result.path
     lines = [
-        f"## {escape(title)}",
+        f"## {title}",
         "",
         f"Benchmark `{result.name}`, run at commit `{result.commit}`, "
         f"started {escape(result.started or 'at an unrecorded time')} (UTC).",
@@ -167,7 +169,7 @@ def render(directory: Path, root: Path, known: Sequence[Known] = KNOWN) -> str:
         by_name.setdefault(result.name, []).append(result)
     order = [k.name for k in known]
     names = sorted(by_name, key=lambda n: (_rank(n, order), n))
-    parts = [section(newest(by_name[n]), len(by_name[n]), root) for n in names]
+    parts = [section(newest(by_name[n]), len(by_name[n]), root, known) for n in names]
     missing = [k for k in known if k.name not in by_name]
     if missing:
         lines = ["## Not measured yet", "", "These benchmarks have no result file yet:", ""]

@@ -3,8 +3,9 @@
 ``<!-- telehub:settings GROUP -->`` in a page becomes the table of that group's
 settings (settings_tables.py, from ``telehub.config.Settings``), and
 ``<!-- telehub:benchmarks -->`` the newest results of every benchmark
-(bench_tables.py, from ``bench/results/*.json``). Both are rendered when the
-site is built, so neither can go stale in the repository.
+(bench_tables.py, from ``bench/results/*.json``), and ``<!-- telehub:metrics -->``
+every Prometheus instrument (metrics_table.py, from ``telehub.core.metrics``).
+They are rendered when the site is built, so none can go stale in the repository.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from bench_tables import render as render_benchmarks
+from metrics_table import table as metrics_table
 from settings_tables import DocsError, render_groups, undocumented
 
 SETTINGS_MARKER = re.compile(r"<!--\s*telehub:settings\s+([a-z]+)\s*-->")
 BENCHMARKS_MARKER = re.compile(r"<!--\s*telehub:benchmarks\s*-->")
+METRICS_MARKER = re.compile(r"<!--\s*telehub:metrics\s*-->")
 
 
 def settings_page(markdown: str) -> str:
@@ -37,6 +40,13 @@ def benchmarks_page(markdown: str, root: Path) -> str:
     return BENCHMARKS_MARKER.sub(lambda _: generated, markdown)
 
 
+def metrics_page(markdown: str) -> str:
+    from telehub.core.metrics import Metrics
+
+    generated = metrics_table(Metrics())
+    return METRICS_MARKER.sub(lambda _: generated, markdown)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """mkdocs calls this for every page, before it becomes HTML."""
     root = Path(config["config_file_path"]).resolve().parent
@@ -45,6 +55,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             markdown = settings_page(markdown)
         if BENCHMARKS_MARKER.search(markdown):
             markdown = benchmarks_page(markdown, root)
+        if METRICS_MARKER.search(markdown):
+            markdown = metrics_page(markdown)
     except DocsError as exc:
         from mkdocs.exceptions import PluginError
 

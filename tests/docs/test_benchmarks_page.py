@@ -121,7 +121,11 @@ def test_variants_follow_their_benchmark_and_unreadable_files_are_listed(tmp_pat
     page = bench_tables.render(directory, tmp_path)
     order = [
         page.index(t)
-        for t in ("## Ingest and query\n", "## Ingest and query, PostgreSQL", "## MQTT ingest")
+        for t in (
+            "## Ingest and query\n",
+            "## Ingest and query, PostgreSQL (`ingest-postgres`)",
+            "## MQTT ingest",
+        )
     ]
     assert order == sorted(order)
     assert "- `2026-12-01-1002-grpc-aaaaaaa.json`" in page.split("## Unreadable result files")[1]
