@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -31,8 +29,6 @@ from telehub.core.telemetry import TelemetryService
 from telehub.core.tickets import LiveTickets
 from telehub.mqtt.dynsec import provisioner_for
 from telehub.storage.store import SqlStore
-
-_SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,33 +109,11 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             revocations = tasks.create_task(
                 follow_revocations(bus, auth, recheck_seconds=recheck), name="revocations"
             )
-            tune_interpreter()
             try:
                 yield hub
             finally:
                 revocations.cancel()
                 ingestor.close()
-
-
-def tune_interpreter() -> None:
-    """Collect young objects less often, never walk what startup built, switch threads sooner.
-
-    Ingest allocates a tuple per reading, and CPython's default collects the
-    youngest generation every 700 allocations: at 300,000 readings/s that is
-    hundreds of collections a second, measured here as 15-35 % of a gRPC
-    stream's throughput. Readings are acyclic, so collecting later frees
-    nothing sooner. Freezing moves what imports and start-up made (app,
-    schemas, ORM) into a generation full collections skip. Called once a hub
-    is open, in every process.
-    """
-    gc.set_threshold(50_000, 20, 100)
-    gc.collect()
-    gc.freeze()
-    # The SQLite writer runs in a thread that gives the GIL up for every
-    # statement and fsync; taking it back from a busy event loop waits out the
-    # switch interval (5 ms by default) each time. Measured here: +10-15 %
-    # REST batch ingest at 0.5 ms.
-    sys.setswitchinterval(_SWITCH_INTERVAL)
 
 
 @contextlib.asynccontextmanager

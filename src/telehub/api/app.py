@@ -111,8 +111,27 @@ def app_from_env() -> FastAPI:
     """The app of one ``telehub api --workers N`` process: settings from the environment.
 
     The parent process has already checked the schema, so workers do not migrate.
+    uvicorn spawns each worker as a fresh interpreter and this is the only telehub
+    code it runs before serving, so it is the worker's entry point: logging is set
+    up as the parent's was (telehub's own lines are dropped otherwise), and the
+    interpreter is tuned once the lifespan has opened the hub.
     """
-    return create_app(load_settings(), migrate=False)
+    from telehub.cli.common import configure_logging
+    from telehub.process_tuning import tune_interpreter
+
+    configure_logging()
+    app = create_app(load_settings(), migrate=False)
+    router = app.router
+    opened = router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def tuned_once_open(api: Any) -> AsyncIterator[Any]:
+        async with opened(api) as state:
+            tune_interpreter()
+            yield state
+
+    router.lifespan_context = tuned_once_open
+    return app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from telehub.cli.common import (
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
+from telehub.process_tuning import tune_interpreter
 from telehub.runtime import open_hub
 from telehub.storage import migrate
 
@@ -38,6 +39,7 @@ async def _grpc(cfg: Settings) -> None:
             metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port),
             grpc_running(hub) as address,
         ):
+            tune_interpreter()
             out(f"telehub gRPC on {address} (health and reflection on)")
             if cfg.metrics_port is not None:
                 out(f"metrics on http://{cfg.metrics_host}:{cfg.metrics_port}/metrics")

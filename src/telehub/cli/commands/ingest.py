@@ -18,6 +18,7 @@ from telehub.cli.common import (
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.mqtt.bridge import MqttBridge
+from telehub.process_tuning import tune_interpreter
 from telehub.runtime import open_hub
 from telehub.storage import migrate
 
@@ -35,6 +36,7 @@ async def _ingest(cfg: Settings) -> None:
         async with metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port):
             bridge = MqttBridge(hub)
             await bridge.start()
+            tune_interpreter()
             group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
             out(f"telehub MQTT bridge on {bridge.address} as {cfg.mqtt_client_id}{group}")
             try:

@@ -20,6 +20,7 @@ from telehub.grpc.server import grpc_running
 from telehub.mqtt.embedded import probe_port
 from telehub.mqtt.service import mqtt_running
 from telehub.net import bind
+from telehub.process_tuning import tune_interpreter
 from telehub.runtime import Hub, open_hub
 from telehub.storage import migrate
 from telehub.storage.store import SqlStore
@@ -67,6 +68,8 @@ async def _serve_http(
             server: Server = _Announcing(config, app=app, when_up=lambda: _announce_admin(hub))
         else:
             server = Server(config, app=app)
+        # Everything this process serves is built (hub, MQTT, gRPC, app): tune now.
+        tune_interpreter()
         await server.serve(sockets=[sock])
 
 
