@@ -1,45 +1,79 @@
-"""The single-POST baseline: a bare FastAPI endpoint with telehub's body model.
+"""The single-POST HTTP ceiling: a bare ASGI app on the hub's own uvicorn.
 
-Served exactly as ``telehub api`` serves (src/telehub/cli/commands/serve.py):
-the same socket set-up (``bind``), ``uvicorn.Server.serve`` run by the CLI's own
-``run`` (so the same event loop, uvloop when installed), http="auto" (httptools),
-one worker, access log off. No auth, no ingest, no middleware: it parses and
-validates the body, then answers 202.
+    python bench/_bare_app.py --port N      (TELEHUB_* settings apply, as to the hub)
+
+What a single-reading POST costs in Python before any storage: served exactly as
+``telehub api`` serves (cli/commands/serve.py): the same socket set-up (``bind``:
+TCP_NODELAY, backlog), ``uvicorn_config`` from the same Settings (the hub's
+HTTP protocol class with its deadlines and connection cap, limits, access log),
+run by the CLI's own ``run`` (uvloop), the interpreter tuned as in every hub
+process (``tune_interpreter``). The app reads the whole body, parses it with
+orjson and answers 202 with a body like the hub's; no auth, no validation, no
+storage. ``GET /healthz`` answers for the harness.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
+import orjson
 import uvicorn
-from fastapi import FastAPI, status
 
+from telehub.api.server import uvicorn_config
 from telehub.cli.common import run
-from telehub.domain.telemetry import TelemetryBody
+from telehub.config import load_settings
 from telehub.net import bind
 
-app = FastAPI()
+try:
+    from telehub.process_tuning import tune_interpreter
+except ImportError:  # before issue 16's move, it lived in telehub.runtime
+    from telehub.runtime import tune_interpreter  # type: ignore[attr-defined,no-redef]
+
+ACCEPTED = b'{"accepted":1,"duplicates":0,"state":0}'
+HEALTHY = b'{"status":"ok"}'
+_JSON = (b"content-type", b"application/json")
 
 
-@app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def _answer(send: Any, status: int, body: bytes) -> None:
+    headers = [_JSON, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-@app.post("/api/v1/devices/{device_id}/telemetry", status_code=status.HTTP_202_ACCEPTED)
-async def ingest(device_id: str, body: TelemetryBody) -> dict[str, int]:
-    return {"accepted": 1, "duplicates": 0, "state": 0}
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "http":
+        return
+    if scope["method"] == "GET" and scope["path"] == "/healthz":
+        await _answer(send, 200, HEALTHY)
+        return
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    try:
+        orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        await _answer(send, 400, b'{"detail":"bad json"}')
+        return
+    await _answer(send, 202, ACCEPTED)
 
 
 async def _serve(port: int) -> None:
+    settings = load_settings()
     sock = bind("127.0.0.1", port, setting="TELEHUB_HTTP_PORT", flag="--port")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, log_level="info", access_log=False, lifespan="on", timeout_graceful_shutdown=10
-        )
-    )
-    await server.serve(sockets=[sock])
+    tune_interpreter()
+    await uvicorn.Server(uvicorn_config(app, settings, lifespan="on")).serve(sockets=[sock])
 
 
 def main() -> None:

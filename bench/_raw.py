@@ -1,4 +1,5 @@
-"""The raw-driver side: bulk loads, and the baselines the server is measured against."""
+"""The raw-driver side: bulk loads, the raw tables, and the batch-insert baselines
+(per-row commits: _raw_commits.py; query forms: _raw_query.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+import asyncpg
 
 from _harness import Backend
 from _load import Row
@@ -18,21 +21,6 @@ QUERY_STEP_US = 1_000_000  # one reading a second: 1M readings span ~11.6 days
 QUERY_BUCKETS = 500
 WARMUPS = 6  # > 5: PostgreSQL's custom-plan runs of a prepared statement
 
-AGG_SQL = (
-    "SELECT ts / {w} * {w} AS bucket, avg(value) AS value FROM readings "
-    "WHERE device_id = {p} AND metric = {p} AND ts >= {p} AND ts < {p} "
-    "GROUP BY 1 ORDER BY 1 LIMIT {p}"
-)
-SQLITE_AGG = AGG_SQL.format(w="?", p="?")
-PG_AGG = (
-    AGG_SQL.replace("{w}", "$1::bigint")
-    .replace("{p}", "$2", 1)
-    .replace("{p}", "$3", 1)
-    .replace("{p}", "$4", 1)
-    .replace("{p}", "$5", 1)
-    .replace("{p}", "$6", 1)
-)
-
 
 @dataclass(frozen=True)
 class QueryRange:
@@ -40,9 +28,6 @@ class QueryRange:
     start_us: int
     end_us: int
     width_us: int
-
-    def args(self) -> tuple[object, ...]:
-        return (self.device_id, QUERY_METRIC, self.start_us, self.end_us, 10_000)
 
 
 def query_range(device_id: str, now_s: int) -> QueryRange:
@@ -79,7 +64,9 @@ async def rollup_pass(backend: Backend) -> RollupStats:
 # ---------------------------------------------------------------- SQLite
 
 
-def _sqlite(path: str) -> sqlite3.Connection:
+def sqlite_connect(path: str) -> sqlite3.Connection:
+    """Autocommit (each statement its own transaction unless BEGIN), with the durability
+    of every hub connection: WAL and synchronous=FULL (storage/database.py)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -97,7 +84,7 @@ def sqlite_load_query_series(backend: Backend, q: QueryRange) -> float:
     """1M readings straight into the server's (migrated) database, one transaction,
     and the series' latest value (the rollup pass finds series there)."""
     t0 = time.perf_counter()
-    conn = _sqlite(str(backend.sqlite_path))
+    conn = sqlite_connect(str(backend.sqlite_path))
     try:
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?)", _query_rows(q))
@@ -111,9 +98,9 @@ def sqlite_load_query_series(backend: Backend, q: QueryRange) -> float:
     return time.perf_counter() - t0
 
 
-def sqlite_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
-    """executemany into a WAL + synchronous=FULL copy of the readings table (same DDL),
-    ``commit`` rows per transaction; returns the seconds it took."""
+def sqlite_raw_table(backend: Backend) -> sqlite3.Connection:
+    """A connection to ``raw.db`` beside the server's database, holding a readings table
+    made by the same DDL: the raw baselines write there, never into the server's."""
     server = sqlite3.connect(str(backend.sqlite_path))
     try:
         (ddl,) = server.execute(
@@ -121,9 +108,16 @@ def sqlite_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
         ).fetchone()
     finally:
         server.close()
-    conn = _sqlite(str(backend.workdir / "raw.db"))
+    conn = sqlite_connect(str(backend.workdir / "raw.db"))
+    conn.execute(ddl.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    return conn
+
+
+def sqlite_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
+    """executemany into a WAL + synchronous=FULL copy of the readings table (same DDL),
+    ``commit`` rows per transaction; returns the seconds it took."""
+    conn = sqlite_raw_table(backend)
     try:
-        conn.execute(ddl.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
         t0 = time.perf_counter()
         for chunk in _chunks(rows, commit):
             conn.execute("BEGIN")
@@ -133,21 +127,6 @@ def sqlite_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
     finally:
         conn.close()
     return elapsed
-
-
-def sqlite_aggregate(backend: Backend, q: QueryRange, repeat: int) -> list[float]:
-    conn = _sqlite(str(backend.sqlite_path))
-    out: list[float] = []
-    try:
-        for i in range(repeat + WARMUPS):
-            t0 = time.perf_counter()
-            rows = conn.execute(SQLITE_AGG, (q.width_us, q.width_us, *q.args())).fetchall()
-            if i >= WARMUPS:
-                out.append(time.perf_counter() - t0)
-            assert len(rows) == QUERY_BUCKETS, len(rows)
-    finally:
-        conn.close()
-    return out
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -178,9 +157,9 @@ async def pg_load_query_series(backend: Backend, q: QueryRange) -> float:
     return time.perf_counter() - t0
 
 
-async def pg_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
-    """copy_records_to_table into an identical readings table (LIKE ... INCLUDING ALL)
-    in its own schema, ``commit`` rows per transaction, synchronous_commit on."""
+async def pg_raw_table(backend: Backend) -> asyncpg.Connection:
+    """A connection to the raw schema, holding a readings table like the server's
+    (LIKE ... INCLUDING ALL), synchronous_commit on: the raw baselines write there."""
     conn = await backend.pg_connect(backend.raw_schema)
     raw = f'"{backend.raw_schema}"'
     try:
@@ -190,6 +169,17 @@ async def pg_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float
             f'CREATE TABLE IF NOT EXISTS {raw}.readings (LIKE "{backend.schema}".readings '
             "INCLUDING ALL)"
         )
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def pg_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float:
+    """copy_records_to_table into an identical readings table (LIKE ... INCLUDING ALL)
+    in its own schema, ``commit`` rows per transaction, synchronous_commit on."""
+    conn = await pg_raw_table(backend)
+    try:
         t0 = time.perf_counter()
         for chunk in _chunks(rows, commit):
             async with conn.transaction():
@@ -200,26 +190,3 @@ async def pg_insert(backend: Backend, rows: Sequence[Row], commit: int) -> float
     finally:
         await conn.close()
     return elapsed
-
-
-async def pg_aggregate(
-    backend: Backend, q: QueryRange, repeat: int, *, custom: bool
-) -> list[float]:
-    """The server's statement, prepared once and re-run, as asyncpg runs it. After five runs
-    PostgreSQL may switch a prepared statement to its generic plan; the six warm-ups get past
-    that, as a long-running server's pooled connections have. ``custom`` forces custom plans."""
-    conn = await backend.pg_connect()
-    out: list[float] = []
-    try:
-        if custom:
-            await conn.execute("SET plan_cache_mode = force_custom_plan")
-        stmt = await conn.prepare(PG_AGG)
-        for i in range(repeat + WARMUPS):
-            t0 = time.perf_counter()
-            rows = await stmt.fetch(q.width_us, *q.args())
-            if i >= WARMUPS:
-                out.append(time.perf_counter() - t0)
-            assert len(rows) == QUERY_BUCKETS, len(rows)
-    finally:
-        await conn.close()
-    return out

@@ -65,7 +65,17 @@ from _harness import (
     scrape,
     setup_hub,
 )
-from _report import Figure, Report, console, header, save_results, show
+from _report import (
+    Figure,
+    Report,
+    Shown,
+    command,
+    console,
+    header,
+    result_name,
+    save_results,
+    show,
+)
 from _sim_rate import TRANSPORTS, SimPlan, bench_sim, parse_transports
 
 ORDER = ("sync", "async", "plain")  # the first round's order; the second runs it reversed
@@ -345,22 +355,32 @@ def main() -> None:
         shown = f"{plan}; HTTPS {tls_plan or 'skipped'}; {shown}"
     header("telehub clients bench", shown, "server knobs")
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    tables: list[Shown] = []
     for name in names:
         t0 = time.perf_counter()
         if not args.no_sdk:
             rep = bench_backend(name, plan, tls_plan)
-            show(rep, "telehub SDK posts", "telehub", time.perf_counter() - t0)
+            tables.append(show(rep, "telehub SDK posts", "telehub", time.perf_counter() - t0))
         if sims:
             t0 = time.perf_counter()
             rep = bench_sim(name, sim_plan)
-            show(
-                rep,
-                f"simulator steady rate, {step:g} s steps",
-                "telehub simulate",
-                time.perf_counter() - t0,
+            tables.append(
+                show(
+                    rep,
+                    f"simulator steady rate, {step:g} s steps",
+                    "telehub simulate",
+                    time.perf_counter() - t0,
+                )
             )
+    # A run of one part only is named after it: it stands in for no full run.
+    part = "-sim" if args.no_sdk else ("-sdk" if not sims else "")
+    save_results(
+        result_name(f"clients{part}", backend=args.backend, default="sqlite", quick=args.quick),
+        title="SDK clients and the simulator",
+        command=command("bench-clients"),
+        tables=tables,
+    )
 
 
 if __name__ == "__main__":
     main()
-    save_results("clients")

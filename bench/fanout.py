@@ -82,7 +82,7 @@ from _fanout_proc import Pool
 from _fanout_sse import sse
 from _fanout_stats import raise_nofile
 from _harness import Server, drop_backend, make_backend, run_async, setup_hub
-from _report import Report, console, header, save_results, show
+from _report import Report, command, console, header, result_name, save_results, show
 
 PHASES = ("idle", "ws", "sse")
 READY_S = 60.0  # a shared, busy machine can be slow to start a server
@@ -149,11 +149,18 @@ def main() -> None:
         report.notes.append("[red]interrupted[/]: the figures above are what was measured")
     finally:
         run_async(drop_backend(backend))
-    show(report, "telehub live fan-out", "telehub", time.perf_counter() - t0)
+    table = show(report, "telehub live fan-out", "telehub", time.perf_counter() - t0)
     if interrupted:
         raise SystemExit(130)
+    # A run of some phases only is named after them: it stands in for no full run.
+    only = "".join(f"-{p}" for p in PHASES if p in phases) if phases != set(PHASES) else ""
+    save_results(
+        result_name(f"fanout{only}", quick=args.quick),
+        title="Live fan-out: WebSocket and SSE",
+        command=command("bench-fanout"),
+        tables=[table],
+    )
 
 
 if __name__ == "__main__":
     main()
-    save_results("fanout")

@@ -59,7 +59,7 @@ from _harness import (
     setup_hub,
 )
 from _raw import pg_insert, sqlite_insert
-from _report import Report, console, header, save_results, show
+from _report import Report, Shown, command, console, header, result_name, save_results, show
 
 WARM_S = 0.3  # per warm-up phase
 PRIOR_RATE = 150_000.0  # readings/s assumed before a phase was warmed up
@@ -221,11 +221,18 @@ def main() -> None:
     if knobs := grpc_knobs():
         console.print(f"gRPC server knobs: {knobs}", highlight=False)
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    tables: list[Shown] = []
     for name in names:
         t0 = time.perf_counter()
-        show(bench_backend(name, plan), "telehub gRPC ingest", "telehub", time.perf_counter() - t0)
+        rep = bench_backend(name, plan)
+        tables.append(show(rep, "telehub gRPC ingest", "telehub", time.perf_counter() - t0))
+    save_results(
+        result_name("grpc", backend=args.backend, default="both", quick=args.quick),
+        title="gRPC ingest",
+        command=command("bench-grpc"),
+        tables=tables,
+    )
 
 
 if __name__ == "__main__":
     main()
-    save_results("grpc")

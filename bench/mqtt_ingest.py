@@ -60,7 +60,17 @@ from _mqtt_latency import bench_latency
 from _mqtt_live import Delivered, bus_env, check_bus, live_knobs, subscribers
 from _mqtt_rounds import hub_round, raw_round
 from _mqtt_run import MAX_MESSAGES, QUIET_S, Measure, Plan, Run, describe
-from _report import Figure, Report, console, header, save_results, show
+from _report import (
+    Figure,
+    Report,
+    Shown,
+    command,
+    console,
+    header,
+    result_name,
+    save_results,
+    show,
+)
 
 TARGETS = {1: 0.6, 0: 0.45}
 
@@ -317,17 +327,23 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     header("telehub mqtt bench", plan, "bridge knobs")
     names = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    tables: list[Shown] = []
     for name in names:
         t0 = time.perf_counter()
-        show(
-            bench_backend(name, plan),
-            "telehub MQTT ingest"
-            + (f", {plan.subscribers} WebSocket subscribers attached" if plan.subscribers else ""),
-            "telehub ingest",
-            time.perf_counter() - t0,
+        rep = bench_backend(name, plan)
+        title = "telehub MQTT ingest" + (
+            f", {plan.subscribers} WebSocket subscribers attached" if plan.subscribers else ""
         )
+        tables.append(show(rep, title, "telehub ingest", time.perf_counter() - t0))
+    # Without the embedded broker's rounds a run stands in for no full run.
+    part = "-no-embedded" if args.no_embedded else ""
+    save_results(
+        result_name(f"mqtt{part}", backend=args.backend, default="both", quick=args.quick),
+        title="MQTT ingest",
+        command=command("bench-mqtt"),
+        tables=tables,
+    )
 
 
 if __name__ == "__main__":
     main()
-    save_results("mqtt")
