@@ -16,10 +16,13 @@ from telehub.bus import Bus, bus_for
 from telehub.bus.revocations import follow_revocations
 from telehub.config import Settings
 from telehub.core.auth import Authenticator, TokenService
+from telehub.core.batching import BatchingPolicy
 from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
 from telehub.core.events import EventLog
+from telehub.core.health import DatabaseHealth
 from telehub.core.ingest import Ingestor
+from telehub.core.ingest_gate import IngestGate, IngestLimits
 from telehub.core.metrics import Metrics
 from telehub.core.ports import CredentialMirror
 from telehub.core.rejected import RejectedLog
@@ -42,12 +45,14 @@ class Hub:
     tickets: LiveTickets
     devices: DeviceService
     ingestor: Ingestor
+    ingest: IngestGate
     telemetry: TelemetryService
     rejected: RejectedLog
     commands: CommandService
     bus: Bus
     events: EventLog
     rollups: RollupService
+    health: DatabaseHealth
     # What the parts running in this process say of themselves (the MQTT bridge:
     # "subscribed", "resubscribing", …), shown by /readyz next to the database's state.
     components: dict[str, str] = field(default_factory=dict)
@@ -56,7 +61,8 @@ class Hub:
 @contextlib.asynccontextmanager
 async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Hub]:
     """Open storage, start the batch writer; on exit flush everything accepted, then close."""
-    store = SqlStore(settings)
+    batching = BatchingPolicy.of(settings)
+    store = SqlStore(settings, batching=batching)
     async with contextlib.AsyncExitStack() as parts:
         parts.push_async_callback(store.close)
         if migrate:
@@ -69,16 +75,8 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         auth = Authenticator(
             store=store, cache_seconds=settings.auth_cache_seconds, sessions=sessions, bus=bus
         )
-        ingestor = Ingestor(
-            store=store.readings,
-            metrics=metrics,
-            queue_readings=settings.ingest_queue_readings,
-            batch_readings=settings.ingest_batch_readings,
-            max_wait=settings.ingest_batch_max_wait,
-            quiet=settings.ingest_batch_quiet,
-            retry_after=settings.ingest_retry_after,
-            bus=bus,
-        )
+        ingestor = Ingestor(store=store.readings, metrics=metrics, policy=batching, bus=bus)
+        rejected = RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep)
         hub = Hub(
             settings=settings,
             store=store,
@@ -89,8 +87,18 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             tickets=LiveTickets(store=store, ttl_seconds=settings.live_ticket_seconds),
             devices=DeviceService(store=store, auth=auth, events=events, mirror=mirror),
             ingestor=ingestor,
-            telemetry=TelemetryService(store=store, ingestor=ingestor),
-            rejected=RejectedLog(store=store, metrics=metrics, keep=settings.rejected_keep),
+            ingest=IngestGate(
+                auth=auth,
+                ingestor=ingestor,
+                rejected=rejected,
+                limits=IngestLimits(
+                    max_body_bytes=settings.max_body_bytes,
+                    max_batch_readings=settings.max_batch_readings,
+                    max_future_skew=settings.max_future_skew_seconds,
+                ),
+            ),
+            telemetry=TelemetryService(store=store),
+            rejected=rejected,
             commands=CommandService(store=store, events=events),
             bus=bus,
             events=events,
@@ -100,6 +108,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
                 lag_seconds=settings.rollup_lag_seconds,
                 interval_seconds=settings.rollup_interval_seconds,
             ),
+            health=DatabaseHealth(store=store),
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(ingestor.run(), name="ingest-writer")

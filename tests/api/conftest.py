@@ -118,7 +118,7 @@ class Api:
 async def serve_api(hub: Hub, admin: str | None = None) -> AsyncIterator[Api]:
     """The app on ``hub``, with its lifespan running and an admin token (bootstrapped if none)."""
     app = create_app(hub.settings, hub=hub)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://telehub") as client:
             admin = admin or await hub.tokens.bootstrap()

@@ -25,7 +25,7 @@ async def test_readyz_is_503_problem_when_the_database_is_unreachable() -> None:
     )
     async with open_hub(settings, migrate=False) as hub:
         app = create_app(settings, hub=hub)
-        async with app.router.lifespan_context(app):
+        async with app.lifespan():
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 ready = await client.get("/readyz")

@@ -111,7 +111,7 @@ async def stalled_subscriber(grpc_hub: GrpcHub) -> AsyncIterator[Stalled]:
 async def rest_api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     """The real HTTP app on ``hub`` (lifespan running), over httpx's ASGI transport."""
     app = create_app(hub.settings, hub=hub)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://telehub") as client:
             yield client

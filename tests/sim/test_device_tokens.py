@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from telehub.core.ingest import IngestResult
+from telehub.core.ingest import IngestResult, Ticket
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry
 from telehub.grpc.server import grpc_running
@@ -35,15 +36,22 @@ async def hub_on(transport: TransportName, hub: Hub) -> AsyncIterator[tuple[Live
 
 
 def record_callers(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Principal, str]]:
-    """Who the hub saw send each ingested message, and for which device."""
+    """Who the hub saw send each ingested message, and for which device: what the ingest
+    gate was handed, whether a request (``submit``) or a stream (``offer``) brought it."""
     callers: list[tuple[Principal, str]] = []
-    ingest = hub.telemetry.ingest
+    gate = hub.ingest
+    submit, offer = gate.submit, gate.offer
 
-    async def recording(principal: Principal, telemetry: Telemetry) -> IngestResult:
+    async def submitting(principal: Principal, telemetry: Telemetry, **how: Any) -> IngestResult:
         callers.append((principal, telemetry.device_id))
-        return await ingest(principal, telemetry)
+        return await submit(principal, telemetry, **how)
 
-    monkeypatch.setattr(hub.telemetry, "ingest", recording)
+    def offering(principal: Principal, telemetry: Telemetry) -> Ticket:
+        callers.append((principal, telemetry.device_id))
+        return offer(principal, telemetry)
+
+    monkeypatch.setattr(gate, "submit", submitting)
+    monkeypatch.setattr(gate, "offer", offering)
     return callers
 
 

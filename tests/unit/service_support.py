@@ -40,5 +40,7 @@ def query(start_s: int = 0, end_s: int = 600, **options: Any) -> SeriesQuery:
 
 async def device_with_data(hub: Hub, points: dict[int, float]) -> str:
     device, _ = await hub.devices.create(device_id="sensor-1", name=None, attributes={})
-    await hub.telemetry.ingest(WRITER, readings(device.id, "temp", points))
+    await hub.ingest.submit(
+        WRITER, readings(device.id, "temp", points), transport="test", payload=b""
+    )
     return device.id

@@ -105,7 +105,7 @@ async def test_recent_readings_take_no_late_path(built: Hub) -> None:
 async def test_a_series_without_rollups_merges_nothing(built: Hub) -> None:
     # Another metric of the device: no progress rows yet, so nothing to merge into.
     other = {ts: 1.0 for ts in sorted(DATA)[:50]}
-    await built.telemetry.ingest(WRITER, telemetry(other, metric="hum"))
+    await built.ingest.submit(WRITER, telemetry(other, metric="hum"), transport="test", payload=b"")
     assert late_count(built) == 0
     assert await rows(built, "SELECT 1 FROM rollups WHERE metric = 'hum'") == []
     await built.rollups.run_pass()

@@ -16,21 +16,20 @@ else's, by the body deadline, the cap on connections and ``max_body_bytes``.
 
 from __future__ import annotations
 
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telehub.api.problems import problem_of
+from telehub.core.auth import bearer_secret
 from telehub.errors import Unauthenticated
 
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 def bearer_token(scope: Scope) -> str | None:
-    """The token of an ``Authorization: Bearer …`` header, as FastAPI's HTTPBearer reads it."""
+    """The token of the request's ``Authorization: Bearer …`` header (HTTP or WebSocket)."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
-            return credentials if scheme.lower() == "bearer" and credentials else None
+            return bearer_secret(value.decode("latin-1"))
     return None
 
 

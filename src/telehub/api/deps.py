@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
-from telehub.core.auth import require
+from telehub.core.auth import bearer_secret, require
 from telehub.domain.devices import Principal, Scope
 from telehub.runtime import Hub
 
-_bearer = HTTPBearer(
+
+class _Bearer(HTTPBearer):
+    """FastAPI's HTTPBearer for the OpenAPI security scheme; the header read as every
+    transport reads it (core.auth.bearer_secret)."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return bearer_secret(request.headers.get("authorization"))
+
+
+_bearer = _Bearer(
     auto_error=False,
     description="An API token (tha_…) or, for telemetry ingest, a device token (thd_…)",
 )
@@ -26,12 +35,12 @@ async def _hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(_hub)]
 
 
-# The bearer credentials as given, unchecked (a route that authenticates itself).
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+# The bearer secret as given, unchecked.
+BearerDep = Annotated[str | None, Depends(_bearer)]
 
 
-async def _principal(hub: HubDep, credentials: BearerDep) -> Principal:
-    return await hub.auth.authenticate(credentials.credentials if credentials else None)
+async def _principal(hub: HubDep, secret: BearerDep) -> Principal:
+    return await hub.auth.authenticate(secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
@@ -52,7 +61,7 @@ AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]
 
 async def _live_principal(
     hub: HubDep,
-    credentials: BearerDep,
+    secret: BearerDep,
     ticket: Annotated[
         str | None,
         Query(
@@ -69,10 +78,10 @@ async def _live_principal(
     ] = None,
 ) -> Principal:
     """A live feed's caller: the Authorization header, else ``?ticket=``, else ``?token=``."""
-    if credentials is None and ticket is not None:
+    if secret is None and ticket is not None:
         principal = await hub.tickets.redeem(ticket)
     else:
-        principal = await hub.auth.authenticate(credentials.credentials if credentials else token)
+        principal = await hub.auth.authenticate(secret or token)
     require(principal, Scope.READ)
     return principal
 

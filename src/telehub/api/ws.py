@@ -1,6 +1,6 @@
 """``GET /api/v1/ws``: the live two-way stream of a dashboard.
 
-Served as plain ASGI ahead of FastAPI's routing (:class:`LiveWebSocketRoute`):
+Served as plain ASGI ahead of FastAPI's routing (api/front.py):
 thousands of dashboards sit idle on this socket, and the framework's
 per-connection objects would cost more than everything telehub keeps. An idle
 connection holds its session and its bus subscription, and no task of its own:
@@ -30,10 +30,11 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from telehub.api import live_frames as frames
 from telehub.api import ws_messages as ops
+from telehub.api.auth_gate import bearer_token
 from telehub.api.command_schemas import CommandOut
 from telehub.api.problems import slug_of
 from telehub.api.ws_protocol import KEEPALIVE_TIMEOUT, PeerDropped
@@ -61,19 +62,6 @@ class Clients:
     def __init__(self) -> None:
         self.count = 0
         self.frames = frames.FrameCache()
-
-
-class LiveWebSocketRoute:
-    """ASGI middleware: ``/api/v1/ws`` handled here, everything else passed on."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == PATH:
-            await live(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 async def live(scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,11 +99,9 @@ async def _close(send: Send, code: int, reason: str) -> None:
 
 
 async def _authenticate(hub: Hub, scope: Scope) -> Principal:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            kind, _, credentials = bytes(value).decode("latin-1").partition(" ")
-            if kind.lower() == "bearer" and credentials.strip():
-                return await hub.auth.authenticate(credentials.strip())
+    secret = bearer_token(scope)
+    if secret is not None:
+        return await hub.auth.authenticate(secret)
     for protocol in scope.get("subprotocols", ()):
         if protocol.startswith(_BEARER_PROTOCOL):
             return await hub.auth.authenticate(protocol.removeprefix(_BEARER_PROTOCOL))

@@ -29,6 +29,19 @@ BOOTSTRAP_TOKEN = "bootstrap"
 BOOTSTRAP_NOT_SHOWN = "bootstrap (not shown)"
 
 
+def bearer_secret(authorization: str | None) -> str | None:
+    """The secret of an ``Authorization: Bearer <secret>`` value, or None.
+
+    The one reading of that header for HTTP, the live WebSocket and gRPC metadata,
+    so a credential one transport takes is taken by all.
+    """
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.strip().partition(" ")
+    secret = secret.strip()
+    return secret if secret and scheme.lower() == "bearer" else None
+
+
 class Authenticator:
     """Resolves secrets, trusting a verified one for ``cache_seconds`` to spare the database.
 

@@ -32,6 +32,13 @@ class Metrics:
             buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
             registry=r,
         )
+        self.commits = Counter(
+            "telehub_ingest_commits",
+            "Batches committed, by the way the store wrote them: sqlite-inline (on the event "
+            "loop), sqlite-thread, postgres-one-statement, postgres-copy, postgres-resend",
+            ["path"],
+            registry=r,
+        )
         self.commit_seconds = Histogram(
             "telehub_ingest_commit_seconds",
             "Time to write and commit one batch",

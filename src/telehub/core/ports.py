@@ -64,12 +64,19 @@ class DeviceStore(Protocol):
     ) -> bool | None: ...
 
 
-class ReadingStore(Protocol):
-    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int | None]:
-        """Commit all items in one transaction; return how many readings of each were new.
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one batch's commit did: per item, how many readings were new (None: its
+    device was deleted meanwhile, nothing of it is stored), and the way the store
+    committed it (``sqlite-inline``, ``postgres-copy``, …), counted in metrics."""
 
-        None for an item whose device was deleted meanwhile: nothing of it is stored.
-        """
+    new: list[int | None]
+    path: str
+
+
+class ReadingStore(Protocol):
+    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> Committed:
+        """Commit all items in one transaction."""
         ...
 
     async def metrics(self, device_id: str) -> list[str]: ...
@@ -222,4 +229,5 @@ class Store(Protocol):
     def rollups(self) -> RollupStore: ...
 
     async def ping(self) -> None: ...
+    async def schema_pending(self) -> bool: ...
     async def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Telemetry in (through the Ingestor) and out (range queries, buckets, latest)."""
+"""Telemetry out: range queries, server-side buckets, latest values."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telehub.core.ingest import Ingestor, IngestResult, Ticket
 from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange, Store
-from telehub.domain.devices import Principal
-from telehub.domain.readings import Telemetry, is_metric_name, to_micros
-from telehub.errors import FieldError, Forbidden, InvalidInput, NotFound
+from telehub.domain.readings import is_metric_name, to_micros
+from telehub.errors import FieldError, InvalidInput, NotFound
 
 _INTERVAL_RE = re.compile(r"^([1-9][0-9]{0,8})(ms|s|m|h|d)$")
 _UNIT_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
@@ -42,24 +40,10 @@ class SeriesQuery:
 
 
 class TelemetryService:
-    def __init__(self, *, store: Store, ingestor: Ingestor) -> None:
+    """Telemetry out: range queries, buckets, latest values (in: core/ingest_gate.py)."""
+
+    def __init__(self, *, store: Store) -> None:
         self._store = store
-        self._ingestor = ingestor
-
-    async def ingest(self, principal: Principal, telemetry: Telemetry) -> IngestResult:
-        """Store telemetry for a device the caller may write to; returns after commit.
-
-        A device that does not exist is not looked up first: the writer answers
-        it NotFound, so an API token (a gateway posting for many devices) costs
-        no query per request, as a device token costs none.
-        """
-        _check_write(principal, telemetry.device_id)
-        return await self._ingestor.submit(telemetry)
-
-    def offer(self, principal: Principal, telemetry: Telemetry) -> Ticket:
-        """Queue telemetry without waiting for its commit (a stream keeps several in flight)."""
-        _check_write(principal, telemetry.device_id)
-        return self._ingestor.offer([telemetry])
 
     async def query(self, device_id: str, q: SeriesQuery) -> dict[str, list[Point]]:
         """Raw points, or buckets aggregated server-side when ``interval`` is given."""
@@ -109,8 +93,3 @@ class TelemetryService:
 
 def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-
-
-def _check_write(principal: Principal, device_id: str) -> None:
-    if not principal.can_write_device(device_id):
-        raise Forbidden(f"this token may not write telemetry for device {device_id!r}")

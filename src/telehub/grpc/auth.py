@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from telehub.core.auth import Authenticator, require
+from telehub.core.auth import Authenticator, bearer_secret, require
 from telehub.domain.devices import Principal, Scope
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -13,9 +13,7 @@ Context = grpc.aio.ServicerContext[object, object]
 def bearer(context: Context) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, secret = text.partition(" ")
-            return secret.strip() if scheme.lower() == "bearer" else None
+            return bearer_secret(value.decode() if isinstance(value, bytes) else value)
     return None
 
 

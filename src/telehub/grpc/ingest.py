@@ -20,27 +20,25 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from google.protobuf import text_format
 
 from telehub.core.ingest import IngestResult, Ticket
-from telehub.core.telemetry import TelemetryService
-from telehub.domain.batch import Limits
+from telehub.core.ingest_gate import IngestGate
+from telehub.core.sessions import SessionRegistry
 from telehub.domain.devices import Principal
 from telehub.domain.live import Revoked
-from telehub.domain.readings import Telemetry, now_us
+from telehub.domain.readings import Telemetry
 from telehub.errors import (
     InvalidInput,
     NotFound,
     TelehubError,
     Unauthenticated,
-    UnknownDevice,
 )
 from telehub.grpc import convert
-from telehub.grpc.auth import Context, caller
+from telehub.grpc.auth import Context, bearer
 from telehub.grpc.status import abort, field_path, to_status
-from telehub.runtime import Hub
 from telehub.v1 import telemetry_pb2, telemetry_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -51,6 +49,7 @@ MAX_REJECTIONS = 100
 ENDING_SUMMARY_BYTES = 4096
 ENDING_VIOLATIONS = 3
 _EXCERPT_READINGS = 20
+TRANSPORT = "grpc"
 
 
 class Tally:
@@ -162,17 +161,24 @@ class _Revocable:
 
 
 class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self._telemetry: TelemetryService = hub.telemetry
+    def __init__(
+        self, *, gate: IngestGate, sessions: SessionRegistry, stream_window_readings: int
+    ) -> None:
+        self._gate = gate
+        self._sessions = sessions
+        self._window = stream_window_readings
 
     async def PublishBatch(
         self, request: telemetry_pb2.ReadingBatch, context: Context
     ) -> telemetry_pb2.PublishSummary:
-        principal = await caller(self._hub.auth, context)
-        telemetry = await self._decode(request)
+        principal = await self._gate.sender(bearer(context))
+        telemetry = await self._decode(principal, request)
         tally = Tally()
-        tally.add(await self._telemetry.ingest(principal, telemetry))
+        tally.add(
+            await self._gate.submit(
+                principal, telemetry, transport=TRANSPORT, payload=_excerpt(request)
+            )
+        )
         return tally.summary
 
     async def Publish(
@@ -181,9 +187,9 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
         tally = Tally()
         window = _Window()
         try:
-            principal = await caller(self._hub.auth, context)
+            principal = await self._gate.sender(bearer(context))
             stream = _Revocable()
-            with self._hub.sessions.register(principal, transport="grpc", on_revoke=stream.revoke):
+            with self._sessions.register(principal, transport="grpc", on_revoke=stream.revoke):
                 async with contextlib.aclosing(stream.batches(request_iterator)) as batches:
                     await self._take(principal, batches, window, tally)
             return tally.summary
@@ -205,12 +211,12 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
         tally: Tally,
     ) -> None:
         """Offer each batch, counting the answers as they come, until the stream ends."""
-        limit = self._hub.settings.grpc_stream_window_readings
+        limit = self._window
         index = 0
         async for batch in request_iterator:
             try:
-                telemetry = await self._decode(batch)
-                ticket = self._telemetry.offer(principal, telemetry)
+                telemetry = await self._decode(principal, batch)
+                ticket = self._gate.offer(principal, telemetry)
             except InvalidInput as exc:
                 await self._settle(window, tally, keep=0)
                 tally.reject(index, batch, exc)
@@ -237,8 +243,9 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
             if isinstance(answer, IngestResult):
                 tally.add(answer)
             elif isinstance(answer, NotFound):
-                unknown = UnknownDevice(str(answer))
-                await self._record(batch, unknown)
+                unknown = await self._gate.unknown_device(
+                    transport=TRANSPORT, device_id=batch.device_id, payload=_excerpt(batch)
+                )
                 tally.reject(index, batch, unknown)
             elif stop:
                 window.clear()  # the rest waits in vain: it comes after the failure
@@ -246,21 +253,22 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
             else:
                 window.clear()
 
-    async def _decode(self, batch: telemetry_pb2.ReadingBatch) -> Telemetry:
-        settings = self._hub.settings
-        limits = Limits(
-            received_us=now_us(),
-            max_future_skew=settings.max_future_skew_seconds,
-            max_values=settings.max_batch_readings,
+    async def _decode(self, principal: Principal, batch: telemetry_pb2.ReadingBatch) -> Telemetry:
+        if batch.device_id:
+            self._gate.authorize(principal, batch.device_id)
+        return await self._gate.decode_typed(
+            transport=TRANSPORT,
+            device_id=batch.device_id or None,
+            build=lambda limits: convert.telemetry_of(batch, limits=limits),
+            payload=_excerpt(batch),
         )
-        try:
-            return convert.telemetry_of(batch, limits=limits)
-        except InvalidInput as exc:
-            await self._record(batch, exc)
-            raise
 
-    async def _record(self, batch: telemetry_pb2.ReadingBatch, error: InvalidInput) -> None:
-        """Keep a readable excerpt of the batch (its first readings) in the rejected log."""
+
+def _excerpt(batch: telemetry_pb2.ReadingBatch) -> Callable[[], bytes]:
+    """What a rejection record keeps of a batch: its first readings, as text (it can show
+    the NaN that got the batch refused, which JSON cannot)."""
+
+    def render() -> bytes:
         excerpt = telemetry_pb2.ReadingBatch(device_id=batch.device_id)
         excerpt.readings.extend(batch.readings[:_EXCERPT_READINGS])
         excerpt.state.extend(batch.state[:_EXCERPT_READINGS])
@@ -270,10 +278,6 @@ class IngestServicer(telemetry_pb2_grpc.IngestServiceServicer):
                 values=series.values[:_EXCERPT_READINGS],
                 timestamps_us=series.timestamps_us[:_EXCERPT_READINGS],
             )
-        await self._hub.rejected.record(
-            transport="grpc",
-            device_id=batch.device_id or None,
-            error=error,
-            # Text format, not JSON: it can show the NaN that got the batch refused.
-            payload=text_format.MessageToString(excerpt, as_one_line=True).encode(),
-        )
+        return text_format.MessageToString(excerpt, as_one_line=True).encode()
+
+    return render

@@ -78,7 +78,12 @@ async def grpc_running(
             ("grpc.so_reuseport", 0),
         ],
     )
-    telemetry_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(hub), server)
+    ingest = IngestServicer(
+        gate=hub.ingest,
+        sessions=hub.sessions,
+        stream_window_readings=settings.grpc_stream_window_readings,
+    )
+    telemetry_pb2_grpc.add_IngestServiceServicer_to_server(ingest, server)
     telemetry_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(hub), server)
     streams = LiveStreams(hub.bus, hub.sessions)
     live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub, streams), server)
@@ -130,7 +135,7 @@ async def _watch_store(hub: Hub, checker: health.aio.HealthServicer) -> None:
     while True:
         try:
             async with asyncio.timeout(hub.settings.grpc_health_interval_seconds):
-                await hub.store.ping()
+                await hub.health.ping()
             now = True
         except Exception as exc:
             now = False

@@ -74,7 +74,7 @@ class MqttBridge:
         """``settings`` default to the hub's; ``username``/``password`` to the MQTT settings."""
         self._hub = hub
         self._settings = settings = settings or hub.settings
-        self._inbound = MqttInbound(hub)
+        self._inbound = MqttInbound.of(hub)
         self._address = BrokerAddress.of(settings)
         self._username = username or settings.mqtt_username
         secret = settings.mqtt_password

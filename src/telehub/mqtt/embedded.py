@@ -201,7 +201,7 @@ class _Broker(Broker):
     def _violation(self, error: InvalidInput, device_id: str | None, excerpt: bytes) -> None:
         self._hub.metrics.mqtt_messages.labels(kind="packet", outcome="rejected").inc()
         task = asyncio.create_task(
-            self._hub.rejected.record(
+            self._hub.ingest.reject(
                 transport="mqtt", device_id=device_id, error=error, payload=excerpt
             ),
             name="mqtt-record-violation",
@@ -228,7 +228,7 @@ class EmbeddedBroker:
         self.port = settings.mqtt_embedded_port
         self.bridge_secret = secrets.token_urlsafe(32)
         access = EmbeddedAccess(hub, self.bridge_secret)
-        self.publishes = DevicePublishes(MqttInbound(hub), access)
+        self.publishes = DevicePublishes(MqttInbound.of(hub), access)
         self._broker = _Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},

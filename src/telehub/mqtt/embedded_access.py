@@ -62,7 +62,7 @@ class EmbeddedAccess:
         if principal.device_id != username:
             return BAD_LOGIN
         if client_id != username or client_id == self._bridge_client_id:
-            await self._hub.rejected.record(
+            await self._hub.ingest.reject(
                 transport="mqtt",
                 device_id=username,
                 error=ClientIdNotAllowed(
@@ -102,7 +102,7 @@ class EmbeddedAccess:
             f"device {device_id!r} may not publish to {topic[:200]!r} ({where})",
             [FieldError(detail="not this device's topic", parameter="topic")],
         )
-        await self._hub.rejected.record(
+        await self._hub.ingest.reject(
             transport="mqtt", device_id=device_id, error=error, payload=topic.encode()
         )
 

@@ -15,21 +15,23 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 
 from pydantic import ValidationError
 
+from telehub.core.commands import CommandService
+from telehub.core.devices import DeviceService
 from telehub.core.ingest import IngestResult
+from telehub.core.ingest_gate import BodyKind, IngestGate, Submission
+from telehub.core.metrics import Metrics
 from telehub.domain.commands import CommandAck
 from telehub.domain.readings import Telemetry
-from telehub.domain.telemetry import parse_state_json, parse_telemetry_json, validation_errors
+from telehub.domain.telemetry import validation_errors
 from telehub.errors import (
     FieldError,
     InvalidInput,
     NotFound,
     Overloaded,
-    PayloadTooLarge,
     RetainedReplay,
     ShuttingDown,
     StorageUnavailable,
@@ -39,6 +41,7 @@ from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
+TRANSPORT = "mqtt"
 
 _STORAGE_RETRY_MAX = 5.0
 
@@ -54,14 +57,27 @@ class InboundMessage:
 
 
 class MqttInbound:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self._metrics = hub.metrics
+    def __init__(
+        self,
+        *,
+        gate: IngestGate,
+        devices: DeviceService,
+        commands: CommandService,
+        metrics: Metrics,
+    ) -> None:
+        self._gate = gate
+        self._devices = devices
+        self._commands = commands
+        self._metrics = metrics
         # One counter child per kind, looked up once rather than per message.
         self._accepted = {
-            kind: hub.metrics.mqtt_messages.labels(kind=kind.value, outcome="accepted")
+            kind: metrics.mqtt_messages.labels(kind=kind.value, outcome="accepted")
             for kind in TopicKind
         }
+
+    @classmethod
+    def of(cls, hub: Hub) -> MqttInbound:
+        return cls(gate=hub.ingest, devices=hub.devices, commands=hub.commands, metrics=hub.metrics)
 
     async def handle_batch(self, messages: Sequence[InboundMessage]) -> None:
         """Store or reject every message; returns when all may be acknowledged.
@@ -70,7 +86,6 @@ class MqttInbound:
         delivers them again, and the store keeps one copy of each reading).
         Telemetry and state of the whole batch go to the Ingestor in one call.
         """
-        received_at = datetime.now(UTC)
         decoded: list[tuple[TopicKind, InboundMessage, Telemetry]] = []
         for message in messages:
             target: DeviceTopic | None = None
@@ -89,7 +104,17 @@ class MqttInbound:
                         partial(self._command_ack, target.device_id, command_id, message.payload)
                     )
                 else:
-                    telemetry = self._decode(target, message.payload, received_at)
+                    kind = BodyKind.STATE if target.kind is TopicKind.STATE else BodyKind.TELEMETRY
+                    try:
+                        telemetry = await self._gate.decode(
+                            transport=TRANSPORT,
+                            device_id=target.device_id,
+                            payload=message.payload,
+                            kind=kind,
+                        )
+                    except InvalidInput:  # the gate has recorded it
+                        self._count_rejected(target)
+                        continue
                     decoded.append((target.kind, message, telemetry))
                     continue
             except InvalidInput as exc:
@@ -102,14 +127,17 @@ class MqttInbound:
     async def _reject(
         self, target: DeviceTopic | None, message: InboundMessage, error: InvalidInput
     ) -> None:
-        kind = target.kind.value if target else "unknown"
-        self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
-        await self._hub.rejected.record(
-            transport="mqtt",
+        self._count_rejected(target)
+        await self._gate.reject(
+            transport=TRANSPORT,
             device_id=target.device_id if target else None,
             error=error,
             payload=message.payload,
         )
+
+    def _count_rejected(self, target: DeviceTopic | None) -> None:
+        kind = target.kind.value if target else "unknown"
+        self._metrics.mqtt_messages.labels(kind=kind, outcome="rejected").inc()
 
     async def _presence(self, device_id: str, payload: bytes, *, live: bool) -> None:
         status = payload.strip()
@@ -119,9 +147,7 @@ class MqttInbound:
                 [FieldError(detail="expected online or offline", pointer="#")],
             )
         try:
-            await self._hub.devices.report_presence(
-                device_id, online=status == b"online", live=live
-            )
+            await self._devices.report_presence(device_id, online=status == b"online", live=live)
         except NotFound:
             raise _unknown(device_id) from None
 
@@ -131,30 +157,8 @@ class MqttInbound:
         except ValidationError as exc:
             errors = validation_errors(exc)
             raise InvalidInput("command acknowledgement is invalid", errors) from None
-        await self._hub.commands.acknowledge(
+        await self._commands.acknowledge(
             device_id, command_id, ok=ack.status == "ok", result=ack.result
-        )
-
-    def _decode(self, target: DeviceTopic, payload: bytes, received_at: datetime) -> Telemetry:
-        settings = self._hub.settings
-        if len(payload) > settings.max_body_bytes:
-            raise PayloadTooLarge(
-                f"payload is {len(payload)} bytes; the limit is {settings.max_body_bytes}",
-                [FieldError(detail="payload too large", pointer="#")],
-            )
-        if target.kind is TopicKind.STATE:
-            return parse_state_json(
-                target.device_id,
-                payload,
-                received_at=received_at,
-                max_batch_readings=settings.max_batch_readings,
-            )
-        return parse_telemetry_json(
-            target.device_id,
-            payload,
-            received_at=received_at,
-            max_batch_readings=settings.max_batch_readings,
-            max_future_skew=settings.max_future_skew_seconds,
         )
 
     async def _submit_all(self, decoded: list[tuple[TopicKind, InboundMessage, Telemetry]]) -> None:
@@ -162,19 +166,20 @@ class MqttInbound:
         storage_delay = 0.1
         pending = decoded
         while pending:
-            answers = await self._hub.ingestor.submit_many([t for _, _, t in pending])
+            answers = await self._gate.submit_many(
+                [Submission(t, m.payload) for _, m, t in pending], transport=TRANSPORT
+            )
             retry: list[tuple[TopicKind, InboundMessage, Telemetry]] = []
             backoff = 0.0
             accepted: Counter[TopicKind] = Counter()
             for item, answer in zip(pending, answers, strict=True):
-                kind, message, telemetry = item
+                kind, _, telemetry = item
                 if isinstance(answer, IngestResult):
                     accepted[kind] += 1
                 elif isinstance(answer, ShuttingDown):
                     raise answer
-                elif isinstance(answer, NotFound):
-                    target = DeviceTopic(telemetry.device_id, kind)
-                    await self._reject(target, message, _unknown(telemetry.device_id))
+                elif isinstance(answer, UnknownDevice):  # recorded by the gate
+                    self._count_rejected(DeviceTopic(telemetry.device_id, kind))
                 elif isinstance(answer, Overloaded):
                     # Holding the acknowledgement is the backpressure: the broker
                     # stops sending once the in-flight window is full.

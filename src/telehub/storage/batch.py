@@ -42,6 +42,7 @@ class Written:
     inserted: list[Key] | None
     gone: set[str]
     late: int = 0
+    path: str = ""  # how it was committed, for the telehub_ingest_commits metric
 
 
 def newest_per_key(rows: Iterable[Row]) -> list[Row]:

@@ -47,27 +47,45 @@ class PgBatchWriter:
         commit_timeout: float,
         close_timeout: float,
         late_margin_us: int,
+        one_statement_rows: int,
     ) -> None:
         """``connect`` opens a connection (storage/pg_connect.py); a commit not answered
-        within ``commit_timeout`` seconds fails; closing waits ``close_timeout`` at most."""
+        within ``commit_timeout`` seconds fails; closing waits ``close_timeout`` at most.
+        Batches of fewer than ``one_statement_rows`` readings may go in one statement."""
         self._connect = connect
         self._commit_timeout = commit_timeout
         self._close_timeout = close_timeout
         self._late_margin_us = late_margin_us
+        self._one_statement_rows = one_statement_rows
         self._conn: Any = None  # the thread's
         self._inline: Any = None  # the caller's loop's, for one-statement batches
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="telehub-pg-writer", daemon=True
-        )
-        self._thread.start()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the thread's, once started
+        self._thread: threading.Thread | None = None
 
     async def write(self, batch: Batch) -> Written:
         """Commit the batch; tell which readings were new and which devices are gone."""
-        if _fits_one_statement(batch, self._late_margin_us):
+        if self._fits_one_statement(batch):
             return await self._write_inline(batch)
-        done = asyncio.run_coroutine_threadsafe(self._write(batch), self._loop)
+        done = asyncio.run_coroutine_threadsafe(self._write(batch), self._thread_loop())
         return await asyncio.wrap_future(done)
+
+    def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        """The writer thread's loop, started by the first batch that needs it."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="telehub-pg-writer", daemon=True
+            )
+            self._thread.start()
+        return self._loop
+
+    def _fits_one_statement(self, batch: Batch) -> bool:
+        """Small, readings only, and nothing old enough to touch rollups (late.py)."""
+        return (
+            0 < len(batch.rows) < self._one_statement_rows
+            and not batch.state
+            and not late.candidates(batch, None, self._late_margin_us)
+        )
 
     async def _write_inline(self, batch: Batch) -> Written:
         pg = self._inline
@@ -111,10 +129,14 @@ class PgBatchWriter:
         if self._inline is not None:
             self._inline.terminate()  # idle between batches: nothing is cut short
             self._inline = None
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        self._loop = self._thread = None
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
@@ -163,17 +185,13 @@ class PgBatchWriter:
             # Last: after the device rows are locked (storage/rollups.py tells why).
             merged = await _merge_late(pg, late.candidates(batch, inserted, self._late_margin_us))
         keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
-        return Written(keys, gone, merged)
+        return Written(keys, gone, merged, "postgres-resend" if resend else "postgres-copy")
 
     async def _discard(self) -> None:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
 
-
-# Below this many readings a batch goes in one statement: COPY's own round trips
-# (and the transaction's) cost more than sending the rows as arrays.
-_ONE_STATEMENT_ROWS = 1000
 
 # The head of both paths' first statement: the batch's device rows stamped (and so
 # locked), then the latest values of those that still exist, by timestamp.
@@ -208,22 +226,13 @@ _ONE_STATEMENT = (
 )
 
 
-def _fits_one_statement(batch: Batch, late_margin_us: int) -> bool:
-    """Small, readings only, and nothing old enough to touch rollups (late.py)."""
-    return (
-        0 < len(batch.rows) < _ONE_STATEMENT_ROWS
-        and not batch.state
-        and not late.candidates(batch, None, late_margin_us)
-    )
-
-
 async def _write_one_statement(pg: Any, batch: Batch) -> Written:
     out = await pg.fetch(_ONE_STATEMENT, *_head(batch), *_columns(batch.rows))
     present = {r[0] for r in out if r[1] is None}
     new = [(r[0], r[1], r[2]) for r in out if r[1] is not None]
     gone = set(batch.device_ids) - present
     stored = len(batch.rows) if not gone else sum(1 for r in batch.rows if r[0] in present)
-    return Written(None if len(new) == stored else new, gone)
+    return Written(None if len(new) == stored else new, gone, path="postgres-one-statement")
 
 
 def _columns(rows: list[Row]) -> tuple[list[Any], ...]:

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, and_, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from telehub.core.ports import Aggregate, LatestValues, Point, SeriesRange
+from telehub.core.ports import Aggregate, Committed, LatestValues, Point, SeriesRange
 from telehub.domain.readings import Telemetry
 from telehub.storage.batch import build, owners
 from telehub.storage.pg_writer import PgBatchWriter
@@ -54,7 +54,7 @@ class SqlReadingStore:
         self._late = late
         self._sqlite = isinstance(writer, SqliteBatchWriter)
 
-    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> list[int | None]:
+    async def write(self, items: Sequence[Telemetry], *, received_us: int) -> Committed:
         written = await self._writer.write(build(items, received_us=received_us))
         if written.late:
             self._late(written.late)
@@ -66,10 +66,13 @@ class SqlReadingStore:
             new = [0] * len(items)
             for key in written.inserted:
                 new[owner[key]] += 1
-        return [
-            None if item.device_id in written.gone else n
-            for item, n in zip(items, new, strict=True)
-        ]
+        return Committed(
+            [
+                None if item.device_id in written.gone else n
+                for item, n in zip(items, new, strict=True)
+            ],
+            written.path,
+        )
 
     def close(self) -> None:
         self._writer.close()

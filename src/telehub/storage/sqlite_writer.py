@@ -21,6 +21,7 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from itertools import chain
 from typing import Any
 
@@ -30,43 +31,54 @@ from telehub.storage.database import DURABLE_SQLITE_PRAGMAS
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
-# Batches up to this many values are written inline (see the module docstring)...
-# Few: an inline commit stops the loop, so nothing queues up meanwhile, and a
-# stream of 100-reading messages written inline one by one never grew its
-# batches (a gRPC stream fell from 0.63 to 0.43 of the raw driver at 256). Here
-# a stalled loop makes the next batch bigger, which goes to the thread.
-_INLINE_VALUES = 32
-# ...unless inline commits take longer than this on average (a moving average, so
-# the odd WAL checkpoint does not count); then the next _INLINE_PAUSE go to the thread.
-_INLINE_BUDGET_S = 0.002
-_INLINE_PAUSE = 1000
-_INLINE_WEIGHT = 0.05  # of the newest commit in the moving average
+# Of the newest inline commit in the moving average of their durations, so the odd
+# WAL checkpoint does not pause inline commits by itself.
+_INLINE_WEIGHT = 0.05
 
 
 class SqliteBatchWriter:
-    def __init__(self, path: str, *, late_margin_us: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        late_margin_us: int,
+        inline_values: int,
+        inline_budget_seconds: float,
+        inline_pause_batches: int,
+    ) -> None:
+        """Batches of at most ``inline_values`` values are written inline while inline
+        commits average under ``inline_budget_seconds``; over it, the next
+        ``inline_pause_batches`` go to the thread (core/batching.py)."""
         self._path = path
         self._late_margin_us = late_margin_us
+        self._inline_values = inline_values
+        self._inline_budget_s = inline_budget_seconds
+        self._inline_pause = inline_pause_batches
         self._conn: sqlite3.Connection | None = None  # the thread's
         self._inline: sqlite3.Connection | None = None  # the event loop's
         self._inline_paused = 0  # batches still to send to the thread
         self._inline_average_s = 0.0
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
+        self._thread: ThreadPoolExecutor | None = None  # started by the first batch for it
 
     async def write(self, batch: Batch) -> Written:
         """Commit the batch; tell which readings were new and which devices are gone."""
         if self._inline_paused:
             self._inline_paused -= 1
-        elif len(batch.rows) + len(batch.state) <= _INLINE_VALUES:
+        elif len(batch.rows) + len(batch.state) <= self._inline_values:
             written = self._write_inline(batch)
             if written is not None:
-                return written
+                return replace(written, path="sqlite-inline")
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, batch)
+        written = await loop.run_in_executor(self._thread, self._write, batch)
+        return replace(written, path="sqlite-thread")
 
     def close(self) -> None:
-        self._thread.submit(self._close).result()
-        self._thread.shutdown()
+        if self._thread is not None:
+            self._thread.submit(self._close).result()
+            self._thread.shutdown()
+            self._thread = None
         if self._inline is not None:
             self._inline.close()
             self._inline = None
@@ -93,8 +105,8 @@ class SqliteBatchWriter:
         written = self._in_transaction(self._inline, batch)
         took = time.perf_counter() - started
         self._inline_average_s += _INLINE_WEIGHT * (took - self._inline_average_s)
-        if self._inline_average_s > _INLINE_BUDGET_S:
-            self._inline_paused = _INLINE_PAUSE
+        if self._inline_average_s > self._inline_budget_s:
+            self._inline_paused = self._inline_pause
             self._inline_average_s = 0.0  # a fresh start when inline writes resume
         return written
 

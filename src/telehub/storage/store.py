@@ -8,6 +8,7 @@ import functools
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telehub.config import Settings
+from telehub.core.batching import BatchingPolicy
 from telehub.errors import StorageTimeout
 from telehub.storage import migrate, pg_connect
 from telehub.storage.commands import SqlCommandStore
@@ -22,12 +23,20 @@ from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tickets import SqlTicketStore
 
 
-def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter | PgBatchWriter:
+def _batch_writer(
+    settings: Settings, engine: AsyncEngine, batching: BatchingPolicy
+) -> SqliteBatchWriter | PgBatchWriter:
     """The ingest write path gets its own connection and thread, apart from the pool."""
     # Half the build lag: the other half absorbs clock skew and slow commits.
     margin_us = int(settings.rollup_lag_seconds * 1_000_000) // 2
     if engine.dialect.name == "sqlite":
-        return SqliteBatchWriter(engine.url.database or "", late_margin_us=margin_us)
+        return SqliteBatchWriter(
+            engine.url.database or "",
+            late_margin_us=margin_us,
+            inline_values=batching.inline_values,
+            inline_budget_seconds=batching.inline_budget_seconds,
+            inline_pause_batches=batching.inline_pause_batches,
+        )
     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     server_settings = pg_server_settings(settings)
     # Named, so an operator (or a test) can tell the ingest writer in pg_stat_activity.
@@ -49,20 +58,26 @@ def _batch_writer(settings: Settings, engine: AsyncEngine) -> SqliteBatchWriter 
         commit_timeout=commit_timeout,
         close_timeout=connect_timeout,
         late_margin_us=margin_us,
+        one_statement_rows=batching.one_statement_rows,
     )
 
 
 class SqlStore:
-    """One engine, one repository per table group; SQLite or PostgreSQL by URL."""
+    """One engine, one repository per table group; SQLite or PostgreSQL by URL.
 
-    def __init__(self, settings: Settings) -> None:
+    Building one connects to nothing and starts no thread: the engine connects
+    on first use, and the ingest writer starts its thread with the first batch
+    that needs it.
+    """
+
+    def __init__(self, settings: Settings, *, batching: BatchingPolicy | None = None) -> None:
         self._settings = settings
         self.engine = create_engine(settings)
         self.devices = SqlDeviceStore(self.engine)
         self.rollups = SqlRollupStore(self.engine)
         self.readings = SqlReadingStore(
             self.engine,
-            writer=_batch_writer(settings, self.engine),
+            writer=_batch_writer(settings, self.engine, batching or BatchingPolicy.of(settings)),
             late=self.rollups.count_late,
         )
         self.tokens = SqlTokenStore(self.engine)
@@ -90,6 +105,10 @@ class SqlStore:
                 await ping(self.engine)
         except TimeoutError as exc:
             raise StorageTimeout(f"the database did not answer within {deadline:g} s") from exc
+
+    async def schema_pending(self) -> bool:
+        """True when the database is behind the newest migration."""
+        return await migrate.pending(self.engine)
 
     async def close(self) -> None:
         self.readings.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from typing import Any
 
+from telehub.core.batching import BatchingPolicy
 from telehub.core.ingest import Ingestor, IngestResult
 from telehub.core.metrics import Metrics
 from telehub.core.ports import Point, ReadingStore, SeriesRange
@@ -64,15 +66,15 @@ def make_ingestor(
 ) -> tuple[Ingestor, Metrics]:
     """An ingestor on the hub's real store with its own limits; its writer is not started."""
     metrics = Metrics()
-    ingestor = Ingestor(
-        store=hub.store.readings,
-        metrics=metrics,
+    policy = replace(
+        BatchingPolicy.of(hub.settings),
         queue_readings=queue_readings,
         batch_readings=batch_readings,
         max_wait=max_wait,
         quiet=quiet,
         retry_after=retry_after,
     )
+    ingestor = Ingestor(store=hub.store.readings, metrics=metrics, policy=policy)
     return ingestor, metrics
 
 

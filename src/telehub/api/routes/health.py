@@ -25,7 +25,7 @@ async def readyz(hub: HubDep, request: Request) -> dict[str, str] | Response:
     """The database answers (no token needed); the body also says what the parts running
     in this process report (``"mqtt": "subscribed"``), which do not decide readiness."""
     try:
-        await hub.store.ping()
+        await hub.health.ping()
     except Exception as exc:
         log.warning("readiness check failed: %s", exc)
         return problem(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")

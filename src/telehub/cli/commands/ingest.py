@@ -20,7 +20,6 @@ from telehub.errors import ConfigError
 from telehub.mqtt.bridge import MqttBridge
 from telehub.process_tuning import tune_interpreter
 from telehub.runtime import open_hub
-from telehub.storage import migrate
 
 
 async def _ingest(cfg: Settings) -> None:
@@ -31,7 +30,7 @@ async def _ingest(cfg: Settings) -> None:
         )
     stop = stop_on_signals()
     async with open_hub(cfg, migrate=False) as hub:
-        if await migrate.pending(hub.store.engine):
+        if await hub.health.schema_pending():
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
         async with metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port):
             bridge = MqttBridge(hub)

@@ -48,7 +48,7 @@ async def _serve_http(
         sock.close()
         raise
     async with open_hub(cfg, migrate=migrate_first) as hub, contextlib.AsyncExitStack() as parts:
-        if not migrate_first and await migrate.pending(hub.store.engine):
+        if not migrate_first and await hub.health.schema_pending():
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
         if with_mqtt:
             bridge = await parts.enter_async_context(mqtt_running(hub))
