@@ -33,24 +33,19 @@ _VALUE = re.compile(rb'"value":([-+0-9.eE]+)')
 class _Live:
     """What one live connection saw since the last reset."""
 
-    kind: str  # "telehub": values are POST numbers; "bare": values are send times
+    kind: str  # "telehub": values are POST numbers; "bare": values are batch due times
     subscribed: asyncio.Future[None]
     readings: int = 0
     gaps: int = 0
     last: float = 0.0
     frames: list[tuple[float, Counter[bytes]]] = field(default_factory=list)
-    lags: array[float] = field(default_factory=lambda: array("d"))
 
     def __call__(self, msg: bytes, now: float) -> None:
         if msg.startswith(_READINGS):
             self.last = now
-            if self.kind == "bare":  # one reading, its value last: ...,"value":123.4}]}
-                self.readings += 1
-                self.lags.append(now - float(msg[msg.rindex(b":") + 1 : -3]))
-            else:
-                values = _VALUE.findall(msg)
-                self.readings += len(values)
-                self.frames.append((now, Counter(values)))
+            values = _VALUE.findall(msg)
+            self.readings += len(values)
+            self.frames.append((now, Counter(values)))
         elif msg.startswith(_GAP):
             self.gaps += 1
         elif msg.startswith(_SUBSCRIBED) and not self.subscribed.done():
@@ -84,7 +79,6 @@ class LiveClients:
                     live.readings = live.gaps = 0
                     live.last = 0.0
                     live.frames.clear()
-                    del live.lags[:]
                 return None
             case ("pause", float(seconds)):
                 for client, _ in self._conns:
@@ -129,9 +123,11 @@ class LiveClients:
                             hist.add(now - times[k], n)
                         else:
                             unmatched += n
-        for live in lives:
-            for lag in live.lags:
-                hist.add(lag)
+        else:  # bare: latency = receive - the time the reading's batch was due
+            for live in lives:
+                for now, dues in live.frames:
+                    for key, n in dues.items():
+                        hist.add(now - float(key), n)
         return {
             "counts": [live.readings for live in lives],
             "gaps": sum(live.gaps for live in lives),

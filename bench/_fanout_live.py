@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from _fanout_clients import live_worker
-from _fanout_plan import BareWs, Plan, Run, Step, metric
+from _fanout_plan import FRAME_INTERVAL_S, BareWs, Plan, Run, Step, metric
 from _fanout_proc import Pool
 from _fanout_stats import CpuMeter, Histogram
 from _harness import Server
@@ -46,7 +46,7 @@ class TelehubLive:
         clients.call_each([("connect", url, k, "telehub") for k in n])
 
     def step(self, rate: float, seconds: float) -> Step:
-        per_post = max(1, round(rate / self.run.plan.posts_per_second))
+        per_post = self.run.plan.per_post(rate)
         self.clients.call("reset")
         meter = CpuMeter(
             {
@@ -93,7 +93,7 @@ def telehub_live(run: Run, server: Server, loader: Pool) -> tuple[Step, list[Ste
     console.print(f"  {latency.describe()}", highlight=False)
     steps = [latency]
     clients.call("pause", plan.pause_s)
-    for rate in plan.telehub_steps:
+    for rate in plan.rate_steps:
         console.print(f"telehub: {rate:,.0f} readings/s …")
         steps.append(live.step(rate, plan.step_seconds))
         console.print(f"  {steps[-1].describe()}", highlight=False)
@@ -107,10 +107,10 @@ def telehub_live(run: Run, server: Server, loader: Pool) -> tuple[Step, list[Ste
     return latency, steps
 
 
-def _bare_step(bare: BareWs, clients: Pool, rate: float, seconds: float) -> Step:
+def _bare_step(bare: BareWs, clients: Pool, rate: float, seconds: float, per_batch: int) -> Step:
     clients.call("reset")
     meter = CpuMeter({"bare": [bare.proc.pid], "clients": clients.pids})
-    _, sent, first, last_sent = bare.command(f"run {rate} {seconds}")
+    _, sent, first, last_sent = bare.command(f"run {rate} {seconds} {per_batch}")
     clients.call("settle", int(sent), QUIET_S, CAP_S)
     cpu = meter.describe()
     stats = clients.call("stats", None)
@@ -130,18 +130,20 @@ def _bare_step(bare: BareWs, clients: Pool, rate: float, seconds: float) -> Step
 
 
 def bare_live(run: Run) -> list[Step]:
-    """(2)'s baseline: the same clients on a bare websockets server, rate by rate."""
+    """(2)'s baseline: the same clients on a bare websockets server, fed the same
+    readings/s in the same batches, coalescing them into frames on telehub's tick."""
     plan = run.plan
     bare = run.own(BareWs(run.workdir, compression=False))
     clients = run.own(Pool("live-bare", live_worker, plan.client_procs))
     n = split(plan.clients, len(clients))
     clients.call_each([("connect", bare.url, k, "bare") for k in n])
     clients.call("pause", plan.pause_s)
-    _bare_step(bare, clients, plan.bare_steps[0], 1.0)  # warm-up
+    rate = plan.latency_rate
+    _bare_step(bare, clients, rate, 1.0, plan.per_post(rate))  # warm-up
     steps: list[Step] = []
-    for rate in plan.bare_steps:
-        console.print(f"bare websockets: {rate:,.0f} messages/s …")
-        steps.append(_bare_step(bare, clients, rate, plan.step_seconds))
+    for rate in plan.rate_steps:
+        console.print(f"bare websockets: {rate:,.0f} readings/s …")
+        steps.append(_bare_step(bare, clients, rate, plan.step_seconds, plan.per_post(rate)))
         console.print(f"  {steps[-1].describe()}", highlight=False)
         if not steps[-1].ok(BEHIND_S):
             break
@@ -175,7 +177,8 @@ def live_figures(run: Run, latency: Step, hub: list[Step], bare: list[Step], pla
         Figure(
             f"WS deliveries/s without gaps ({plan.clients} clients)",
             f"{top.rate_delivered:,.0f} (at {top.rate:,.0f} readings/s)" if top else "none passed",
-            f"{base.rate_delivered:,.0f} (at {base.rate:,.0f} msg/s, websockets.broadcast)"
+            f"{base.rate_delivered:,.0f} (at {base.rate:,.0f} readings/s, bare websockets, "
+            f"a frame per {1000 * FRAME_INTERVAL_S:g} ms tick, broadcast)"
             if base
             else "none passed",
             ratio,
@@ -186,6 +189,9 @@ def live_figures(run: Run, latency: Step, hub: list[Step], bare: list[Step], pla
     run.note("telehub steps (readings/s → all clients): ")
     for s in hub:
         run.note(f"  {s.describe()}")
-    run.note("bare websockets steps (one message a reading): ")
+    run.note(
+        "bare websockets steps (readings/s → all clients; the batches made each "
+        f"{1000 * FRAME_INTERVAL_S:g} ms tick sent as one frame, as telehub coalesces): "
+    )
     for s in bare:
         run.note(f"  {s.describe()}")

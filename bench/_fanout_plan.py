@@ -16,8 +16,12 @@ from typing import IO, Any
 from _fanout_stats import Histogram
 from _harness import Backend, Fixture, Server, free_port
 from _report import Report
+from telehub.config import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
+# telehub's frame tick as the benchmark's servers run it (their TELEHUB_WS_* are unset):
+# the bare WebSocket server coalesces on the same clock.
+FRAME_INTERVAL_S: float = Settings.model_fields["ws_frame_interval_seconds"].default
 SSE_BEHIND_S = 1.0  # an SSE run keeps up if its last event comes within this of the last 202
 
 
@@ -28,8 +32,7 @@ class Plan:
     latency_rate: float  # readings/s of the latency measurement
     latency_seconds: float
     posts_per_second: float  # the loader's POST rate; readings per POST grow with the rate
-    telehub_steps: tuple[float, ...]  # readings/s
-    bare_steps: tuple[float, ...]  # messages (= readings)/s
+    rate_steps: tuple[float, ...]  # readings/s, telehub's and the bare server's alike
     step_seconds: float
     pause_s: float  # the clients' read pause in the rate steps (_fanout_wire)
     idle: int  # idle WebSocket connections for the memory figure
@@ -38,6 +41,10 @@ class Plan:
     sse_steps: tuple[int, ...]  # SSE clients, step by step
     sse_seconds: float  # the paced feed of each SSE step
     sse_devices: int  # devices of a bulk command: events a POST
+
+    def per_post(self, rate: float) -> int:
+        """Readings a POST (telehub) or a batch (the bare server) at ``rate`` readings/s."""
+        return max(1, round(rate / self.posts_per_second))
 
     def __str__(self) -> str:
         return (
@@ -55,8 +62,7 @@ FULL = Plan(
     latency_rate=2000.0,
     latency_seconds=10.0,
     posts_per_second=200.0,
-    telehub_steps=(5000.0, 10000.0, 20000.0, 40000.0, 80000.0),
-    bare_steps=(250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 2500.0, 3000.0),
+    rate_steps=(5000.0, 10000.0, 20000.0, 40000.0, 80000.0, 160000.0),
     step_seconds=5.0,
     pause_s=0.005,
     idle=5000,
@@ -72,8 +78,7 @@ QUICK = Plan(
     latency_rate=2000.0,
     latency_seconds=4.0,
     posts_per_second=200.0,
-    telehub_steps=(10000.0, 40000.0),
-    bare_steps=(500.0, 1000.0, 1500.0, 2000.0),
+    rate_steps=(10000.0, 40000.0, 80000.0),
     step_seconds=3.0,
     pause_s=0.005,
     idle=2000,
@@ -197,7 +202,11 @@ class BareWs:
         self.port = free_port()
         self.log_path = workdir / f"bare-ws-{self.port}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
-        argv = [sys.executable, str(BENCH_DIR / "_fanout_bare_ws.py"), "--port", str(self.port)]
+        argv = [
+            sys.executable,
+            str(BENCH_DIR / "_fanout_bare_ws.py"),
+            *("--port", str(self.port), "--interval", str(FRAME_INTERVAL_S)),
+        ]
         self.proc = subprocess.Popen(
             [*argv, *(["--compression"] if compression else [])],
             stdin=subprocess.PIPE,
