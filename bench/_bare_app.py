@@ -25,11 +25,7 @@ from telehub.api.server import uvicorn_config
 from telehub.cli.common import run
 from telehub.config import load_settings
 from telehub.net import bind
-
-try:
-    from telehub.process_tuning import tune_interpreter
-except ImportError:  # before issue 16's move, it lived in telehub.runtime
-    from telehub.runtime import tune_interpreter  # type: ignore[attr-defined,no-redef]
+from telehub.process_tuning import tune_interpreter
 
 ACCEPTED = b'{"accepted":1,"duplicates":0,"state":0}'
 HEALTHY = b'{"status":"ok"}'
