@@ -23,6 +23,7 @@ import asyncpg
 
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
+from telehub.process_tuning import tune_interpreter
 from telehub.runtime import open_hub
 
 PG_URL = os.environ.get(
@@ -113,8 +114,13 @@ class Fixture:
 
 
 async def setup_hub(backend: Backend, n_devices: int) -> Fixture:
-    """Migrate (the real schema) and register tokens and devices, before the server starts."""
+    """Migrate (the real schema) and register tokens and devices, before the server starts.
+
+    The driver process is tuned as telehub's processes are (it was, by open_hub, before
+    tuning moved to the entry points): its load generator runs as it always did.
+    """
     async with open_hub(backend.settings()) as hub:
+        tune_interpreter()
         _, admin = await hub.tokens.create(name="bench", scope=Scope.ADMIN)
         fixture = Fixture(admin=admin)
         for i in range(n_devices):

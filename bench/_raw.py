@@ -13,6 +13,7 @@ import asyncpg
 from _harness import Backend
 from _load import Row
 from telehub.core.rollups import RollupStats
+from telehub.process_tuning import tune_interpreter
 from telehub.runtime import open_hub
 
 QUERY_ROWS = 1_000_000
@@ -51,6 +52,7 @@ async def rollup_pass(backend: Backend) -> RollupStats:
     """One rollup build pass over the loaded data, as Celery beat (or `telehub serve`'s
     periodic pass) would have run it; on PostgreSQL then ANALYZE, as autovacuum would."""
     async with open_hub(backend.settings()) as hub:
+        tune_interpreter()  # as in the process that runs it (telehub serve)
         stats = await hub.rollups.run_pass()
     if backend.is_pg:
         conn = await backend.pg_connect()

@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
 
-from telehub.core.auth import bearer_secret, require
+from telehub.core.auth import TokenService, bearer_secret, require
+from telehub.core.commands import CommandService
+from telehub.core.devices import DeviceService
+from telehub.core.metrics import Metrics
+from telehub.core.rejected import RejectedLog
+from telehub.core.telemetry import TelemetryService
+from telehub.core.tickets import LiveTickets
 from telehub.domain.devices import Principal, Scope
 from telehub.runtime import Hub
 
@@ -33,6 +39,44 @@ async def _hub(request: Request) -> Hub:
 
 
 HubDep = Annotated[Hub, Depends(_hub)]
+
+
+# Each route takes the one core service it calls, not the whole hub.
+async def _devices(hub: HubDep) -> DeviceService:
+    return hub.devices
+
+
+async def _commands(hub: HubDep) -> CommandService:
+    return hub.commands
+
+
+async def _telemetry(hub: HubDep) -> TelemetryService:
+    return hub.telemetry
+
+
+async def _tickets(hub: HubDep) -> LiveTickets:
+    return hub.tickets
+
+
+async def _tokens(hub: HubDep) -> TokenService:
+    return hub.tokens
+
+
+async def _rejected(hub: HubDep) -> RejectedLog:
+    return hub.rejected
+
+
+async def _metrics(hub: HubDep) -> Metrics:
+    return hub.metrics
+
+
+DevicesDep = Annotated[DeviceService, Depends(_devices)]
+CommandsDep = Annotated[CommandService, Depends(_commands)]
+TelemetryDep = Annotated[TelemetryService, Depends(_telemetry)]
+TicketsDep = Annotated[LiveTickets, Depends(_tickets)]
+TokensDep = Annotated[TokenService, Depends(_tokens)]
+RejectedDep = Annotated[RejectedLog, Depends(_rejected)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
 
 # The bearer secret as given, unchecked.

@@ -8,7 +8,9 @@ from dataclasses import replace
 
 from telehub.bus import Channel, Delivery
 from telehub.bus.subscription import SubscriptionClosed
-from telehub.core.commands import DEFAULT_TTL_S
+from telehub.core.auth import Authenticator
+from telehub.core.commands import DEFAULT_TTL_S, CommandService
+from telehub.core.devices import DeviceService
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import Principal, Scope
 from telehub.domain.live import Event, EventType, LoggedEvents
@@ -16,20 +18,28 @@ from telehub.domain.readings import now_us
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
 from telehub.grpc.streams import LiveStreams
-from telehub.runtime import Hub
 from telehub.v1 import commands_pb2, commands_pb2_grpc
 
 
 class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
-    def __init__(self, hub: Hub, streams: LiveStreams) -> None:
-        self._hub = hub
+    def __init__(
+        self,
+        *,
+        auth: Authenticator,
+        commands: CommandService,
+        devices: DeviceService,
+        streams: LiveStreams,
+    ) -> None:
+        self._auth = auth
+        self._commands = commands
+        self._devices = devices
         self._streams = streams
 
     async def Send(
         self, request: commands_pb2.SendCommandRequest, context: Context
     ) -> commands_pb2.Command:
-        await caller(self._hub.auth, context, Scope.WRITE)
-        command = await self._hub.commands.send(
+        await caller(self._auth, context, Scope.WRITE)
+        command = await self._commands.send(
             request.device_id,
             name=request.name,
             params=convert.plain(request.params),
@@ -40,7 +50,7 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
     async def Watch(
         self, request: commands_pb2.WatchCommandsRequest, context: Context
     ) -> AsyncIterator[commands_pb2.Command]:
-        principal = await caller(self._hub.auth, context, Scope.READ)
+        principal = await caller(self._auth, context, Scope.READ)
         if request.command_id:
             changes = self._one(principal, request.device_id, request.command_id)
         else:
@@ -52,7 +62,7 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
         self, principal: Principal, device_id: str, command_id: str
     ) -> AsyncIterator[Command]:
         """Its current status, then each logged change, ending after the final one."""
-        commands = self._hub.commands
+        commands = self._commands
         # Subscribed before reading the current status: no change falls between.
         async with self._streams.subscribe([Channel.EVENTS], principal) as subscription:
             current = await commands.get(device_id, command_id)
@@ -83,10 +93,10 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
     async def _device(self, principal: Principal, device_id: str) -> AsyncIterator[Command]:
         """Every status change of the device's commands, until the caller cancels."""
         async with self._streams.subscribe([Channel.EVENTS], principal) as subscription:
-            await self._hub.devices.get(device_id)
+            await self._devices.get(device_id)
             async for delivery in subscription:
                 for event in _command_events(delivery, device_id):
-                    command = await self._hub.commands.get(device_id, event.data["command_id"])
+                    command = await self._commands.get(device_id, event.data["command_id"])
                     yield _applied(command, event)
         self._streams.check()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from telehub.bus import Channel, Delivery
+from telehub.core.auth import Authenticator
 from telehub.domain.devices import Scope
 from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents
 from telehub.domain.readings import (
@@ -22,21 +23,20 @@ from telehub.errors import FieldError, InvalidInput
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
 from telehub.grpc.streams import LiveStreams
-from telehub.runtime import Hub
 from telehub.v1 import live_pb2, live_pb2_grpc
 
 MAX_FILTER_ITEMS = 1000
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
-    def __init__(self, hub: Hub, streams: LiveStreams) -> None:
-        self._hub = hub
+    def __init__(self, *, auth: Authenticator, streams: LiveStreams) -> None:
+        self._auth = auth
         self._streams = streams
 
     async def Subscribe(
         self, request: live_pb2.SubscribeRequest, context: Context
     ) -> AsyncIterator[live_pb2.LiveEvent]:
-        principal = await caller(self._hub.auth, context, Scope.READ)
+        principal = await caller(self._auth, context, Scope.READ)
         want = _filter(request)
         channels = [] if request.no_readings else [Channel.READINGS]
         if request.presence or request.commands:

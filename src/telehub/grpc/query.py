@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC
 
-from telehub.core.telemetry import SeriesQuery
+from telehub.core.auth import Authenticator
+from telehub.core.devices import DeviceService
+from telehub.core.telemetry import SeriesQuery, TelemetryService
 from telehub.domain.devices import Scope
 from telehub.errors import FieldError, InvalidInput
 from telehub.grpc import convert
 from telehub.grpc.auth import Context, caller
-from telehub.runtime import Hub
 from telehub.v1 import devices_pb2, devices_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
 
 DEFAULT_LIMIT = 1000
@@ -21,13 +22,14 @@ MAX_PAGE = 1000
 
 
 class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, *, auth: Authenticator, telemetry: TelemetryService) -> None:
+        self._auth = auth
+        self._telemetry = telemetry
 
     async def Range(
         self, request: telemetry_pb2.RangeRequest, context: Context
     ) -> AsyncIterator[telemetry_pb2.Point]:
-        await caller(self._hub.auth, context, Scope.READ)
+        await caller(self._auth, context, Scope.READ)
         if request.limit > MAX_LIMIT:
             raise InvalidInput(
                 f"limit is at most {MAX_LIMIT}",
@@ -43,7 +45,7 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
             desc=request.descending,
         )
         try:
-            series = await self._hub.telemetry.query(request.device_id, q)
+            series = await self._telemetry.query(request.device_id, q)
         except InvalidInput as exc:
             raise _in_request_terms(exc) from None
         for metric, points in series.items():
@@ -55,8 +57,8 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
     async def Latest(
         self, request: telemetry_pb2.LatestRequest, context: Context
     ) -> telemetry_pb2.LatestResponse:
-        await caller(self._hub.auth, context, Scope.READ)
-        values = await self._hub.telemetry.latest(request.device_id)
+        await caller(self._auth, context, Scope.READ)
+        values = await self._telemetry.latest(request.device_id)
         return convert.latest(request.device_id, values)
 
 
@@ -74,19 +76,20 @@ def _in_request_terms(exc: InvalidInput) -> InvalidInput:
 
 
 class DeviceServicer(devices_pb2_grpc.DeviceServiceServicer):
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, *, auth: Authenticator, devices: DeviceService) -> None:
+        self._auth = auth
+        self._devices = devices
 
     async def Get(
         self, request: devices_pb2.GetDeviceRequest, context: Context
     ) -> devices_pb2.Device:
-        await caller(self._hub.auth, context, Scope.READ)
-        return convert.device(await self._hub.devices.get(request.device_id))
+        await caller(self._auth, context, Scope.READ)
+        return convert.device(await self._devices.get(request.device_id))
 
     async def List(
         self, request: devices_pb2.ListDevicesRequest, context: Context
     ) -> devices_pb2.ListDevicesResponse:
-        await caller(self._hub.auth, context, Scope.READ)
+        await caller(self._auth, context, Scope.READ)
         if request.page_size > MAX_PAGE:
             raise InvalidInput(
                 f"page_size is at most {MAX_PAGE}",
@@ -94,7 +97,7 @@ class DeviceServicer(devices_pb2_grpc.DeviceServiceServicer):
             )
         size = request.page_size or DEFAULT_PAGE
         # One more than asked tells whether another page follows.
-        found = await self._hub.devices.page(
+        found = await self._devices.page(
             limit=size + 1, after=request.page_token or None, attributes=dict(request.attributes)
         )
         page = found[:size]

@@ -84,11 +84,17 @@ async def grpc_running(
         stream_window_readings=settings.grpc_stream_window_readings,
     )
     telemetry_pb2_grpc.add_IngestServiceServicer_to_server(ingest, server)
-    telemetry_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(hub), server)
+    query = QueryServicer(auth=hub.auth, telemetry=hub.telemetry)
+    telemetry_pb2_grpc.add_QueryServiceServicer_to_server(query, server)
     streams = LiveStreams(hub.bus, hub.sessions)
-    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub, streams), server)
-    commands_pb2_grpc.add_CommandServiceServicer_to_server(CommandServicer(hub, streams), server)
-    devices_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(hub), server)
+    live = LiveServicer(auth=hub.auth, streams=streams)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(live, server)
+    commands = CommandServicer(
+        auth=hub.auth, commands=hub.commands, devices=hub.devices, streams=streams
+    )
+    commands_pb2_grpc.add_CommandServiceServicer_to_server(commands, server)
+    devices = DeviceServicer(auth=hub.auth, devices=hub.devices)
+    devices_pb2_grpc.add_DeviceServiceServicer_to_server(devices, server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     reflection.enable_server_reflection(

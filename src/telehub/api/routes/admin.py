@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from telehub.api.deps import AdminScope, HubDep, ReadScope
+from telehub.api.deps import AdminScope, ReadScope, RejectedDep, TokensDep
 from telehub.api.schemas import RejectedOut, RejectedPage, TokenCreate, TokenCreated, TokenOut
 
 router = APIRouter(prefix="/api/v1")
@@ -15,35 +15,35 @@ router = APIRouter(prefix="/api/v1")
 @router.post(
     "/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated, tags=["tokens"]
 )
-async def create_token(body: TokenCreate, hub: HubDep, _: AdminScope) -> TokenCreated:
+async def create_token(body: TokenCreate, tokens: TokensDep, _: AdminScope) -> TokenCreated:
     """Make an API token. The secret is in this response only."""
-    token, secret = await hub.tokens.create(name=body.name, scope=body.scope)
+    token, secret = await tokens.create(name=body.name, scope=body.scope)
     return TokenCreated(**TokenOut.of(token).model_dump(), token=secret)
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])
-async def list_tokens(hub: HubDep, _: AdminScope) -> list[TokenOut]:
-    return [TokenOut.of(t) for t in await hub.tokens.list()]
+async def list_tokens(tokens: TokensDep, _: AdminScope) -> list[TokenOut]:
+    return [TokenOut.of(t) for t in await tokens.list()]
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
 async def delete_token(
-    token_id: Annotated[str, Path(max_length=32)], hub: HubDep, _: AdminScope
+    token_id: Annotated[str, Path(max_length=32)], tokens: TokensDep, _: AdminScope
 ) -> Response:
     """Revoke a token at once."""
-    await hub.tokens.delete(token_id)
+    await tokens.delete(token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/rejected", response_model=RejectedPage, tags=["rejected"])
 async def list_rejected(
-    hub: HubDep,
+    rejected: RejectedDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, description="cursor: ids below this")] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RejectedPage:
     """Recent inputs that were refused, newest first, with the reason and an excerpt."""
-    items = await hub.rejected.recent(limit=limit, before_id=before, device_id=device_id)
+    items = await rejected.recent(limit=limit, before_id=before, device_id=device_id)
     out = [RejectedOut.of(r) for r in items]
     return RejectedPage(items=out, next=out[-1].id if len(out) == limit else None)

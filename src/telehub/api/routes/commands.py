@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from telehub.api.command_schemas import BatchOut, BulkCommandIn, CommandIn, CommandOut, CommandPage
-from telehub.api.deps import HubDep, ReadScope, WriteScope
+from telehub.api.deps import CommandsDep, ReadScope, WriteScope
 from telehub.api.routes.devices import DevicePath
 
 router = APIRouter(tags=["commands"])
@@ -20,23 +20,21 @@ CommandPath = Annotated[str, Path(max_length=32, description="command id")]
     response_model=CommandOut,
 )
 async def send_command(
-    device_id: DevicePath, body: CommandIn, hub: HubDep, _: WriteScope
+    device_id: DevicePath, body: CommandIn, commands: CommandsDep, _: WriteScope
 ) -> CommandOut:
     """Queue a command; it is published to the device (MQTT, QoS 1) at most once.
 
     Follow it with `GET …/commands/{command_id}`: pending → sent → acked | failed,
     or expired when `ttl_s` runs out first (an expired command is never sent).
     """
-    command = await hub.commands.send(
-        device_id, name=body.name, params=body.params, ttl_s=body.ttl_s
-    )
+    command = await commands.send(device_id, name=body.name, params=body.params, ttl_s=body.ttl_s)
     return CommandOut.of(command)
 
 
 @router.get("/api/v1/devices/{device_id}/commands", response_model=CommandPage)
 async def list_commands(
     device_id: DevicePath,
-    hub: HubDep,
+    commands: CommandsDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[
@@ -44,7 +42,7 @@ async def list_commands(
     ] = None,
 ) -> CommandPage:
     """The device's commands, newest first."""
-    found = await hub.commands.page(device_id, limit=limit, before=before)
+    found = await commands.page(device_id, limit=limit, before=before)
     return CommandPage(
         items=[CommandOut.of(c) for c in found],
         next=found[-1].id if len(found) == limit else None,
@@ -53,27 +51,27 @@ async def list_commands(
 
 @router.get("/api/v1/devices/{device_id}/commands/{command_id}", response_model=CommandOut)
 async def get_command(
-    device_id: DevicePath, command_id: CommandPath, hub: HubDep, _: ReadScope
+    device_id: DevicePath, command_id: CommandPath, commands: CommandsDep, _: ReadScope
 ) -> CommandOut:
-    return CommandOut.of(await hub.commands.get(device_id, command_id))
+    return CommandOut.of(await commands.get(device_id, command_id))
 
 
 @router.post("/api/v1/commands", status_code=status.HTTP_202_ACCEPTED, response_model=BatchOut)
-async def send_bulk_command(body: BulkCommandIn, hub: HubDep, _: WriteScope) -> BatchOut:
+async def send_bulk_command(body: BulkCommandIn, commands: CommandsDep, _: WriteScope) -> BatchOut:
     """One command per device — listed in `devices`, or matched by `attributes` — under
     one batch id, with an aggregate status."""
-    batch_id, commands = await hub.commands.send_bulk(
+    batch_id, sent = await commands.send_bulk(
         device_ids=body.devices,
         attributes=body.attributes,
         name=body.name,
         params=body.params,
         ttl_s=body.ttl_s,
     )
-    return BatchOut.of(batch_id, commands)
+    return BatchOut.of(batch_id, sent)
 
 
 @router.get("/api/v1/commands/{batch_id}", response_model=BatchOut)
 async def get_batch(
-    batch_id: Annotated[str, Path(max_length=32)], hub: HubDep, _: ReadScope
+    batch_id: Annotated[str, Path(max_length=32)], commands: CommandsDep, _: ReadScope
 ) -> BatchOut:
-    return BatchOut.of(batch_id, await hub.commands.batch(batch_id))
+    return BatchOut.of(batch_id, await commands.batch(batch_id))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from telehub.api.deps import AdminScope, HubDep, ReadScope
+from telehub.api.deps import AdminScope, DevicesDep, ReadScope
 from telehub.api.schemas import (
     DeviceCreate,
     DeviceCreated,
@@ -36,9 +36,9 @@ def _attribute_filters(pairs: list[str]) -> dict[str, str]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
-async def create_device(body: DeviceCreate, hub: HubDep, _: AdminScope) -> DeviceCreated:
+async def create_device(body: DeviceCreate, devices: DevicesDep, _: AdminScope) -> DeviceCreated:
     """Register a device. The response holds its token, shown only this once."""
-    device, token = await hub.devices.create(
+    device, token = await devices.create(
         device_id=body.id, name=body.name, attributes=body.attributes
     )
     return DeviceCreated(**DeviceOut.of(device).model_dump(), token=token)
@@ -46,7 +46,7 @@ async def create_device(body: DeviceCreate, hub: HubDep, _: AdminScope) -> Devic
 
 @router.get("", response_model=DevicePage)
 async def list_devices(
-    hub: HubDep,
+    devices: DevicesDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(max_length=64, description="cursor: last id seen")] = None,
@@ -54,34 +54,34 @@ async def list_devices(
         list[str], Query(description="filter `key:value` on attributes; repeat to AND")
     ] = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> DevicePage:
-    devices = await hub.devices.page(
-        limit=limit, after=after, attributes=_attribute_filters(attribute)
-    )
-    items = [DeviceOut.of(d) for d in devices]
+    found = await devices.page(limit=limit, after=after, attributes=_attribute_filters(attribute))
+    items = [DeviceOut.of(d) for d in found]
     return DevicePage(items=items, next=items[-1].id if len(items) == limit else None)
 
 
 @router.get("/{device_id}", response_model=DeviceOut)
-async def get_device(device_id: DevicePath, hub: HubDep, _: ReadScope) -> DeviceOut:
-    return DeviceOut.of(await hub.devices.get(device_id))
+async def get_device(device_id: DevicePath, devices: DevicesDep, _: ReadScope) -> DeviceOut:
+    return DeviceOut.of(await devices.get(device_id))
 
 
 @router.patch("/{device_id}", response_model=DeviceOut)
 async def patch_device(
-    device_id: DevicePath, body: DevicePatch, hub: HubDep, _: AdminScope
+    device_id: DevicePath, body: DevicePatch, devices: DevicesDep, _: AdminScope
 ) -> DeviceOut:
-    device = await hub.devices.update(device_id, name=body.name, attributes=body.attributes)
+    device = await devices.update(device_id, name=body.name, attributes=body.attributes)
     return DeviceOut.of(device)
 
 
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_device(device_id: DevicePath, hub: HubDep, _: AdminScope) -> Response:
+async def delete_device(device_id: DevicePath, devices: DevicesDep, _: AdminScope) -> Response:
     """Delete the device, its readings and its state."""
-    await hub.devices.delete(device_id)
+    await devices.delete(device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{device_id}/token", response_model=DeviceToken)
-async def rotate_device_token(device_id: DevicePath, hub: HubDep, _: AdminScope) -> DeviceToken:
+async def rotate_device_token(
+    device_id: DevicePath, devices: DevicesDep, _: AdminScope
+) -> DeviceToken:
     """Issue a new device token; the old one stops working immediately."""
-    return DeviceToken(device_id=device_id, token=await hub.devices.rotate_token(device_id))
+    return DeviceToken(device_id=device_id, token=await devices.rotate_token(device_id))

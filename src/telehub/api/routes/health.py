@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from telehub.api.deps import HubDep, ReadScope
+from telehub.api.deps import HubDep, MetricsDep, ReadScope
 from telehub.api.problems import problem
 
 router = APIRouter(tags=["health"])
@@ -33,6 +33,6 @@ async def readyz(hub: HubDep, request: Request) -> dict[str, str] | Response:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(hub: HubDep, _: ReadScope) -> Response:
+async def metrics(metrics: MetricsDep, _: ReadScope) -> Response:
     """Prometheus text format; needs a `read` token (Prometheus: `authorization` credentials)."""
-    return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from telehub.api.deps import HubDep, ReadScope
+from telehub.api.deps import ReadScope, TelemetryDep
 from telehub.api.routes.devices import DevicePath
 from telehub.api.schemas import (
     LatestOut,
@@ -33,7 +33,7 @@ TELEMETRY_BODY_SCHEMA = TelemetryBody.model_json_schema(ref_template="#/componen
 @router.get("/{device_id}/telemetry", response_model=SeriesOut)
 async def query_telemetry(
     device_id: DevicePath,
-    hub: HubDep,
+    telemetry: TelemetryDep,
     _: ReadScope,
     metric: Annotated[
         list[str] | None, Query(description="repeat for several; default: all metrics")
@@ -50,7 +50,7 @@ async def query_telemetry(
     order: Literal["asc", "desc"] = "asc",
 ) -> SeriesOut:
     """Readings of one device in a time range, optionally aggregated into buckets."""
-    series = await hub.telemetry.query(
+    series = await telemetry.query(
         device_id,
         SeriesQuery(
             metrics=metric,
@@ -74,9 +74,9 @@ async def query_telemetry(
 
 
 @router.get("/{device_id}/latest", response_model=LatestOut)
-async def latest_values(device_id: DevicePath, hub: HubDep, _: ReadScope) -> LatestOut:
+async def latest_values(device_id: DevicePath, telemetry: TelemetryDep, _: ReadScope) -> LatestOut:
     """The newest value of every metric, and the device's state."""
-    latest = await hub.telemetry.latest(device_id)
+    latest = await telemetry.latest(device_id)
     return LatestOut(
         device_id=device_id,
         readings={
