@@ -24,7 +24,7 @@ import uvicorn
 from telehub.api.server import uvicorn_config
 from telehub.cli.common import run
 from telehub.config import load_settings
-from telehub.net import bind
+from telehub.listeners import bind
 from telehub.process_tuning import tune_interpreter
 
 ACCEPTED = b'{"accepted":1,"duplicates":0,"state":0}'

@@ -21,7 +21,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from telehub.api.server import uvicorn_config
 from telehub.cli.common import run
 from telehub.config import load_settings
-from telehub.net import bind
+from telehub.listeners import bind
 
 app = FastAPI()
 

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from telehub.cli.common import run
-from telehub.net import bind
+from telehub.listeners import bind
 
 
 class _Client:

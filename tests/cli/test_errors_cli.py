@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from telehub.domain.devices import Scope
-from telehub.net import bind
+from telehub.listeners import bind
 from tests.cli.conftest import Api, failed, telehub
 from tests.live.support import LiveServer
 

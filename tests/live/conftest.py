@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from telehub.config import Settings
-from telehub.net import bind
+from telehub.listeners import bind
 from telehub.runtime import Hub
 from tests.live import support
 from tests.live.support import LiveServer, live_server

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from telehub.net import bind
+from telehub.listeners import bind
 from tests.live.support import LiveServer, gauge, wait_for
 
 TELEHUB = os.path.join(os.path.dirname(sys.executable), "telehub")

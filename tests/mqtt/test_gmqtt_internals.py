@@ -1,6 +1,6 @@
 """The gmqtt internals the MQTT bridge takes over are still there, as it uses them.
 
-telehub/mqtt/gmqtt_intake.py replaces, on each client's package handler, the
+telehub/mqtt/gmqtt_acks.py replaces, on each client's package handler, the
 two methods gmqtt calls for an inbound QoS 1 and QoS 2 PUBLISH, and sends the
 PUBACK/PUBREC itself through two more private methods once the batch is
 committed; telehub/mqtt/bridge.py and dynsec.py read the CONNACK code off
@@ -24,13 +24,13 @@ from gmqtt.mqtt.handler import MQTTConnectError, MqttPackageHandler
 from gmqtt.mqtt.package import Package
 
 from telehub.errors import ShuttingDown
-from telehub.mqtt import gmqtt_intake
-from telehub.mqtt.gmqtt_intake import GmqttIntake
+from telehub.mqtt import gmqtt_acks
+from telehub.mqtt.gmqtt_acks import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED
-from telehub.mqtt.inbound import InboundMessage
+from telehub.mqtt.message_handler import InboundMessage
 from tests.support.pins import assert_pinned
 
-INTAKE = "telehub/mqtt/gmqtt_intake.py"
+INTAKE = "telehub/mqtt/gmqtt_acks.py"
 
 
 def parameters(function: object) -> list[str]:
@@ -53,7 +53,7 @@ def test_each_client_has_one_package_handler_for_its_whole_life() -> None:
 
 
 def test_the_entry_points_taken_over_keep_their_shape() -> None:
-    assert gmqtt_intake._ENTRY_POINTS == (
+    assert gmqtt_acks._ENTRY_POINTS == (
         "_handle_qos_1_publish_packet",
         "_handle_qos_2_publish_packet",
         "_send_puback",

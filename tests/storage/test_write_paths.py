@@ -29,7 +29,7 @@ MakeSettings = Callable[..., Settings]
 
 def batch(device_id: str, metric: str, count: int) -> Telemetry:
     """``count`` readings of the last few seconds: too recent to touch rollups, which
-    would send any batch the long way (storage/late.py)."""
+    would send any batch the long way (storage/late_readings.py)."""
     start = now_us() - count
     return Telemetry(
         device_id=device_id,

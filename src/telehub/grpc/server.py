@@ -24,7 +24,7 @@ from telehub.grpc.live import LiveServicer
 from telehub.grpc.observe import Observer
 from telehub.grpc.query import DeviceServicer, QueryServicer
 from telehub.grpc.streams import LiveStreams
-from telehub.net import bind
+from telehub.listeners import bind
 from telehub.runtime import Hub
 from telehub.v1 import (
     commands_pb2,

@@ -4,7 +4,7 @@ gmqtt is used because it lets the acknowledgement wait for our processing
 (MQTT 5, ``optimistic_acknowledgement=False``) and can answer with reason
 codes; paho's manual acks would serve too but cost a thread hop per message;
 aiomqtt acks before the handler runs and cannot give the guarantee
-(see the README's MQTT section). Messages are taken in batches (gmqtt_intake.py): each batch is
+(see the README's MQTT section). Messages are taken in batches (gmqtt_acks.py): each batch is
 committed in one call to the core, then acknowledged. gmqtt stays inside
 telehub/mqtt.
 
@@ -41,9 +41,9 @@ from telehub.domain.commands import Command
 from telehub.domain.readings import now_us, to_iso
 from telehub.errors import ConfigError
 from telehub.mqtt.address import BrokerAddress
-from telehub.mqtt.gmqtt_intake import GmqttIntake
+from telehub.mqtt.gmqtt_acks import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
-from telehub.mqtt.inbound import MqttInbound
+from telehub.mqtt.message_handler import MqttInbound
 from telehub.mqtt.topics import bridge_filters, command_topic, heartbeat_topic
 from telehub.runtime import Hub
 

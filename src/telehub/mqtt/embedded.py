@@ -42,11 +42,11 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from telehub.core.sessions import Session
 from telehub.domain.live import CredentialKind, Revoked
 from telehub.errors import InvalidInput
+from telehub.listeners import bind
 from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.embedded_publish import DevicePublishes
-from telehub.mqtt.inbound import MqttInbound
+from telehub.mqtt.message_handler import MqttInbound
 from telehub.mqtt.packet_reader import PUBLISH_OVERHEAD, PacketReader
-from telehub.net import bind
 from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)

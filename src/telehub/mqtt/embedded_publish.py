@@ -30,9 +30,9 @@ from typing import Any
 from amqtt.contexts import Action
 from amqtt.mqtt.pubcomp import PubcompPacket
 
+from telehub.mqtt.ack_after_commit import BatchIntake
 from telehub.mqtt.embedded_access import EmbeddedAccess
-from telehub.mqtt.inbound import InboundMessage, MqttInbound
-from telehub.mqtt.intake import BatchIntake
+from telehub.mqtt.message_handler import InboundMessage, MqttInbound
 from telehub.mqtt.packet_reader import PacketReader
 
 # Packet ids a client may have between PUBREC and PUBREL (all of them, 16 bits).

@@ -31,8 +31,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from telehub.errors import StorageTimeout
-from telehub.storage import late
-from telehub.storage.batch import Batch, Row, Written, latest_wins
+from telehub.storage import late_readings
+from telehub.storage.rows import Batch, Row, Written, latest_wins
 
 _COLUMNS = ["device_id", "metric", "ts", "value"]
 # What a connection that must be replaced raises.
@@ -80,11 +80,11 @@ class PgBatchWriter:
         return self._loop
 
     def _fits_one_statement(self, batch: Batch) -> bool:
-        """Small, readings only, and nothing old enough to touch rollups (late.py)."""
+        """Small, readings only, and nothing old enough to touch rollups (late_readings.py)."""
         return (
             0 < len(batch.rows) < self._one_statement_rows
             and not batch.state
-            and not late.candidates(batch, None, self._late_margin_us)
+            and not late_readings.candidates(batch, None, self._late_margin_us)
         )
 
     async def _write_inline(self, batch: Batch) -> Written:
@@ -183,7 +183,9 @@ class PgBatchWriter:
                     _upsert_unnest("device_state", "key", "json"), *_columns(batch.state)
                 )
             # Last: after the device rows are locked (storage/rollups.py tells why).
-            merged = await _merge_late(pg, late.candidates(batch, inserted, self._late_margin_us))
+            merged = await _merge_late(
+                pg, late_readings.candidates(batch, inserted, self._late_margin_us)
+            )
         keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
         return Written(keys, gone, merged, "postgres-resend" if resend else "postgres-copy")
 
@@ -287,9 +289,9 @@ _PROGRESS = (
     "ORDER BY p.device_id, p.metric, p.width_us FOR SHARE OF p"
 )
 _MERGE = (
-    late.INSERT_PARTIALS
+    late_readings.INSERT_PARTIALS
     + "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
-    "$5::bigint[], $6::float8[], $7::float8[], $8::float8[])" + late.PG_ADD
+    "$5::bigint[], $6::float8[], $7::float8[], $8::float8[])" + late_readings.PG_ADD
 )
 
 
@@ -297,10 +299,10 @@ async def _merge_late(pg: Any, rows: list[Row]) -> int:
     """Add late readings to the rollups built past them; how many were late."""
     if not rows:
         return 0
-    series = late.series_of(rows)
+    series = late_readings.series_of(rows)
     found = await pg.fetch(_PROGRESS, [s[0] for s in series], [s[1] for s in series])
-    done: late.Done = {(r[0], r[1], r[2]): r[3] for r in found}
-    partials, merged = late.partials(rows, done)
+    done: late_readings.Done = {(r[0], r[1], r[2]): r[3] for r in found}
+    partials, merged = late_readings.partials(rows, done)
     if partials:
         await pg.execute(_MERGE, *(list(c) for c in zip(*partials, strict=True)))
     return merged

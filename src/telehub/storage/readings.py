@@ -16,9 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from telehub.core.ports import Aggregate, Committed, LatestValues, Point, SeriesRange
 from telehub.domain.readings import Telemetry
-from telehub.storage.batch import build, owners
 from telehub.storage.pg_writer import PgBatchWriter
 from telehub.storage.rollup_query import rolled_buckets
+from telehub.storage.rows import build, owners
 from telehub.storage.sqlite_writer import SqliteBatchWriter
 from telehub.storage.tables import device_latest, device_state, readings
 

@@ -25,9 +25,9 @@ from dataclasses import replace
 from itertools import chain
 from typing import Any
 
-from telehub.storage import late
-from telehub.storage.batch import Batch, Row, Written, latest_wins
+from telehub.storage import late_readings
 from telehub.storage.database import DURABLE_SQLITE_PRAGMAS
+from telehub.storage.rows import Batch, Row, Written, latest_wins
 
 # SQLite allows 32766 bound parameters per statement; a reading takes four.
 _ROWS_PER_STATEMENT = 8000
@@ -140,7 +140,9 @@ class SqliteBatchWriter:
                     _upsert("device_state", "key", count),
                     _flat(batch.state[start : start + count]),
                 )
-            merged = _merge_late(conn, late.candidates(batch, inserted, self._late_margin_us))
+            merged = _merge_late(
+                conn, late_readings.candidates(batch, inserted, self._late_margin_us)
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -190,8 +192,8 @@ def _merge_late(conn: sqlite3.Connection, rows: list[Row]) -> int:
     """
     if not rows:
         return 0
-    series = late.series_of(rows)
-    done: late.Done = {}
+    series = late_readings.series_of(rows)
+    done: late_readings.Done = {}
     for start in range(0, len(series), _SERIES_PER_STATEMENT):
         chunk = series[start : start + _SERIES_PER_STATEMENT]
         found = conn.execute(
@@ -200,14 +202,14 @@ def _merge_late(conn: sqlite3.Connection, rows: list[Row]) -> int:
             list(chain.from_iterable(chunk)),
         )
         done.update(((d, m, w), until) for d, m, w, until in found)
-    partials, merged = late.partials(rows, done)
+    partials, merged = late_readings.partials(rows, done)
     for start in range(0, len(partials), _PARTIALS_PER_STATEMENT):
         some = partials[start : start + _PARTIALS_PER_STATEMENT]
         conn.execute(
-            late.INSERT_PARTIALS
+            late_readings.INSERT_PARTIALS
             + "VALUES "
             + ",".join(["(?,?,?,?,?,?,?,?)"] * len(some))
-            + late.SQLITE_ADD,
+            + late_readings.SQLITE_ADD,
             list(chain.from_iterable(some)),
         )
     return merged

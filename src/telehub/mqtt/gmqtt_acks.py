@@ -22,8 +22,8 @@ from typing import Any
 import gmqtt
 
 from telehub.errors import ConfigError
-from telehub.mqtt.inbound import InboundMessage
-from telehub.mqtt.intake import BatchIntake, Process
+from telehub.mqtt.ack_after_commit import BatchIntake, Process
+from telehub.mqtt.message_handler import InboundMessage
 
 _ENTRY_POINTS = (
     "_handle_qos_1_publish_packet",

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from telehub.errors import ShuttingDown
-from telehub.mqtt.inbound import InboundMessage
+from telehub.mqtt.message_handler import InboundMessage
 
 log = logging.getLogger(__name__)
 

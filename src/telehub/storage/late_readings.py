@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 
 from telehub.domain.rollups import ROLLUP_WIDTHS_US
-from telehub.storage.batch import Batch, Row
+from telehub.storage.rows import Batch, Row
 
 # (device_id, metric, width_us, start_us, count, sum, min, max)
 Partial = tuple[str, str, int, int, int, float, float, float]
