@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from telehub.cli.main import app
 from telehub.config import load_settings
 from telehub.runtime import open_hub
-from tests.unit.rollup_support import DATA_START_US, device_with, irregular, progress
+from tests.storage.rollup_support import DATA_START_US, device_with, irregular, progress
 
 runner = CliRunner()
 

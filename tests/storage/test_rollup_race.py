@@ -15,7 +15,7 @@ import pytest
 from telehub.core.ports import Aggregate
 from telehub.runtime import Hub
 from telehub.storage import rollups as rollup_storage
-from tests.unit.rollup_support import (
+from tests.storage.rollup_support import (
     DATA_START_US,
     HOUR,
     Data,

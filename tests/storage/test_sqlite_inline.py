@@ -10,7 +10,14 @@ import pytest
 
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.runtime import Hub
-from tests.unit.ingest.support import stored
+from tests.unit.ingest.support import register, stored
+
+
+@pytest.fixture
+async def hub(hub: Hub) -> Hub:
+    """The store keeps readings of registered devices only (as in tests/core/ingest)."""
+    await register(hub)
+    return hub
 
 
 @pytest.fixture

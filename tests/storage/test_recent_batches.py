@@ -1,8 +1,9 @@
 """Small real-time batches: PostgreSQL writes them in one statement (storage/pg_writer.py).
 
-The other ingest tests stamp readings in 2023, which sends every batch down the
-transaction path (old readings may be late for rollups); these stamp them
-seconds ago, so the one-statement path is the one under test, on both databases.
+The ingest tests in tests/core/ingest stamp readings in 2023, which sends every
+batch down the transaction path (old readings may be late for rollups); these
+stamp them seconds ago, so the one-statement path is the one under test, on both
+databases.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from telehub.core.ingest import IngestResult
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.errors import NotFound
 from telehub.runtime import Hub
-from tests.unit.ingest.support import enqueue, make_ingestor, sample, stored, writer
+from tests.unit.ingest.support import enqueue, make_ingestor, register, sample, stored, writer
+
+
+@pytest.fixture
+async def hub(hub: Hub) -> Hub:
+    """The store keeps readings of registered devices only (as in tests/core/ingest)."""
+    await register(hub)
+    return hub
 
 
 def recent(device_id: str, metric: str, count: int, *, value: float = 1.0) -> Telemetry:

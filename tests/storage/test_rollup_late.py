@@ -7,7 +7,7 @@ import pytest
 from telehub.core.ports import Aggregate
 from telehub.domain.readings import now_us
 from telehub.runtime import Hub
-from tests.unit.rollup_support import (
+from tests.storage.rollup_support import (
     DATA_START_US,
     HOUR,
     Data,

@@ -13,7 +13,7 @@ from telehub.domain.readings import now_us
 from telehub.domain.rollups import ROLLUP_WIDTHS_US
 from telehub.runtime import Hub, open_hub
 from telehub.storage import rollups as rollup_storage
-from tests.unit.rollup_support import (
+from tests.storage.rollup_support import (
     DATA_START_US,
     DEVICE,
     HOUR,
