@@ -243,6 +243,44 @@ def test_every_bad_list_item_is_reported() -> None:
     assert pointers(body) == ["#/1/ts", "#/2/values/a b"]
 
 
+# --- the words of a refusal: the rules' own, the same on every transport -----------
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"ts": 1_767_269_100_001, "values": {"x": 1}}, ("#/ts", "more than 300 s in the future")),
+        ({"ts": 10**30, "values": {"x": 1}}, ("#/ts", "more than 300 s in the future")),
+        (
+            {"ts": "2026-01-01T12:05:00.000001Z", "values": {"x": 1}},
+            ("#/ts", "more than 300 s in the future"),
+        ),
+        ({"ts": -1, "values": {"x": 1}}, ("#/ts", "before 1970-01-01")),
+        ({"ts": -(10**30), "values": {"x": 1}}, ("#/ts", "before 1970-01-01")),
+        ({"values": {"a b": 1}}, ("#/values/a b", "must match ^[A-Za-z0-9_.-]{1,64}$")),
+        ('{"values": {"x": NaN}}', ("#/values/x", "must be a finite number")),
+        ('{"values": {"cfg": [1e999]}}', ("#/values/cfg", "numbers must be finite")),
+    ],
+    ids=["future", "far-future", "future-iso", "before-1970", "far-past", "name", "nan", "state"],
+)
+def test_a_refusal_says_what_the_rule_says(body: Any, error: tuple[str, str]) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(body)
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [error]
+
+
+def test_the_last_admitted_moment_is_received_plus_the_skew() -> None:
+    ts = RECEIVED + timedelta(seconds=300)
+    assert parse({"ts": ts.isoformat(), "values": {"x": 1}}).readings[0].ts_us == to_micros(ts)
+
+
+def test_too_many_values_says_how_many() -> None:
+    with pytest.raises(PayloadTooLarge) as caught:
+        parse({"values": {"x": 1, "y": 2, "z": "on"}}, max_batch_readings=2)
+    assert caught.value.detail == "batch holds 3 values; the limit is 2"
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [("#", "too many values")]
+
+
 # --- limits ------------------------------------------------------------------------
 
 

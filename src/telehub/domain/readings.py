@@ -1,27 +1,38 @@
-"""Readings and the rules every reading obeys, whatever transport carried it."""
+"""Readings: what every transport's input becomes once it is valid.
+
+The rules they obey are in :mod:`telehub.domain.rules`; the patterns and name
+checks are importable from here too, where they were first.
+"""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-METRIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+from telehub.domain.rules import (
+    DEVICE_ID_PATTERN,
+    METRIC_NAME_PATTERN,
+    is_device_id,
+    is_metric_name,
+)
 
-_METRIC_RE = re.compile(METRIC_NAME_PATTERN)
-_DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
+__all__ = [
+    "DEVICE_ID_PATTERN",
+    "METRIC_NAME_PATTERN",
+    "Reading",
+    "StateUpdate",
+    "Telemetry",
+    "from_micros",
+    "is_device_id",
+    "is_metric_name",
+    "now_us",
+    "to_iso",
+    "to_micros",
+]
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def is_metric_name(name: str) -> bool:
-    return bool(_METRIC_RE.fullmatch(name))
-
-
-def is_device_id(device_id: str) -> bool:
-    return bool(_DEVICE_RE.fullmatch(device_id))
 
 
 def to_micros(ts: datetime) -> int:

@@ -2,27 +2,27 @@
 
 A body is one message ``{"ts": ..., "values": {...}}`` or a list of them.
 Numbers become readings; every other JSON value becomes device state.
-Validation lives here, in one place, so every transport rejects the same
-input with the same pointer.
+The model here is the reference decoder; the fast path for the common body
+and the state report are others. All of them check by the rules of
+:mod:`telehub.domain.rules`, so every transport rejects the same input with
+the same detail and pointer.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     RootModel,
-    StringConstraints,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -30,48 +30,71 @@ from pydantic import (
     field_validator,
 )
 
-from telehub.domain.readings import (
+from telehub.domain.readings import Reading, StateUpdate, Telemetry, to_micros
+from telehub.domain.rules import (
+    BAD_METRIC_NAME,
+    BEFORE_EPOCH,
+    KNOWN_METRIC_NAMES,
     METRIC_NAME_PATTERN,
-    Reading,
-    StateUpdate,
-    Telemetry,
-    to_micros,
+    NOT_FINITE,
+    STATE_NOT_FINITE,
+    TimeWindow,
+    all_finite_numbers,
+    check_size,
+    is_finite,
+    is_metric_name,
 )
-from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
+from telehub.domain.rules import all_finite as all_finite  # its import path before the rules
+from telehub.errors import FieldError, InvalidInput
 
-MetricName = Annotated[str, StringConstraints(pattern=METRIC_NAME_PATTERN)]
-_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
-# Metric names already matched: devices send the same few, and a set lookup is
-# far cheaper than the pattern. Cleared when full, so it stays bounded.
-_KNOWN_NAMES: set[str] = set()
-_KNOWN_NAMES_MAX = 10_000
+_new_tuple = tuple.__new__
 
 
-def _epoch_ms_or_iso(value: Any) -> Any:
-    """Numbers are epoch milliseconds (never guessed seconds); naive ISO strings are UTC."""
+def _metric_name(name: str) -> str:
+    if not is_metric_name(name):
+        raise ValueError(BAD_METRIC_NAME)
+    return name
+
+
+# The rule, not a pydantic pattern, so its refusal has the rule's words; the
+# schema still states the pattern.
+MetricName = Annotated[
+    str,
+    AfterValidator(_metric_name),
+    WithJsonSchema({"type": "string", "pattern": METRIC_NAME_PATTERN}),
+]
+
+
+def _window(info: ValidationInfo) -> TimeWindow:
+    """The time window of this validation: the caller's (context ``window``), or one
+    built from context ``now`` and ``max_future_skew``, or from the clock."""
+    ctx = info.context or {}
+    window: TimeWindow | None = ctx.get("window")
+    if window is None:
+        now: datetime = ctx.get("now") or datetime.now(UTC)
+        window = TimeWindow.after(to_micros(now), ctx.get("max_future_skew", 300.0))
+    return window
+
+
+def _epoch_ms_or_iso(value: Any, info: ValidationInfo) -> Any:
+    """Numbers are epoch milliseconds (never guessed seconds); naive ISO strings are UTC.
+
+    A number too large or small for a datetime is outside the time window, and
+    says which side.
+    """
     if isinstance(value, bool):
         raise ValueError("ts must be an ISO 8601 string or epoch milliseconds")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        if not is_finite(value):
             raise ValueError("ts must be finite")
         try:
             if isinstance(value, int):  # exact: the fast path's ts * 1000 agrees
                 return _MIN_TS + timedelta(milliseconds=value)
             return datetime.fromtimestamp(value / 1000, UTC)
         except (OverflowError, OSError, ValueError):
-            raise ValueError("ts is out of range") from None
+            raise ValueError(_window(info).too_late if value > 0 else BEFORE_EPOCH) from None
     return value
-
-
-def all_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(all_finite(v) for v in value)
-    if isinstance(value, dict):
-        return all(all_finite(v) for v in value.values())
-    return True
 
 
 # Finiteness is checked in ``to_telemetry``, which walks every value anyway:
@@ -116,18 +139,14 @@ class TelemetryMessage(BaseModel):
 
     @field_validator("ts")
     @classmethod
-    def _not_in_future(cls, ts: datetime | None, info: ValidationInfo) -> datetime | None:
+    def _in_window(cls, ts: datetime | None, info: ValidationInfo) -> datetime | None:
         if ts is None:
             return None
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
-        ctx = info.context or {}
-        now: datetime = ctx.get("now") or datetime.now(UTC)
-        skew = timedelta(seconds=ctx.get("max_future_skew", 300.0))
-        if ts > now + skew:
-            raise ValueError(f"ts is more than {int(skew.total_seconds())} s in the future")
-        if ts < _MIN_TS:
-            raise ValueError("ts is before 1970-01-01")
+        problem = _window(info).problem(to_micros(ts))
+        if problem is not None:
+            raise ValueError(problem)
         return ts
 
 
@@ -222,27 +241,22 @@ def to_telemetry(
             kind = type(value)
             if kind is float or kind is int:
                 number = float(value)  # type: ignore[arg-type]
-                if number - number != 0.0:  # inf or nan: the cheapest test
-                    errors.append(_not_finite(index if many else None, key))
-                readings.append(Reading(device_id, key, ts_us, number))
+                if not is_finite(number):
+                    errors.append(_refused(index if many else None, key, NOT_FINITE))
+                readings.append(_new_tuple(Reading, (device_id, key, ts_us, number)))
             else:
                 if (kind is list or kind is dict) and not all_finite(value):
-                    errors.append(_not_finite(index if many else None, key))
+                    errors.append(_refused(index if many else None, key, STATE_NOT_FINITE))
                 state.append(StateUpdate(device_id, key, ts_us, value))
     if errors:
         raise InvalidInput("telemetry body is invalid", errors)
-    # State fields count too: they take queue space like readings do.
-    if len(readings) + len(state) > max_batch_readings:
-        raise PayloadTooLarge(
-            f"batch holds {len(readings) + len(state)} values; the limit is {max_batch_readings}",
-            [FieldError(detail="too many values", pointer="#")],
-        )
+    check_size(len(readings) + len(state), max_batch_readings)
     return Telemetry(device_id=device_id, readings=tuple(readings), state=tuple(state))
 
 
-def _not_finite(index: int | None, key: str) -> FieldError:
+def _refused(index: int | None, key: str, detail: str) -> FieldError:
     where: list[int | str] = ["values", key] if index is None else [index, "values", key]
-    return FieldError(detail="value must be a finite number", pointer=loc_to_pointer(where))
+    return FieldError(detail=detail, pointer=loc_to_pointer(where))
 
 
 def parse_telemetry_json(
@@ -254,19 +268,12 @@ def parse_telemetry_json(
     max_future_skew: float,
 ) -> Telemetry:
     """Decode and validate a raw body (for transports that hand over bytes: MQTT, gRPC)."""
-    fast = _simple_body(
-        device_id,
-        raw,
-        received_at=received_at,
-        max_batch_readings=max_batch_readings,
-        max_future_skew=max_future_skew,
-    )
+    window = TimeWindow.after(to_micros(received_at), max_future_skew)
+    fast = _simple(device_id, raw, window, max_batch_readings)
     if fast is not None:
         return fast
     try:
-        body = TelemetryBody.model_validate_json(
-            raw, context={"now": received_at, "max_future_skew": max_future_skew}
-        )
+        body = TelemetryBody.model_validate_json(raw, context={"window": window})
     except ValidationError as exc:
         raise InvalidInput("telemetry body is invalid", validation_errors(exc)) from None
     return to_telemetry(
@@ -297,16 +304,12 @@ def parse_state_json(
         raise InvalidInput(
             "state body is empty", [FieldError(detail="at least one key", pointer="#")]
         )
-    if len(body.root) > max_batch_readings:
-        raise PayloadTooLarge(
-            f"state holds {len(body.root)} keys; the limit is {max_batch_readings}",
-            [FieldError(detail="too many keys", pointer="#")],
-        )
+    check_size(len(body.root), max_batch_readings)
     bad = [key for key, value in body.root.items() if not all_finite(value)]
     if bad:
         raise InvalidInput(
             "state body is invalid",
-            [FieldError(detail="numbers must be finite", pointer=loc_to_pointer([k])) for k in bad],
+            [FieldError(detail=STATE_NOT_FINITE, pointer=loc_to_pointer([k])) for k in bad],
         )
     ts_us = to_micros(received_at)
     state = tuple(StateUpdate(device_id, key, ts_us, value) for key, value in body.root.items())
@@ -326,9 +329,19 @@ def _simple_body(
     fraction of its cost per reading.
 
     Only input the validator accepts, decoded to exactly what it would produce
-    (the same timestamp conversion and checks); anything else returns None and
-    the validator decides, with its errors. A test checks the two agree.
+    (the same timestamp conversion, the same rules); anything else returns None
+    and the validator decides, with its errors. A property test checks the two
+    agree.
     """
+    window = TimeWindow.after(to_micros(received_at), max_future_skew)
+    return _simple(device_id, raw, window, max_batch_readings)
+
+
+def _simple(
+    device_id: str, raw: bytes | str, window: TimeWindow, max_batch_readings: int
+) -> Telemetry | None:
+    """``_simple_body`` in a window the caller built: parse_telemetry_json builds one
+    for both decoders."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -336,51 +349,55 @@ def _simple_body(
     messages = body if type(body) is list else [body]
     if not messages:
         return None
-    received_us = to_micros(received_at)
-    latest_us = received_us + int(max_future_skew * 1_000_000)
     readings: list[Reading] = []
+    total = 0.0
     for message in messages:
-        if not _simple_readings(device_id, message, received_us, latest_us, readings):
+        part = _simple_readings(device_id, message, window, readings)
+        if part is None or len(readings) > max_batch_readings:
             return None
-        if len(readings) > max_batch_readings:
-            return None
-    return Telemetry(device_id=device_id, readings=tuple(readings), state=())
+        total += part
+    # The finiteness rule for the whole body at once, by the sum of its numbers (orjson
+    # yields no NaN or infinity today; the rule is checked all the same).
+    if not is_finite(total) and not all_finite_numbers([r.value for r in readings]):
+        return None
+    return Telemetry(device_id, tuple(readings), ())
 
 
 def _simple_readings(
-    device_id: str, message: Any, received_us: int, latest_us: int, out: list[Reading]
-) -> bool:
-    """Append one simple message's readings to ``out``; False if it is not simple."""
+    device_id: str, message: Any, window: TimeWindow, out: list[Reading]
+) -> float | None:
+    """Append one simple message's readings to ``out``; the sum of its numbers, or
+    None if it is not simple (or not valid: the validator will say why).
+
+    The caller checks the sums of all messages at once.
+    """
     if type(message) is not dict or not 1 <= len(message) <= 2:
-        return False
+        return None
     values = message.get("values")
     if type(values) is not dict or not values:
-        return False
+        return None
     ts = message.get("ts")
     if len(message) == 2 and "ts" not in message:
-        return False
+        return None
     if ts is None:
-        ts_us = received_us
+        ts_us = window.received_us
     elif type(ts) is int:
         # Integer microseconds, no datetime: what the validator computes, exactly.
         ts_us = ts * 1000
-        if ts_us > latest_us or ts_us < 0:
-            return False
+        if not window.admits(ts_us):
+            return None
     else:
-        return False
-    known = _KNOWN_NAMES
+        return None
+    known = KNOWN_METRIC_NAMES  # a name in it has matched: the rule's own shortcut
+    total = 0.0
     for key, value in values.items():
         kind = type(value)
         if kind is not float and kind is not int:
-            return False
-        if key not in known:
-            if not _METRIC_NAME.fullmatch(key):
-                return False
-            if len(known) >= _KNOWN_NAMES_MAX:
-                known.clear()
-            known.add(key)
+            return None
+        if key not in known and not is_metric_name(key):
+            return None
         number = float(value)
-        if number - number != 0.0:  # inf or nan
-            return False
-        out.append(Reading(device_id, key, ts_us, number))
-    return True
+        total += number
+        # tuple.__new__ builds the Reading in C, as a series does in ``assemble``.
+        out.append(_new_tuple(Reading, (device_id, key, ts_us, number)))
+    return total
