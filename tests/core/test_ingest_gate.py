@@ -21,7 +21,7 @@ from telehub.errors import (
     UnknownDevice,
 )
 from telehub.runtime import Hub
-from tests.unit.service_support import WRITER, query, readings
+from tests.core.service_support import WRITER, query, readings
 
 
 async def _records(hub: Hub) -> list[RejectedInput]:

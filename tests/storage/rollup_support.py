@@ -14,7 +14,7 @@ from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import Reading, Telemetry, from_micros
 from telehub.domain.rollups import ROLLUP_WIDTHS_US
 from telehub.runtime import Hub
-from tests.unit.service_support import BASE_US, WRITER
+from tests.core.service_support import BASE_US, WRITER
 
 S = 1_000_000
 HOUR = 3600 * S

@@ -16,7 +16,7 @@ from telehub.core.ingest import IngestResult
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.errors import NotFound
 from telehub.runtime import Hub
-from tests.unit.ingest.support import enqueue, make_ingestor, register, sample, stored, writer
+from tests.core.ingest.support import enqueue, make_ingestor, register, sample, stored, writer
 
 
 @pytest.fixture

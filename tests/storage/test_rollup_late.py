@@ -7,6 +7,7 @@ import pytest
 from telehub.core.ports import Aggregate
 from telehub.domain.readings import now_us
 from telehub.runtime import Hub
+from tests.core.service_support import WRITER
 from tests.storage.rollup_support import (
     DATA_START_US,
     HOUR,
@@ -24,7 +25,6 @@ from tests.storage.rollup_support import (
     stored,
     telemetry,
 )
-from tests.unit.service_support import WRITER
 
 DATA = irregular(11, start_us=DATA_START_US, count=2000)
 INTERVALS = {"10s": 10 * S, "60s": 60 * S, "2000s": 2000 * S, "1h": HOUR, "7s": 7 * S}

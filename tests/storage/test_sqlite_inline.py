@@ -10,7 +10,7 @@ import pytest
 
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.runtime import Hub
-from tests.unit.ingest.support import register, stored
+from tests.core.ingest.support import register, stored
 
 
 @pytest.fixture

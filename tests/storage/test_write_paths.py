@@ -22,7 +22,7 @@ from telehub.config import Settings
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.runtime import Hub, open_hub
 from telehub.storage.store import SqlStore
-from tests.unit.ingest.support import register, stored
+from tests.core.ingest.support import register, stored
 
 MakeSettings = Callable[..., Settings]
 

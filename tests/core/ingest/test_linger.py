@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from telehub.runtime import Hub
-from tests.unit.ingest.support import batch, make_ingestor, sample, writer
+from tests.core.ingest.support import batch, make_ingestor, sample, writer
 
 
 def commits(metrics: object) -> float:

@@ -12,7 +12,7 @@ from telehub.core.ingest import IngestResult
 from telehub.core.ports import Point
 from telehub.errors import Overloaded, ShuttingDown
 from telehub.runtime import Hub, open_hub
-from tests.unit.ingest.support import (
+from tests.core.ingest.support import (
     BASE_US,
     batch,
     enqueue,

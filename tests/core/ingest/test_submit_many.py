@@ -8,7 +8,7 @@ from telehub.core.ingest import IngestResult
 from telehub.domain.readings import Reading, Telemetry
 from telehub.errors import NotFound, Overloaded, ShuttingDown
 from telehub.runtime import Hub
-from tests.unit.ingest.support import BASE_US, batch, make_ingestor, sample, stored, writer
+from tests.core.ingest.support import BASE_US, batch, make_ingestor, sample, stored, writer
 
 
 async def test_each_submission_gets_its_own_answer_after_one_commit(hub: Hub) -> None:

@@ -20,7 +20,7 @@ from telehub.errors import (
     Unauthenticated,
 )
 from telehub.runtime import Hub, open_hub
-from tests.unit.service_support import WRITER, query, readings
+from tests.core.service_support import WRITER, query, readings
 
 # --- devices ---------------------------------------------------------------------------
 

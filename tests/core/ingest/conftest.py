@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from telehub.runtime import Hub
-from tests.unit.ingest.support import register
+from tests.core.ingest.support import register
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from telehub.core.ingest import IngestResult
 from telehub.errors import NotFound, StorageUnavailable
 from telehub.runtime import Hub
-from tests.unit.ingest.support import (
+from tests.core.ingest.support import (
     BASE_US,
     batch,
     enqueue,
