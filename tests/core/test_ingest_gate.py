@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from telehub.core.ingest_gate import BodyKind, Submission
-from telehub.domain.batch import Limits, SeriesColumns, assemble
 from telehub.domain.devices import Principal, RejectedInput, Scope
 from telehub.domain.readings import Telemetry
+from telehub.domain.typed_batch import Limits, SeriesColumns, assemble
 from telehub.errors import (
     Forbidden,
     InvalidInput,

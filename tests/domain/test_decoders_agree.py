@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from telehub.domain.batch import MAX_FIELD_ERRORS, Limits, SeriesColumns, assemble
 from telehub.domain.readings import Reading, StateUpdate, Telemetry, to_micros
 from telehub.domain.rules import (
     BAD_DEVICE_ID,
@@ -46,6 +45,7 @@ from telehub.domain.telemetry import (
     to_telemetry,
     validation_errors,
 )
+from telehub.domain.typed_batch import MAX_FIELD_ERRORS, Limits, SeriesColumns, assemble
 from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
 
 DEVICE = "dev-1"

@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from telehub.domain.batch import MAX_FIELD_ERRORS
 from telehub.domain.telemetry import excerpt, loc_to_pointer
+from telehub.domain.typed_batch import MAX_FIELD_ERRORS
 from telehub.errors import (
     BrokerUnavailable,
     Conflict,

@@ -26,10 +26,10 @@ from typing import NoReturn
 from telehub.core.auth import Authenticator
 from telehub.core.ingest import Ingestor, IngestResult, Ticket
 from telehub.core.rejected import RejectedLog
-from telehub.domain.batch import Limits
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry, now_us
 from telehub.domain.telemetry import parse_state_json, parse_telemetry_json
+from telehub.domain.typed_batch import Limits
 from telehub.errors import (
     FieldError,
     Forbidden,

@@ -7,11 +7,11 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from telehub.core.ports import Aggregate, LatestValues
-from telehub.domain.batch import Limits, SeriesColumns, assemble
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.devices import Device
 from telehub.domain.live import Event
 from telehub.domain.readings import Reading, StateUpdate, Telemetry
+from telehub.domain.typed_batch import Limits, SeriesColumns, assemble
 from telehub.errors import FieldError, InvalidInput
 from telehub.v1 import commands_pb2, devices_pb2, live_pb2, telemetry_pb2
 
