@@ -32,7 +32,7 @@ from tests.mqtt.support import eventually
 from tests.revocation.conftest import CACHE_SECONDS
 from tests.revocation.support import WITHIN, close_of, feed, sse, streaming
 from tests.services.redis_support import REDIS_URL, require_redis, unique_prefix
-from tests.services.server_process import Server, run_cli
+from tests.services.server_process import Server, admin_token
 
 pytestmark = pytest.mark.services
 
@@ -142,8 +142,7 @@ def processes(tmp_path: Path) -> Iterator[tuple[Server, Server, str]]:
     }
     started: list[Server] = []
     try:
-        run_cli(env, "db", "upgrade")
-        admin = run_cli(env, "token", "create", "--scope", "admin", "--name", "revoke-test").strip()
+        admin = admin_token(env, "revoke-test")  # in this process: no command start to pay
         assert admin.startswith("tha_"), admin
         started = [Server(env, tmp_path / f"api-{name}.log", ("api",)) for name in "ab"]
         for process in started:

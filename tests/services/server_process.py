@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -14,6 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from telehub.config import Settings, load_settings
+from telehub.domain.devices import Scope
+from telehub.runtime import open_hub
+from telehub.storage.store import SqlStore
 
 ROOT = Path(__file__).resolve().parents[2]
 TELEHUB = str(Path(sys.executable).with_name("telehub"))
@@ -31,19 +37,40 @@ def serve_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str) -> str:
-    """``telehub <args>`` as its own command in ``env``: its stdout (a failure shows all)."""
-    done = subprocess.run(
-        [TELEHUB, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-        check=False,
+def database_of(env: dict[str, str]) -> Settings:
+    """The database settings a ``telehub`` process started with ``env`` uses."""
+    schema = env.get("TELEHUB_DATABASE_SCHEMA")
+    return load_settings(
+        database_url=env["TELEHUB_DATABASE_URL"],
+        **({"database_schema": schema} if schema else {}),
     )
-    assert done.returncode == 0, f"telehub {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+
+
+async def _upgrade(settings: Settings) -> None:
+    store = SqlStore(settings)
+    try:
+        await store.upgrade()
+    finally:
+        await store.close()
+
+
+def upgrade(env: dict[str, str]) -> None:
+    """What ``telehub db upgrade`` does to ``env``'s database, done in this process: a
+    fixture that only needs the schema should not pay a ``telehub`` start (seconds of
+    imports on 2 shared cores). The command itself is tested in tests/cli/test_cli.py."""
+    asyncio.run(_upgrade(database_of(env)))
+
+
+async def _admin(settings: Settings, name: str) -> str:
+    async with open_hub(settings) as hub:  # migrates
+        _, secret = await hub.tokens.create(name=name, scope=Scope.ADMIN)
+    return secret
+
+
+def admin_token(env: dict[str, str], name: str) -> str:
+    """Migrate ``env``'s database and make an admin token there, in this process (as
+    ``upgrade`` does; ``telehub token create`` is tested in tests/cli/test_cli.py)."""
+    return asyncio.run(_admin(database_of(env), name))
 
 
 def free_port() -> int:

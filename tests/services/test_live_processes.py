@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import PG_URL, pg_exec, require_service
 from tests.live.support import receive_until, subscribe
 from tests.services.redis_support import REDIS_URL, require_redis, unique_prefix
-from tests.services.server_process import ROOT, STARTUP_SECONDS, TELEHUB, Server, run_cli
+from tests.services.server_process import Server, admin_token
 
 pytestmark = pytest.mark.services
 
@@ -67,21 +66,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     }
     started: list[Server] = []
     try:
-        run_cli(env, "db", "upgrade")
-        # The token is made while the servers start: each command takes seconds to import.
-        token = subprocess.Popen(
-            [TELEHUB, "token", "create", "--scope", "admin", "--name", "live-test"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # Migrated, with a token, in this process: a command started for that costs
+        # seconds of imports, and only the API processes are under test.
+        admin = admin_token(env, "live-test")
         started = [Server(env, tmp_path / f"api-{name}.log", ("api",)) for name in "ab"]
-        out, err = token.communicate(timeout=STARTUP_SECONDS)
-        assert token.returncode == 0, f"telehub token create:\n{out}\n{err}"
-        admin = out.strip()
-        assert admin.startswith("tha_"), out
         for process in started:
             process.wait_healthy()
         yield Cluster(started[0], started[1], admin)

@@ -24,7 +24,7 @@ import pytest
 from telehub.config import Settings
 from telehub.runtime import open_hub
 from tests.mqtt.support import Mosquitto
-from tests.services.server_process import ROOT, TELEHUB, free_port, run_cli, serve_env
+from tests.services.server_process import ROOT, TELEHUB, free_port, serve_env, upgrade
 
 TUNED = re.compile(
     r"^INFO telehub\.process_tuning: interpreter tuned: gc threshold \(50000, 20, 100\), "
@@ -114,8 +114,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def upgraded(env: dict[str, str]) -> dict[str, str]:
-    """The environment of a command that needs the schema upgraded beforehand."""
-    run_cli(env, "db", "upgrade")
+    """The environment of a command that needs the schema upgraded beforehand (upgraded
+    here, not by a ``telehub db upgrade`` process: only the started command is tested)."""
+    upgrade(env)
     return env
 
 
