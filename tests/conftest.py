@@ -8,6 +8,7 @@ database. When PostgreSQL is not reachable they skip, unless
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -77,9 +78,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[type[Settings] | object]:
-    """A factory of settings for this backend, with overrides; the schema is fresh."""
+@contextlib.contextmanager
+def settings_factory(
+    backend: str, directory: os.PathLike[str]
+) -> Iterator[Callable[..., Settings]]:
+    """A factory of settings for ``backend``, with overrides, on a database of their own
+    (a file in ``directory``, or a fresh PostgreSQL schema dropped on exit)."""
     schema: str | None = None
     if backend == "postgres":
         schema = f"t_{RUN_ID}_{next(_schemas)}"
@@ -94,12 +98,21 @@ def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[type[Set
             values.setdefault("database_url", PG_URL)
             values.setdefault("database_schema", schema)
         else:
-            values.setdefault("database_url", f"sqlite+aiosqlite:///{tmp_path}/telehub.db")
+            values.setdefault("database_url", f"sqlite+aiosqlite:///{directory}/telehub.db")
         return load_settings(**values)
 
-    yield factory
-    if schema is not None:
-        asyncio.run(pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    try:
+        yield factory
+    finally:
+        if schema is not None:
+            asyncio.run(pg_exec(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def make_settings(backend: str, tmp_path: os.PathLike[str]) -> Iterator[Callable[..., Settings]]:
+    """A factory of settings for this backend, with overrides; the schema is fresh."""
+    with settings_factory(backend, tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture
