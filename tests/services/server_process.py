@@ -19,7 +19,7 @@ import pytest
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
 from telehub.runtime import open_hub
-from telehub.storage.store import SqlStore
+from tests.conftest import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 TELEHUB = str(Path(sys.executable).with_name("telehub"))
@@ -46,19 +46,11 @@ def database_of(env: dict[str, str]) -> Settings:
     )
 
 
-async def _upgrade(settings: Settings) -> None:
-    store = SqlStore(settings)
-    try:
-        await store.upgrade()
-    finally:
-        await store.close()
-
-
 def upgrade(env: dict[str, str]) -> None:
     """What ``telehub db upgrade`` does to ``env``'s database, done in this process: a
     fixture that only needs the schema should not pay a ``telehub`` start (seconds of
     imports on 2 shared cores). The command itself is tested in tests/cli/test_cli.py."""
-    asyncio.run(_upgrade(database_of(env)))
+    asyncio.run(migrate(database_of(env)))
 
 
 async def _admin(settings: Settings, name: str) -> str:

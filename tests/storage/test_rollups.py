@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,9 +66,12 @@ async def built(hub: Hub) -> Hub:
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.services)]
 )
 def read_only_settings(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_sqlite: Path,
 ) -> Iterator[Settings]:
-    with settings_factory(str(request.param), tmp_path_factory.mktemp("rollups")) as factory:
+    directory = tmp_path_factory.mktemp("rollups")
+    with settings_factory(str(request.param), directory, migrated_sqlite) as factory:
         yield factory()
 
 
