@@ -230,13 +230,20 @@ def test_a_taken_port_is_a_clear_error_naming_the_setting(server_env: dict[str, 
     assert "--port" in done.stderr
 
 
-def test_api_workers_share_the_port_and_lose_nothing(start: Start, admin: str) -> None:
+async def _device_token(settings: Settings, device_id: str) -> str:
+    async with open_hub(settings) as hub:
+        _, secret = await hub.devices.create(device_id=device_id, name=None, attributes={})
+    return secret
+
+
+def test_api_workers_share_the_port_and_lose_nothing(
+    start: Start, admin: str, server_env: dict[str, str]
+) -> None:
     """`telehub api --workers 2`: concurrent batches and resends land exactly once."""
     bearer = {"Authorization": f"Bearer {admin}"}
-    with start("serve") as first, httpx.Client(base_url=first.base_url, timeout=10) as http:
-        created = http.post("/api/v1/devices", json={"id": "dev-w"}, headers=bearer)
-        device = {"Authorization": f"Bearer {created.json()['token']}"}
-        first.terminate()
+    # The device is made here, not through a `telehub serve` started only for that.
+    settings = load_settings(database_url=server_env["TELEHUB_DATABASE_URL"])
+    device = {"Authorization": f"Bearer {asyncio.run(_device_token(settings, 'dev-w'))}"}
 
     def batch(n: int) -> list[dict[str, object]]:
         return [{"ts": 1_735_689_600_000 + n * 100 + i, "values": {"v": 1.0}} for i in range(100)]
