@@ -11,7 +11,7 @@ import pytest
 
 from telehub.client import AsyncClient, Client, LiveClosed, Unauthorized
 from telehub.runtime import Hub
-from tests.live.support import LiveServer, live_server, log_records
+from tests.live.support import LiveServer, gauge, live_server, log_records, wait_for
 
 
 @pytest.fixture
@@ -31,8 +31,10 @@ async def test_async_tail_sees_readings_as_they_are_committed(server: LiveServer
                     return message
             raise AssertionError("the tail ended")
 
+        subscribers = server.hub.metrics.bus_subscribers
+        before = gauge(subscribers)
         reading = asyncio.create_task(first())
-        await asyncio.sleep(0.3)  # subscribed
+        await wait_for(lambda: gauge(subscribers) > before, 10)  # subscribed, its filter set
         await client.send_telemetry("dev-1", {"temperature": 21.5, "humidity": 40})
         async with asyncio.timeout(10):
             message = await reading
