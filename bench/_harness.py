@@ -23,8 +23,8 @@ import asyncpg
 
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
+from telehub.hub import open_hub
 from telehub.process_tuning import tune_interpreter
-from telehub.runtime import open_hub
 
 PG_URL = os.environ.get(
     "TELEHUB_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -13,8 +13,8 @@ import asyncpg
 from _harness import Backend
 from _load import Row
 from telehub.core.rollups import RollupStats
+from telehub.hub import open_hub
 from telehub.process_tuning import tune_interpreter
-from telehub.runtime import open_hub
 
 QUERY_ROWS = 1_000_000
 QUERY_METRIC = "q"

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from telehub.config import Settings, load_settings
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from telehub.storage.store import SqlStore
 from tests.live.support import LiveServer, live_server
 from tests.tls_support import TlsFiles, make_tls_files

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telehub.api.app import create_app
 from telehub.domain.devices import Scope
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:telehub:problem:"

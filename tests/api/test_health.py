@@ -9,7 +9,7 @@ import httpx
 
 from telehub.api.app import create_app
 from telehub.config import load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.api.conftest import Api
 
 

@@ -31,7 +31,7 @@ from telehub.api.app import create_app
 from telehub.config import Settings, load_settings
 from telehub.domain.readings import DEVICE_ID_PATTERN
 from telehub.domain.telemetry import parse_telemetry_json
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 
 DEVICE = "fuzz-1"  # every operation on a device aims here
 DOOMED = "fuzz-doomed"  # ...except DELETE, so the others keep a device to work on

@@ -13,7 +13,7 @@ import pytest
 from telehub.config import Settings
 from telehub.domain.devices import Scope
 from telehub.domain.readings import Telemetry
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.api.conftest import Api, at, iso, points, serve_api, url
 
 T0_MS = 1_735_689_600_000

@@ -17,7 +17,7 @@ from telehub.bus.memory import MemoryBus
 from telehub.core.metrics import Metrics
 from telehub.domain.live import BusMessage, Event, EventType, LiveReadings, LoggedEvents
 from telehub.domain.readings import Reading, Telemetry
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 BASE_US = 1_700_000_000_000_000
 

@@ -16,7 +16,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from telehub.cli.main import app
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.live.support import LiveServer, live_server
 
 Api = Callable[..., Awaitable[Result]]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from telehub.domain.commands import CommandStatus
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded, telehub
 from tests.live.support import LiveServer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.cli.conftest import failed, succeeded, telehub
 from tests.live.support import LiveServer
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from telehub.cli.main import app
 from telehub.config import load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.storage.rollup_support import DATA_START_US, device_with, irregular, progress
 
 runner = CliRunner()

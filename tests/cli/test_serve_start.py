@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from telehub.config import load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, free_port, serve_env
 
 TOKEN_LINE = "bootstrap admin token"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded
 
 RANGE = ("--from", "2025-01-01T00:00:00Z", "--to", "2025-01-02T00:00:00Z")

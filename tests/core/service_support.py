@@ -8,7 +8,7 @@ from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.devices import Principal, Scope
 from telehub.domain.readings import Reading, Telemetry, from_micros
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 MINUTE_US = 60_000_000
 # A whole minute since the epoch, so bucket bounds are easy to state.

@@ -11,7 +11,7 @@ from telehub.core.commands import MAX_PARAMS_BYTES, MAX_TTL_S, MIN_TTL_S, SEND_M
 from telehub.domain.commands import Command, CommandStatus, new_command_id
 from telehub.domain.readings import now_us
 from telehub.errors import CommandClosed, InvalidInput, NotFound, UnknownCommand
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 SECOND_US = 1_000_000
 

@@ -19,7 +19,7 @@ from telehub.bus.subscription import Subscription
 from telehub.config import Settings
 from telehub.domain.live import Event, EventDraft, EventType, LoggedEvents
 from telehub.domain.readings import now_us
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 
 
 def draft(

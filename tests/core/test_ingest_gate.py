@@ -20,7 +20,7 @@ from telehub.errors import (
     PayloadTooLarge,
     UnknownDevice,
 )
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.service_support import WRITER, query, readings
 
 

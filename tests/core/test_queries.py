@@ -7,7 +7,7 @@ import pytest
 from telehub.core.ports import Aggregate, Point
 from telehub.core.telemetry import MAX_POINTS, parse_interval
 from telehub.errors import InvalidInput, NotFound
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.service_support import BASE_US, MINUTE_US, device_with_data, query
 
 # --- queries ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from telehub.errors import (
     PayloadTooLarge,
     Unauthenticated,
 )
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from tests.core.service_support import WRITER, query, readings
 
 # --- devices ---------------------------------------------------------------------------

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from telehub.config import Settings
+from telehub.hub import open_hub
 from telehub.mqtt.bridge import MqttBridge
 from telehub.mqtt.embedded import EmbeddedBroker
 from telehub.mqtt.embedded_access import BRIDGE_USERNAME
-from telehub.runtime import open_hub
 from tests.faults.test_embedded_identity import presence_after_will
 from tests.mqtt.support import eventually, free_port
 

@@ -29,7 +29,7 @@ from telehub.domain.devices import Scope
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.errors import StorageTimeout
 from telehub.grpc.server import grpc_running
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.conftest import PG_URL
 from tests.grpc.server_support import all_are, eventually, proxied
 from tests.live.support import LiveServer, live_server

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.conftest import require_service
 from tests.faults.mqtt_wire import PUBACK, PUBCOMP, PUBREC, Wire, publish, pubrel
 from tests.mqtt.conftest import count

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.faults.mqtt_wire import PUBACK, Wire, packet, publish, varint
 from tests.mqtt.conftest import count
 from tests.mqtt.embedded_support import reading

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.faults.mqtt_wire import Wire, publish
 from tests.mqtt.support import eventually
 

@@ -11,7 +11,7 @@ import pytest
 
 from telehub.config import load_settings
 from telehub.core.ports import SeriesRange
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.faults.mqtt_wire import PUBACK, Wire, publish
 from tests.mqtt.embedded_support import BASE_MS
 from tests.mqtt.support import telemetry_topic

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from telehub.config import Settings
+from telehub.hub import open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import open_hub
 from tests.faults.mqtt_wire import PUBACK, Wire, publish
 from tests.grpc.server_support import proxied
 from tests.mqtt.support import free_port

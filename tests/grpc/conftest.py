@@ -15,7 +15,7 @@ from telehub.client.grpc_client import AsyncGrpcClient, GrpcClient
 from telehub.config import Settings
 from telehub.domain.devices import Scope
 from telehub.grpc.server import grpc_running
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

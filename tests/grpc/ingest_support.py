@@ -13,7 +13,7 @@ import pytest
 from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import Telemetry
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.v1 import telemetry_pb2
 from tests.grpc.conftest import T0
 

@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from telehub.api.app import create_app
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.v1 import live_pb2, live_pb2_grpc, telemetry_pb2
 from tests.conftest import require_service
 from tests.grpc.conftest import GrpcHub

@@ -23,7 +23,7 @@ from telehub.config import Settings
 from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.grpc.server import grpc_running
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.v1 import (
     commands_pb2,
     commands_pb2_grpc,

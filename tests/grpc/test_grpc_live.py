@@ -17,8 +17,8 @@ import pytest
 from telehub.client.grpc_client import AsyncGrpcClient
 from telehub.config import Settings
 from telehub.grpc.live import MAX_FILTER_ITEMS
+from telehub.hub import open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import open_hub
 from telehub.v1 import commands_pb2, devices_pb2, live_pb2
 from tests.grpc.conftest import GrpcHub, grpc_hub_with, refused, serve_grpc
 from tests.grpc.live_support import (

@@ -21,7 +21,7 @@ from telehub.config import Settings
 from telehub.domain.devices import Scope
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from telehub.v1 import telemetry_pb2
 from tests.grpc.conftest import GrpcHub, at, grpc_hub_with, refused, serve_grpc
 from tests.grpc.server_support import (

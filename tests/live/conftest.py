@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from telehub.config import Settings
+from telehub.hub import Hub
 from telehub.listeners import bind
-from telehub.runtime import Hub
 from tests.live import support
 from tests.live.support import LiveServer, live_server
 from tests.services.redis_support import REDIS_URL, require_redis, unique_prefix

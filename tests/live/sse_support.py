@@ -15,7 +15,7 @@ import pytest
 
 from telehub.domain.live import Event, EventDraft, EventType
 from telehub.domain.readings import now_us
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 

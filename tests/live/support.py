@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from telehub.api.app import create_app
 from telehub.api.server import Server, uvicorn_config
 from telehub.domain.devices import Scope
+from telehub.hub import Hub
 from telehub.listeners import bind
-from telehub.runtime import Hub
 
 
 @dataclass

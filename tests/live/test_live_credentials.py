@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.support import LiveServer, live_server, ping_or_close, receive, send
 
 TICKETS = "/api/v1/live/tickets"

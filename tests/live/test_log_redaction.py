@@ -23,7 +23,7 @@ from websockets.sync.client import connect as connect_sync
 
 from telehub.config import load_settings
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.support import LiveServer, live_server, log_records, ping_or_close
 from tests.services.server_process import Server, serve_env
 

@@ -20,7 +20,7 @@ from telehub.core.events import presence_event
 from telehub.domain.devices import Scope
 from telehub.domain.live import Event, EventDraft, EventType
 from telehub.domain.readings import now_us
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.sse_support import (
     COMMAND_FIELDS,
     EVENTS,

@@ -10,7 +10,7 @@ from telehub.config import Settings
 from telehub.core.events import presence_event
 from telehub.domain.devices import Scope
 from telehub.domain.live import Event
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.sse_support import (
     add_device,
     as_blocks,

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.support import (
     LiveServer,
     gauge,

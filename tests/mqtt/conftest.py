@@ -10,8 +10,8 @@ import pytest
 
 from telehub.config import Settings
 from telehub.core.ports import Aggregate, SeriesRange
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.bridge import MqttBridge
-from telehub.runtime import Hub, open_hub
 from tests.mqtt.dynsec_broker import Broker, run_dynsec_broker
 from tests.mqtt.support import Mosquitto
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from telehub.config import Settings
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import Hub, open_hub
 from tests.conftest import require_service
 from tests.mqtt.support import free_port
 

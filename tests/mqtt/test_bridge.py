@@ -10,7 +10,7 @@ import pytest
 
 from telehub.config import Settings
 from telehub.domain.readings import is_device_id
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from tests.conftest import require_service
 from tests.mqtt.conftest import BridgeFactory, count
 from tests.mqtt.support import (

@@ -18,8 +18,8 @@ import pytest
 from telehub.config import Settings
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.readings import now_us
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.bridge import MqttBridge
-from telehub.runtime import Hub, open_hub
 from tests.mqtt.conftest import BridgeFactory
 from tests.mqtt.support import Mosquitto, eventually, publish
 

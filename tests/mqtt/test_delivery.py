@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from telehub.config import Settings
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.bridge import MqttBridge
-from telehub.runtime import Hub, open_hub
 from tests.mqtt.conftest import BridgeFactory, count
 from tests.mqtt.support import Mosquitto, eventually, publish_lines, telemetry_topic
 

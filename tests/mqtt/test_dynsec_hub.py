@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from telehub.config import Settings
 from telehub.errors import BrokerUnavailable, ConfigError
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.bridge import MqttBridge
 from telehub.mqtt.dynsec import DynsecError
-from telehub.runtime import Hub, open_hub
 from tests.mqtt.conftest import count
 from tests.mqtt.dynsec_broker import ADMIN, BRIDGE, Broker, client_args, login, run_dynsec_broker
 from tests.mqtt.support import eventually, free_port

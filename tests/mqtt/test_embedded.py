@@ -11,8 +11,8 @@ import pytest
 
 from telehub.config import Settings
 from telehub.errors import ConfigError
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import Hub, open_hub
 from tests.mqtt.conftest import count
 from tests.mqtt.embedded_support import embedded, mosquitto_pub, publish_as, reading
 from tests.mqtt.support import eventually, telemetry_topic

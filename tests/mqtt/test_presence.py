@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from telehub.domain.devices import Device
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.mqtt.conftest import BridgeFactory
 from tests.mqtt.support import Mosquitto, eventually, publish
 

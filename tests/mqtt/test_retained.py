@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.mqtt.conftest import BridgeFactory, count
 from tests.mqtt.support import Mosquitto, eventually, publish, telemetry_topic
 

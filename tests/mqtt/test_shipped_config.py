@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.faults.mqtt_wire import Wire, varint
 from tests.mqtt.conftest import BridgeFactory, count
 from tests.mqtt.support import Mosquitto, eventually, publish, telemetry_topic

@@ -12,8 +12,8 @@ import pytest
 
 from telehub.config import Settings
 from telehub.errors import ConfigError
+from telehub.hub import open_hub
 from telehub.mqtt.bridge import MqttBridge
-from telehub.runtime import open_hub
 from tests.conftest import require_service
 from tests.mqtt.conftest import count
 from tests.mqtt.support import Mosquitto, eventually, telemetry_topic

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from telehub.config import Settings
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import Hub, open_hub
 from tests.grpc.conftest import GrpcHub, serve_grpc
 from tests.live.support import LiveServer, live_server
 from tests.mqtt.support import free_port

@@ -10,7 +10,7 @@ import pytest
 from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import from_micros
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.faults.mqtt_wire import PUBACK, Wire, publish
 from tests.mqtt.embedded_support import BASE_MS, reading
 from tests.revocation.support import WITHIN

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from telehub.client.grpc_calls import GrpcError
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.live.support import gauge, wait_for
 
 WITHIN = 10.0  # seconds for a revoked session to end: a deadline, never an expectation

@@ -22,7 +22,7 @@ from telehub.client.grpc_calls import GrpcError
 from telehub.config import Settings
 from telehub.domain.devices import Scope
 from telehub.errors import Unauthenticated
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from telehub.v1 import telemetry_pb2
 from tests.conftest import PG_URL, pg_exec, require_service
 from tests.grpc.conftest import serve_grpc

@@ -15,7 +15,7 @@ import pytest
 from telehub.client.grpc_calls import GrpcError
 from telehub.config import Settings
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from telehub.v1 import telemetry_pb2
 from tests.grpc.conftest import serve_grpc
 from tests.grpc.ingest_support import readings_batch, stored_count

@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.faults.mqtt_wire import publish
 from tests.mqtt.embedded_support import reading
 from tests.mqtt.support import eventually

@@ -10,7 +10,7 @@ import pytest
 from telehub.bus import Channel, codec
 from telehub.domain.devices import Principal, Scope, fingerprint, hash_secret
 from telehub.domain.live import CredentialKind, Revoked
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.revocation.mqtt_support import BAD_LOGIN, Wires, device, disconnected, published
 from tests.services.bus_support import buses, receive
 

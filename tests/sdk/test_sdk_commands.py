@@ -17,7 +17,7 @@ from telehub.client import (
     WaitTimedOut,
 )
 from telehub.domain.commands import CommandStatus
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.live.support import LiveServer, live_server
 from tests.sdk.test_sdk_http import _sync
 

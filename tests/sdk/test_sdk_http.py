@@ -25,7 +25,7 @@ from telehub.client import (
 )
 from telehub.config import Settings
 from telehub.domain.devices import Scope
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from tests.grpc.ingest_support import held_writer
 from tests.live.support import LiveServer, gauge, live_server, wait_for
 

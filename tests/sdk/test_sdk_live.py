@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from telehub.client import AsyncClient, Client, LiveClosed, Unauthorized
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.live.support import LiveServer, gauge, live_server, log_records, wait_for
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from telehub.api.http_protocol import ClientLimits, default_max_connections
 from telehub.config import Settings, load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.live.support import LiveServer, live_server
 
 WAIT = 10.0  # seconds a test waits, at most, for the server to act

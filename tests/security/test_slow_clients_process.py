@@ -16,7 +16,7 @@ from pathlib import Path
 
 from telehub.api.server import uvicorn_config
 from telehub.config import load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.services.server_process import Server
 
 HALF_HEAD = b"GET /healthz HTTP/1.1\r\nHost: hub\r\n"

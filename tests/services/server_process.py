@@ -18,7 +18,7 @@ import pytest
 
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.conftest import migrate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from telehub.config import load_settings
 from telehub.core.metrics import Metrics
 from telehub.domain.live import LiveReadings
 from telehub.errors import ConfigError
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.services.bus_support import (
     WITHIN,
     Opener,

@@ -21,7 +21,7 @@ import pytest
 
 from telehub.client.grpc_client import GrpcClient, GrpcError
 from telehub.config import load_settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.services.server_process import ROOT, STARTUP_SECONDS, TELEHUB, free_port
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ import pytest
 from telehub.client import AsyncClient, Client, ConnectionFailed, RetryPolicy
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.services.server_process import Server, free_port
 from tests.tls_support import TlsFiles
 

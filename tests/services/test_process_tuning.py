@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from telehub.config import Settings
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.mqtt.support import Mosquitto
 from tests.services.server_process import ROOT, TELEHUB, free_port, serve_env, upgrade
 

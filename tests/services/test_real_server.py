@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from telehub.client.grpc_client import GrpcClient
 from telehub.config import Settings, load_settings
 from telehub.domain.devices import Scope
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from tests.conftest import require_service
 from tests.services.server_process import STARTUP_SECONDS, TELEHUB, Server, serve_env
 

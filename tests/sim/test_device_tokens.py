@@ -17,7 +17,7 @@ from telehub.core.ingest import IngestResult, Ticket
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry
 from telehub.grpc.server import grpc_running
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.sim.runner import SimConfig, TransportName, provision_fleet, simulate
 from telehub.sim.transports import GrpcTransport, HttpTransport, SimDevice, Transport, error_kind
 from tests.live.support import LiveServer, live_server

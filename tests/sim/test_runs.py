@@ -16,8 +16,8 @@ from telehub.core.ports import Aggregate, SeriesRange
 from telehub.domain.commands import CommandStatus
 from telehub.errors import Unauthenticated
 from telehub.grpc.server import grpc_running
+from telehub.hub import Hub, open_hub
 from telehub.mqtt.service import mqtt_running
-from telehub.runtime import Hub, open_hub
 from telehub.sim.provision import device_ids
 from telehub.sim.runner import SimConfig, provision_fleet, simulate
 from telehub.sim.signals import MetricKind

@@ -13,7 +13,7 @@ from telehub.core.ports import Aggregate, Point
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import Reading, Telemetry, from_micros
 from telehub.domain.rollups import ROLLUP_WIDTHS_US
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.service_support import BASE_US, WRITER
 
 S = 1_000_000

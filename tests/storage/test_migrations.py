@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.storage import migrate
 from telehub.storage.tables import metadata
 

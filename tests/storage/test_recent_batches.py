@@ -15,7 +15,7 @@ import pytest
 from telehub.core.ingest import IngestResult
 from telehub.domain.readings import Reading, Telemetry, now_us
 from telehub.errors import NotFound
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import enqueue, make_ingestor, register, sample, stored, writer
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from telehub.core.ports import Aggregate
 from telehub.domain.readings import now_us
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.service_support import WRITER
 from tests.storage.rollup_support import (
     DATA_START_US,

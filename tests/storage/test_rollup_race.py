@@ -13,7 +13,7 @@ import random
 import pytest
 
 from telehub.core.ports import Aggregate
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from telehub.storage import rollups as rollup_storage
 from tests.storage.rollup_support import (
     DATA_START_US,

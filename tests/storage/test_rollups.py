@@ -15,7 +15,7 @@ from telehub.config import Settings
 from telehub.core.ports import Aggregate
 from telehub.domain.readings import now_us
 from telehub.domain.rollups import ROLLUP_WIDTHS_US
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from telehub.storage import rollups as rollup_storage
 from tests.conftest import settings_factory
 from tests.storage.rollup_support import (

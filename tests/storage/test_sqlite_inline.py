@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from telehub.domain.readings import Reading, Telemetry, now_us
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import register, stored
 
 

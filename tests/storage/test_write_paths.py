@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from telehub.config import Settings
 from telehub.domain.readings import Reading, Telemetry, now_us
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from telehub.storage.store import SqlStore
 from tests.core.ingest.support import register, stored
 

@@ -20,7 +20,7 @@ from telehub.api.routes import admin, commands, devices, health, telemetry, tick
 from telehub.api.schemas import IngestAccepted, Problem
 from telehub.bus.feed import EventFeed
 from telehub.config import Settings, load_settings
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 
 _PROBLEM_RESPONSE = {
     "description": "Problem details (RFC 9457)",

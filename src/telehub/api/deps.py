@@ -15,7 +15,7 @@ from telehub.core.rejected import RejectedLog
 from telehub.core.telemetry import TelemetryService
 from telehub.core.tickets import LiveTickets
 from telehub.domain.devices import Principal, Scope
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 
 class _Bearer(HTTPBearer):

@@ -28,7 +28,7 @@ from telehub.core.events import EventLog
 from telehub.domain.devices import Principal
 from telehub.domain.live import BusMessage, Event, EventType, LoggedEvents
 from telehub.errors import FieldError, InvalidInput
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 router = APIRouter(tags=["live"])
 

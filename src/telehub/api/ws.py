@@ -44,7 +44,7 @@ from telehub.domain.devices import Principal
 from telehub.domain.devices import Scope as TokenScope
 from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents, Revoked
 from telehub.errors import AuthError, FieldError, InvalidInput, TelehubError
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from telehub.grpc.live import LiveServicer
 from telehub.grpc.observe import Observer
 from telehub.grpc.query import DeviceServicer, QueryServicer
 from telehub.grpc.streams import LiveStreams
+from telehub.hub import Hub
 from telehub.listeners import bind
-from telehub.runtime import Hub
 from telehub.v1 import (
     commands_pb2,
     commands_pb2_grpc,

@@ -40,12 +40,12 @@ from telehub.config import Settings
 from telehub.domain.commands import Command
 from telehub.domain.readings import now_us, to_iso
 from telehub.errors import ConfigError
+from telehub.hub import Hub
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_acks import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
 from telehub.mqtt.message_handler import MqttInbound
 from telehub.mqtt.topics import bridge_filters, command_topic, heartbeat_topic
-from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
 

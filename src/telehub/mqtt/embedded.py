@@ -42,12 +42,12 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from telehub.core.sessions import Session
 from telehub.domain.live import CredentialKind, Revoked
 from telehub.errors import InvalidInput
+from telehub.hub import Hub
 from telehub.listeners import bind
 from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.embedded_publish import DevicePublishes
 from telehub.mqtt.message_handler import MqttInbound
 from telehub.mqtt.packet_reader import PUBLISH_OVERHEAD, PacketReader
-from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from telehub.errors import (
     TopicNotAllowed,
     Unauthenticated,
 )
+from telehub.hub import Hub
 from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
-from telehub.runtime import Hub
 
 BRIDGE_USERNAME = "$telehub-bridge"
 

@@ -37,8 +37,8 @@ from telehub.errors import (
     StorageUnavailable,
     UnknownDevice,
 )
+from telehub.hub import Hub
 from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
-from telehub.runtime import Hub
 
 log = logging.getLogger(__name__)
 TRANSPORT = "mqtt"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from telehub.hub import Hub
 from telehub.mqtt.bridge import MqttBridge
 from telehub.mqtt.embedded import EmbeddedBroker
 from telehub.mqtt.embedded_access import BRIDGE_USERNAME
-from telehub.runtime import Hub
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import register
 
 

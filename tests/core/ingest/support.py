@@ -13,7 +13,7 @@ from telehub.core.ingest import Ingestor, IngestResult
 from telehub.core.metrics import Metrics
 from telehub.core.ports import Point, ReadingStore, SeriesRange
 from telehub.domain.readings import Reading, StateUpdate, Telemetry
-from telehub.runtime import Hub
+from telehub.hub import Hub
 
 BASE_US = 1_700_000_000_000_000
 

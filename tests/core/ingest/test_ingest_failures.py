@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from telehub.core.ingest import IngestResult
 from telehub.errors import NotFound, StorageUnavailable
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import (
     BASE_US,
     batch,
@@ -65,25 +65,6 @@ async def test_a_submission_the_database_refuses_does_not_sink_its_batch(hub: Hu
     for i in range(5):
         assert len(await stored(hub.store.readings, "dev-e", f"m{i}")) == 2
     assert ingestor.queued == 0
-
-
-@pytest.mark.services
-@pytest.mark.parametrize("backend", ["postgres"])
-async def test_writer_reconnects_after_its_database_session_is_killed(hub: Hub) -> None:
-    """PostgreSQL restarts, failovers and idle-killers end sessions; ingest carries on."""
-    assert (await hub.ingestor.submit(batch("dev-a", "temp", 3))).accepted == 3
-    async with hub.store.engine.connect() as conn:
-        killed = await conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = :name"
-            ),
-            {"name": f"telehub-writer/{hub.settings.database_schema}"},
-        )
-        assert killed.all() == [(True,)]
-    second = batch("dev-a", "temp", 6)
-    assert (await hub.ingestor.submit(second)).accepted == 3
-    assert len(await stored(hub.store.readings, "dev-a", "temp")) == 6
 
 
 async def test_device_deleted_while_queued_gets_not_found_and_nothing_stored(hub: Hub) -> None:

@@ -11,7 +11,7 @@ from telehub.config import Settings
 from telehub.core.ingest import IngestResult
 from telehub.core.ports import Point
 from telehub.errors import Overloaded, ShuttingDown
-from telehub.runtime import Hub, open_hub
+from telehub.hub import Hub, open_hub
 from tests.core.ingest.support import (
     BASE_US,
     batch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import batch, make_ingestor, sample, writer
 
 

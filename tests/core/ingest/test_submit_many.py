@@ -7,7 +7,7 @@ import asyncio
 from telehub.core.ingest import IngestResult
 from telehub.domain.readings import Reading, Telemetry
 from telehub.errors import NotFound, Overloaded, ShuttingDown
-from telehub.runtime import Hub
+from telehub.hub import Hub
 from tests.core.ingest.support import BASE_US, batch, make_ingestor, sample, stored, writer
 
 

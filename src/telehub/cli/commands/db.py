@@ -6,7 +6,7 @@ import typer
 
 from telehub.cli.common import out, run, settings
 from telehub.core.rollups import RollupStats
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 from telehub.storage.store import SqlStore
 
 app = typer.Typer(help="Database schema and rollups.", no_args_is_help=True)

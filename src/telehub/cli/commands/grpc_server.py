@@ -18,8 +18,8 @@ from telehub.cli.common import (
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
+from telehub.hub import open_hub
 from telehub.process_tuning import tune_interpreter
-from telehub.runtime import open_hub
 
 GrpcHostOpt = Annotated[
     str | None, typer.Option("--host", help="gRPC address (env TELEHUB_GRPC_HOST)")

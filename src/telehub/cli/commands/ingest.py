@@ -17,9 +17,9 @@ from telehub.cli.common import (
 )
 from telehub.config import Settings
 from telehub.errors import ConfigError
+from telehub.hub import open_hub
 from telehub.mqtt.bridge import MqttBridge
 from telehub.process_tuning import tune_interpreter
-from telehub.runtime import open_hub
 
 
 async def _ingest(cfg: Settings) -> None:

@@ -17,11 +17,11 @@ from telehub.cli.common import configure_logging, out, run, settings
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.grpc.server import grpc_running
+from telehub.hub import Hub, open_hub
 from telehub.listeners import bind
 from telehub.mqtt.embedded import probe_port
 from telehub.mqtt.service import mqtt_running
 from telehub.process_tuning import tune_interpreter
-from telehub.runtime import Hub, open_hub
 from telehub.storage import migrate
 from telehub.storage.store import SqlStore
 

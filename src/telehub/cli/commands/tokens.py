@@ -11,7 +11,7 @@ from rich.table import Table
 from telehub.cli.common import out, run, settings
 from telehub.domain.devices import ApiToken, Scope
 from telehub.domain.readings import from_micros
-from telehub.runtime import open_hub
+from telehub.hub import open_hub
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
