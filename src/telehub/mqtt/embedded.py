@@ -210,6 +210,18 @@ class _Broker(Broker):
         task.add_done_callback(self._violations.discard)
 
 
+    async def finish_background(self, grace: float) -> None:
+        """Wait for the rejection records and session clean-ups still being written, so
+        that none is cut off mid-query (its connection left open) when storage closes."""
+        pending = self._violations | self._forgetting
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+
 def probe_port(host: str, port: int) -> None:
     """ConfigError, naming the setting and flag that move it, if the broker's port is taken."""
     bind(
@@ -251,3 +263,4 @@ class EmbeddedBroker:
         await self.publishes.drain(grace)
         await self._broker.shutdown()
         await self.publishes.cancel()
+        await self._broker.finish_background(grace)
