@@ -209,7 +209,6 @@ class _Broker(Broker):
         self._violations.add(task)
         task.add_done_callback(self._violations.discard)
 
-
     async def finish_background(self, grace: float) -> None:
         """Wait for the rejection records and session clean-ups still being written, so
         that none is cut off mid-query (its connection left open) when storage closes."""
