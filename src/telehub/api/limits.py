@@ -6,7 +6,6 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telehub.api.problems import problem
-from telehub.core.rejected import EXCERPT_BYTES
 
 
 def too_large_detail(limit: int) -> str:
@@ -40,7 +39,8 @@ class BodyLimitMiddleware:
 
     The app runs either way; reading such a body raises :class:`BodyTooLarge` before it
     is over the limit in memory: at once when its Content-Length says so (after the
-    first chunk, kept as the head), else as soon as the chunks read pass the limit.
+    first chunk), else as soon as the chunks read pass the limit. (The telemetry POST,
+    which records the body's head as rejected input, reads its own body: api/telemetry_post.py.)
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
@@ -53,19 +53,15 @@ class BodyLimitMiddleware:
             return
         over = declared_over(scope, self.limit)
         seen = 0
-        head = b""
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen, head
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                chunk: bytes = message.get("body", b"")
-                seen += len(chunk)
-                if len(head) < EXCERPT_BYTES:
-                    head += chunk[: EXCERPT_BYTES - len(head)]
+                seen += len(message.get("body", b""))
                 if over or seen > self.limit:
-                    raise BodyTooLarge(self.limit, head)
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -143,11 +143,9 @@ class IngestGate:
             await self.reject(transport=transport, device_id=device_id, error=exc, payload=payload)
             raise
 
-    async def refuse_too_large(
-        self, *, transport: str, device_id: str, head: bytes, size: int | None = None
-    ) -> NoReturn:
+    async def refuse_too_large(self, *, transport: str, device_id: str, head: bytes) -> NoReturn:
         """A body over the limit that was not read whole: record its ``head`` and refuse it."""
-        error = _too_large(size, self.limits.max_body_bytes)
+        error = _too_large(None, self.limits.max_body_bytes)
         await self.reject(transport=transport, device_id=device_id, error=error, payload=head)
         raise error
 

@@ -21,7 +21,6 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from itertools import chain
 from typing import Any
 
@@ -67,12 +66,11 @@ class SqliteBatchWriter:
         elif len(batch.rows) + len(batch.state) <= self._inline_values:
             written = self._write_inline(batch)
             if written is not None:
-                return replace(written, path="sqlite-inline")
+                return written
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telehub-sqlite")
         loop = asyncio.get_running_loop()
-        written = await loop.run_in_executor(self._thread, self._write, batch)
-        return replace(written, path="sqlite-thread")
+        return await loop.run_in_executor(self._thread, self._write, batch)
 
     def close(self) -> None:
         if self._thread is not None:
@@ -102,7 +100,7 @@ class SqliteBatchWriter:
             self._inline.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # busy: the thread's connection may wait for it
             return None
-        written = self._in_transaction(self._inline, batch)
+        written = self._in_transaction(self._inline, batch, path="sqlite-inline")
         took = time.perf_counter() - started
         self._inline_average_s += _INLINE_WEIGHT * (took - self._inline_average_s)
         if self._inline_average_s > self._inline_budget_s:
@@ -116,9 +114,9 @@ class SqliteBatchWriter:
         # so the batch cannot fail half-way on a lock upgrade, and no device can
         # be deleted between the check below and the commit.
         conn.execute("BEGIN IMMEDIATE")
-        return self._in_transaction(conn, batch)
+        return self._in_transaction(conn, batch, path="sqlite-thread")
 
-    def _in_transaction(self, conn: sqlite3.Connection, batch: Batch) -> Written:
+    def _in_transaction(self, conn: sqlite3.Connection, batch: Batch, *, path: str) -> Written:
         """Write the batch in the transaction just begun, and commit it."""
         try:
             present = conn.execute(
@@ -149,7 +147,7 @@ class SqliteBatchWriter:
                 conn.execute("ROLLBACK")
             raise
         keys = None if inserted is None else [(r[0], r[1], r[2]) for r in inserted]
-        return Written(keys, gone, merged)
+        return Written(keys, gone, merged, path)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, batch: Batch) -> list[Row] | None:
