@@ -75,3 +75,12 @@ def test_the_page_has_prose_around_each_group() -> None:
     for group in settings_tables.GROUPS:
         before = page.split(f"<!-- telehub:settings {group.key} -->")[0]
         assert before.rstrip().splitlines()[-1].strip(), group.key
+
+
+def test_the_fields_come_group_by_group_in_the_page_s_order() -> None:
+    """Settings joins a class per group (telehub/config/); pydantic orders inherited fields
+    by the bases, so a base listed out of order would reorder the page."""
+    order = [group.key for group in settings_tables.GROUPS]
+    seen = [settings_tables.group_of(name) for name in Settings.model_fields]
+    assert seen == sorted(seen, key=lambda key: order.index(key or ""))
+    assert list(dict.fromkeys(seen)) == order

@@ -4,7 +4,7 @@ A commit costs about the same for one reading as for hundreds (the fsync, the
 round trips), so the ingest path trades a little latency for company: the
 Ingestor lingers and gathers, the storage writer picks the cheapest way to
 commit what it is given. The settings are the ``ingest_*`` group
-(telehub/config.py, documented with the measurements behind each default);
+(telehub/config/ingest.py, documented with the measurements behind each default);
 the Ingestor reads the batching ones, the storage writers receive the
 thresholds that choose their path, and neither asks which transport a
 reading came by.
