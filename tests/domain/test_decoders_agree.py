@@ -38,13 +38,13 @@ from telehub.domain.rules import (
 )
 from telehub.domain.telemetry import (
     TelemetryBody,
-    _simple_body,
     loc_to_pointer,
     parse_state_json,
     parse_telemetry_json,
     to_telemetry,
     validation_errors,
 )
+from telehub.domain.telemetry_fast_path import decode_simple_body
 from telehub.domain.typed_batch import MAX_FIELD_ERRORS, Limits, SeriesColumns, assemble
 from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
 
@@ -169,7 +169,9 @@ def reference(raw: str) -> Telemetry:
 
 
 def fast(raw: str | bytes) -> Telemetry | None:
-    return _simple_body(DEVICE, raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+    return decode_simple_body(
+        DEVICE, raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
+    )
 
 
 def parse_json(raw: str | bytes) -> Telemetry:

@@ -15,12 +15,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telehub.domain.telemetry import (
-    TelemetryBody,
-    _simple_body,
-    parse_telemetry_json,
-    to_telemetry,
-)
+from telehub.domain.telemetry import TelemetryBody, parse_telemetry_json, to_telemetry
+from telehub.domain.telemetry_fast_path import decode_simple_body
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -105,14 +101,18 @@ def validator(raw: bytes) -> object:
 @settings(max_examples=1000, deadline=None)
 @given(bodies())
 def test_whatever_the_fast_path_accepts_the_validator_decodes_the_same(raw: bytes) -> None:
-    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+    fast = decode_simple_body(
+        "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
+    )
     if fast is not None:
         assert validator(raw) == fast
 
 
 def test_the_common_body_takes_the_fast_path() -> None:
     raw = json.dumps({"ts": NOW_MS - 1000, "values": {"temperature": 21.5, "n": 3}}).encode()
-    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+    fast = decode_simple_body(
+        "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
+    )
     assert fast is not None
     assert [(r.metric, r.value) for r in fast.readings] == [("temperature", 21.5), ("n", 3.0)]
     assert fast == parse_telemetry_json(
@@ -125,7 +125,9 @@ def test_a_gateway_batch_takes_the_fast_path() -> None:
     raw = json.dumps(
         [{"ts": NOW_MS - 2000 + i, "values": {"t": i, "h": 0.5}} for i in range(2)]
     ).encode()
-    fast = _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+    fast = decode_simple_body(
+        "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
+    )
     assert fast is not None
     assert [(r.metric, r.ts_us, r.value) for r in fast.readings] == [
         ("t", (NOW_MS - 2000) * 1000, 0.0),
@@ -139,6 +141,8 @@ def test_a_gateway_batch_takes_the_fast_path() -> None:
 def test_a_batch_over_the_limit_is_left_to_the_validator_s_error() -> None:
     raw = json.dumps([{"values": {"a": 1, "b": 2}}] * 3).encode()  # 6 readings > MAX
     assert (
-        _simple_body("dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW)
+        decode_simple_body(
+            "dev", raw, received_at=NOW, max_batch_readings=MAX, max_future_skew=SKEW
+        )
         is None
     )

@@ -3,9 +3,10 @@
 A body is one message ``{"ts": ..., "values": {...}}`` or a list of them.
 Numbers become readings; every other JSON value becomes device state.
 The model here is the reference decoder; the fast path for the common body
-and the state report are others. All of them check by the rules of
-:mod:`telehub.domain.rules`, so every transport rejects the same input with
-the same detail and pointer.
+(:mod:`telehub.domain.telemetry_fast_path`, tried first by
+:func:`parse_telemetry_json`) and the state report are others. All of them
+check by the rules of :mod:`telehub.domain.rules`, so every transport rejects
+the same input with the same detail and pointer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,17 +34,16 @@ from telehub.domain.readings import Reading, StateUpdate, Telemetry, to_micros
 from telehub.domain.rules import (
     BAD_METRIC_NAME,
     BEFORE_EPOCH,
-    KNOWN_METRIC_NAMES,
     METRIC_NAME_PATTERN,
     NOT_FINITE,
     STATE_NOT_FINITE,
     TimeWindow,
-    all_finite_numbers,
     check_size,
     is_finite,
     is_metric_name,
 )
 from telehub.domain.rules import all_finite as all_finite  # its import path before the rules
+from telehub.domain.telemetry_fast_path import decode_simple_body_in
 from telehub.errors import FieldError, InvalidInput
 
 _MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
@@ -269,7 +268,7 @@ def parse_telemetry_json(
 ) -> Telemetry:
     """Decode and validate a raw body (for transports that hand over bytes: MQTT, gRPC)."""
     window = TimeWindow.after(to_micros(received_at), max_future_skew)
-    fast = _simple(device_id, raw, window, max_batch_readings)
+    fast = decode_simple_body_in(device_id, raw, window, max_batch_readings)
     if fast is not None:
         return fast
     try:
@@ -314,90 +313,3 @@ def parse_state_json(
     ts_us = to_micros(received_at)
     state = tuple(StateUpdate(device_id, key, ts_us, value) for key, value in body.root.items())
     return Telemetry(device_id=device_id, readings=(), state=state)
-
-
-def _simple_body(
-    device_id: str,
-    raw: bytes | str,
-    *,
-    received_at: datetime,
-    max_batch_readings: int,
-    max_future_skew: float,
-) -> Telemetry | None:
-    """The bodies devices and gateways send most — a message or a list of them,
-    numbers only, ts absent or epoch ms — decoded without the validator, at a
-    fraction of its cost per reading.
-
-    Only input the validator accepts, decoded to exactly what it would produce
-    (the same timestamp conversion, the same rules); anything else returns None
-    and the validator decides, with its errors. A property test checks the two
-    agree.
-    """
-    window = TimeWindow.after(to_micros(received_at), max_future_skew)
-    return _simple(device_id, raw, window, max_batch_readings)
-
-
-def _simple(
-    device_id: str, raw: bytes | str, window: TimeWindow, max_batch_readings: int
-) -> Telemetry | None:
-    """``_simple_body`` in a window the caller built: parse_telemetry_json builds one
-    for both decoders."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    messages = body if type(body) is list else [body]
-    if not messages:
-        return None
-    readings: list[Reading] = []
-    total = 0.0
-    for message in messages:
-        part = _simple_readings(device_id, message, window, readings)
-        if part is None or len(readings) > max_batch_readings:
-            return None
-        total += part
-    # The finiteness rule for the whole body at once, by the sum of its numbers (orjson
-    # yields no NaN or infinity today; the rule is checked all the same).
-    if not is_finite(total) and not all_finite_numbers([r.value for r in readings]):
-        return None
-    return Telemetry(device_id, tuple(readings), ())
-
-
-def _simple_readings(
-    device_id: str, message: Any, window: TimeWindow, out: list[Reading]
-) -> float | None:
-    """Append one simple message's readings to ``out``; the sum of its numbers, or
-    None if it is not simple (or not valid: the validator will say why).
-
-    The caller checks the sums of all messages at once.
-    """
-    if type(message) is not dict or not 1 <= len(message) <= 2:
-        return None
-    values = message.get("values")
-    if type(values) is not dict or not values:
-        return None
-    ts = message.get("ts")
-    if len(message) == 2 and "ts" not in message:
-        return None
-    if ts is None:
-        ts_us = window.received_us
-    elif type(ts) is int:
-        # Integer microseconds, no datetime: what the validator computes, exactly.
-        ts_us = ts * 1000
-        if not window.admits(ts_us):
-            return None
-    else:
-        return None
-    known = KNOWN_METRIC_NAMES  # a name in it has matched: the rule's own shortcut
-    total = 0.0
-    for key, value in values.items():
-        kind = type(value)
-        if kind is not float and kind is not int:
-            return None
-        if key not in known and not is_metric_name(key):
-            return None
-        number = float(value)
-        total += number
-        # tuple.__new__ builds the Reading in C, as a series does in ``assemble``.
-        out.append(_new_tuple(Reading, (device_id, key, ts_us, number)))
-    return total
