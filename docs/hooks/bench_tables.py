@@ -4,7 +4,9 @@ A figure pasted into the docs by hand outlives the code it measured; a figure
 read from ``<stem>.json`` carries the commit, the date, the machine and the
 command that produced it. For each benchmark the newest run of a clean tree is
 shown (a ``-dirty`` run measured code nobody can check out), or else the newest
-dirty one, saying so. A benchmark with no result file yet is named as such:
+dirty one, saying so. A ``-quick`` variant (shorter rounds, for a change's
+A/B) is shown only while its benchmark has no full-size run. A benchmark with
+no result file yet is named as such:
 the build never fails for a missing or unreadable file.
 """
 
@@ -168,7 +170,9 @@ def render(directory: Path, root: Path, known: Sequence[Known] = KNOWN) -> str:
     for result in results:
         by_name.setdefault(result.name, []).append(result)
     order = [k.name for k in known]
-    names = sorted(by_name, key=lambda n: (_rank(n, order), n))
+    full_size = {_base(n, order) for n in by_name if not n.endswith("-quick")}
+    shown = [n for n in by_name if not (n.endswith("-quick") and _base(n, order) in full_size)]
+    names = sorted(shown, key=lambda n: (_rank(n, order), n))
     parts = [section(newest(by_name[n]), len(by_name[n]), root, known) for n in names]
     missing = [k for k in known if k.name not in by_name]
     if missing:
@@ -182,6 +186,12 @@ def render(directory: Path, root: Path, known: Sequence[Known] = KNOWN) -> str:
     if not results:
         parts.insert(0, "No benchmark has written a result file yet.\n")
     return "\n".join(parts)
+
+
+def _base(name: str, order: Sequence[str]) -> str:
+    """The benchmark a variant belongs to (``mqtt-sqlite-quick`` → ``mqtt``)."""
+    rank = _rank(name, order)
+    return order[rank] if rank < len(order) else name
 
 
 def _rank(name: str, order: Sequence[str]) -> int:

@@ -20,7 +20,7 @@ from telehub.core.batching import BatchingPolicy
 from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
 from telehub.core.events import EventLog
-from telehub.core.health import DatabaseHealth
+from telehub.core.health import ComponentStates, DatabaseHealth
 from telehub.core.ingest import Ingestor
 from telehub.core.ingest_gate import IngestGate, IngestLimits
 from telehub.core.metrics import Metrics
@@ -53,9 +53,7 @@ class Hub:
     events: EventLog
     rollups: RollupService
     health: DatabaseHealth
-    # What the parts running in this process say of themselves (the MQTT bridge:
-    # "subscribed", "resubscribing", …), shown by /readyz next to the database's state.
-    components: dict[str, str] = field(default_factory=dict)
+    components: ComponentStates = field(default_factory=ComponentStates)
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,9 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "telehub"
 ADAPTERS = ("api", "mqtt", "grpc")
+# The one module of each adapter that opens or holds the Hub and hands every other
+# module the core services it uses (app.state.hub for the REST routes' dependencies).
+WIRING = {"api/app.py", "api/deps.py", "mqtt/service.py", "grpc/server.py"}
 TRANSPORT_AND_SQL = (
     "fastapi",
     "starlette",
@@ -54,7 +57,7 @@ def _where(path: Path, line: int) -> str:
 
 @pytest.mark.parametrize("package", ["domain", "core"])
 def test_the_core_imports_no_transport_and_no_sql(package: str) -> None:
-    outer = tuple(f"telehub.{p}" for p in ("storage", "bus", "cli", "runtime", *ADAPTERS))
+    outer = tuple(f"telehub.{p}" for p in ("storage", "bus", "cli", "hub", *ADAPTERS))
     found = [
         f"{_where(path, line)} imports {name}"
         for path in _modules(package)
@@ -107,4 +110,18 @@ def test_adapters_reach_ingest_only_through_the_gate(package: str) -> None:
                 node.attr == "record" and owner_name == "rejected"
             ):
                 found.append(f"{_where(path, node.lineno)} uses {owner_name}.{node.attr}")
+    assert found == []
+
+
+@pytest.mark.parametrize("package", ADAPTERS)
+def test_adapters_receive_ports_not_the_hub(package: str) -> None:
+    """Outside its wiring module an adapter gets the core services it uses, so what it
+    can reach is in its constructor's signature, not everything the hub holds."""
+    found = [
+        f"{_where(path, line)} imports {name}"
+        for path in _modules(package)
+        if path.relative_to(SRC).as_posix() not in WIRING
+        for line, name in _imports(path)
+        if _under(name, ("telehub.hub",))
+    ]
     assert found == []

@@ -129,3 +129,14 @@ def test_variants_follow_their_benchmark_and_unreadable_files_are_listed(tmp_pat
     ]
     assert order == sorted(order)
     assert "- `2026-12-01-1002-grpc-aaaaaaa.json`" in page.split("## Unreadable result files")[1]
+
+
+def test_a_quick_run_is_shown_only_until_its_full_size_run_exists(tmp_path: Path) -> None:
+    directory = results_dir(tmp_path)
+    write(directory, "a", benchmark="mqtt-sqlite-quick", title="MQTT ingest")
+    assert "(`mqtt-sqlite-quick`)" in bench_tables.render(directory, tmp_path)
+
+    write(directory, "b", benchmark="mqtt", title="MQTT ingest")
+    page = bench_tables.render(directory, tmp_path)
+    assert "## MQTT ingest\n" in page
+    assert "mqtt-sqlite-quick" not in page

@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 from telehub.config import Settings
 from telehub.hub import open_hub
-from telehub.mqtt.bridge import MqttBridge
-from telehub.mqtt.embedded import EmbeddedBroker
 from telehub.mqtt.embedded_access import BRIDGE_USERNAME
+from telehub.mqtt.service import bridge_for, embedded_broker_for
 from tests.faults.test_embedded_identity import presence_after_will
 from tests.mqtt.support import eventually, free_port
 
@@ -22,14 +21,14 @@ async def test_lost_subscriptions_are_noticed_reported_and_restored(
     )
     async with open_hub(settings) as hub:
         _, token = await hub.devices.create(device_id="sensor-1", name=None, attributes={})
-        broker = EmbeddedBroker(hub)
+        broker = embedded_broker_for(hub)
         await broker.start()
-        bridge = MqttBridge(hub, username=BRIDGE_USERNAME, password=broker.bridge_secret)
+        bridge = bridge_for(hub, username=BRIDGE_USERNAME, password=broker.bridge_secret)
         await bridge.start()
         metrics = hub.metrics
         try:
             assert metrics.mqtt_subscribed._value.get() == 1
-            assert hub.components == {"mqtt": "subscribed"}  # what /readyz shows
+            assert hub.components.snapshot() == {"mqtt": "subscribed"}  # what /readyz shows
             # The fault: the broker forgets the bridge's subscriptions, connection intact.
             amqtt = broker._broker
             session, _ = amqtt._sessions[settings.mqtt_client_id]
@@ -45,7 +44,7 @@ async def test_lost_subscriptions_are_noticed_reported_and_restored(
                 return metrics.mqtt_subscribed._value.get() == 1
 
             await eventually(restored, what="the heartbeat back after subscribing again")
-            assert hub.components == {"mqtt": "subscribed"}
+            assert hub.components.snapshot() == {"mqtt": "subscribed"}
             # And what needs the subscriptions works again: a will reaches the hub.
             await presence_after_will(hub, token)
         finally:

@@ -12,6 +12,7 @@ from telehub.config import Settings
 from telehub.core.ports import Aggregate, SeriesRange
 from telehub.hub import Hub, open_hub
 from telehub.mqtt.bridge import MqttBridge
+from telehub.mqtt.service import bridge_for
 from tests.mqtt.dynsec_broker import Broker, run_dynsec_broker
 from tests.mqtt.support import Mosquitto
 
@@ -48,7 +49,7 @@ def running_bridge() -> BridgeFactory:
 
     @asynccontextmanager
     async def run(hub: Hub, settings: Settings | None = None) -> AsyncIterator[MqttBridge]:
-        bridge = MqttBridge(hub, settings=settings)
+        bridge = bridge_for(hub, settings=settings)
         await bridge.start()
         try:
             yield bridge

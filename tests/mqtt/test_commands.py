@@ -19,7 +19,7 @@ from telehub.config import Settings
 from telehub.domain.commands import Command, CommandStatus
 from telehub.domain.readings import now_us
 from telehub.hub import Hub, open_hub
-from telehub.mqtt.bridge import MqttBridge
+from telehub.mqtt.service import bridge_for
 from tests.mqtt.conftest import BridgeFactory
 from tests.mqtt.support import Mosquitto, eventually, publish
 
@@ -152,7 +152,7 @@ async def bridges(settings: Settings, *client_ids: str) -> AsyncIterator[list[Hu
                 update={"mqtt_client_id": client_id, "mqtt_shared_group": "telehub"}
             )
             hub = await stack.enter_async_context(open_hub(own, migrate=False))
-            bridge = MqttBridge(hub)
+            bridge = bridge_for(hub)
             await bridge.start()
             stack.push_async_callback(bridge.stop)
             hubs.append(hub)

@@ -20,7 +20,7 @@ import pytest
 
 from telehub.config import Settings
 from telehub.hub import Hub, open_hub
-from telehub.mqtt.bridge import MqttBridge
+from telehub.mqtt.service import bridge_for
 from tests.mqtt.conftest import BridgeFactory, count
 from tests.mqtt.support import Mosquitto, eventually, publish_lines, telemetry_topic
 
@@ -99,7 +99,7 @@ async def test_two_bridges_on_a_shared_subscription_store_every_message_once(
         open_hub(settings_1, migrate=False) as hub_1,
         open_hub(settings_2, migrate=False) as hub_2,
     ):
-        bridges = [MqttBridge(hub_1), MqttBridge(hub_2)]
+        bridges = [bridge_for(hub_1), bridge_for(hub_2)]
         for bridge in bridges:
             await bridge.start()
         try:

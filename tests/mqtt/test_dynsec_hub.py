@@ -17,8 +17,8 @@ from pydantic import SecretStr
 from telehub.config import Settings
 from telehub.errors import BrokerUnavailable, ConfigError
 from telehub.hub import Hub, open_hub
-from telehub.mqtt.bridge import MqttBridge
 from telehub.mqtt.dynsec import DynsecError
+from telehub.mqtt.service import bridge_for
 from tests.mqtt.conftest import count
 from tests.mqtt.dynsec_broker import ADMIN, BRIDGE, Broker, client_args, login, run_dynsec_broker
 from tests.mqtt.support import eventually, free_port
@@ -82,7 +82,7 @@ async def test_a_created_device_logs_in_and_its_telemetry_is_stored(
     device, token = await hub.devices.create(device_id="dyn-1", name=None, attributes={})
     assert login(broker, (device.id, token)) == "ok"
     assert login(broker, (device.id, "thd_wrong")) != "ok"
-    bridge = MqttBridge(hub)
+    bridge = bridge_for(hub)
     await bridge.start()
     try:
         body = json.dumps({"ts": 1_767_225_600_000, "values": {"v": 1}})
@@ -145,4 +145,4 @@ async def test_a_refused_bridge_login_is_a_clear_error(
     )
     async with open_hub(settings) as hub:
         with pytest.raises(ConfigError, match="TELEHUB_MQTT_USERNAME / TELEHUB_MQTT_PASSWORD"):
-            await MqttBridge(hub).start()
+            await bridge_for(hub).start()

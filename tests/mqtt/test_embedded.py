@@ -110,7 +110,12 @@ async def test_device_topic_rules(
     from telehub.mqtt.embedded_access import EmbeddedAccess
 
     hub, _ = embedded
-    access = EmbeddedAccess(hub, bridge_secret="x")
+    access = EmbeddedAccess(
+        auth=hub.auth,
+        gate=hub.ingest,
+        bridge_secret="x",
+        bridge_client_id=hub.settings.mqtt_client_id,
+    )
     assert await access.allowed("sensor-1", topic, action) is allowed
 
 

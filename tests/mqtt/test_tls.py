@@ -13,7 +13,7 @@ import pytest
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.hub import open_hub
-from telehub.mqtt.bridge import MqttBridge
+from telehub.mqtt.service import bridge_for
 from tests.conftest import require_service
 from tests.mqtt.conftest import count
 from tests.mqtt.support import Mosquitto, eventually, telemetry_topic
@@ -84,7 +84,7 @@ async def test_the_bridge_stores_telemetry_over_mqtts(
     )
     async with open_hub(settings) as hub:
         await hub.devices.create(device_id="sensor-1", name=None, attributes={})
-        bridge = MqttBridge(hub)
+        bridge = bridge_for(hub)
         await bridge.start()
         try:
             body = json.dumps({"ts": 1_767_225_600_000, "values": {"v": 1}})
@@ -105,4 +105,4 @@ async def test_an_untrusted_certificate_is_a_clear_error(
     settings = make_settings(mqtt_url=f"mqtts://127.0.0.1:{broker.port}")  # system CAs only
     async with open_hub(settings) as hub:
         with pytest.raises(ConfigError, match="TELEHUB_MQTT_TLS_CA_FILE"):
-            await MqttBridge(hub).start()
+            await bridge_for(hub).start()

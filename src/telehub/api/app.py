@@ -49,14 +49,35 @@ def create_app(
                 if hub is not None
                 else await stack.enter_async_context(open_hub(settings, migrate=migrate))
             )
+            # Each part of the API reads the core services it uses from here; the REST
+            # routes through api/deps.py, the two ASGI paths and SSE through their ports.
             app.state.hub = running
+            app.state.ingest_gate = running.ingest
             app.state.ws_clients = ws.Clients()
+            app.state.live = ws.LivePorts(
+                auth=running.auth,
+                tickets=running.tickets,
+                sessions=running.sessions,
+                commands=running.commands,
+                bus=running.bus,
+                metrics=running.metrics,
+                max_connections=running.settings.ws_max_connections,
+                frame_interval_seconds=running.settings.ws_frame_interval_seconds,
+            )
             app.state.event_feed = feed = EventFeed(
                 bus=running.bus,
                 events=running.events,
                 metrics=running.metrics,
                 poll_seconds=settings.events_poll_seconds,
                 backlog=settings.bus_subscriber_backlog,
+            )
+            app.state.event_stream = sse.StreamPorts(
+                events=running.events,
+                feed=feed,
+                sessions=running.sessions,
+                metrics=running.metrics,
+                keepalive_seconds=running.settings.sse_keepalive_seconds,
+                retry_ms=running.settings.sse_retry_ms,
             )
             async with asyncio.TaskGroup() as tasks:
                 follower = tasks.create_task(feed.run(), name="event-feed")

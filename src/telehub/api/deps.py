@@ -1,4 +1,8 @@
-"""Dependency aliases: the hub from app.state, and the authenticated caller."""
+"""Dependency aliases: each route's core service, and the authenticated caller.
+
+The one place the REST routes meet the hub (app.state.hub): every route
+takes the service it calls, so none can reach the rest.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from fastapi.security import HTTPBearer
 from telehub.core.auth import TokenService, bearer_secret, require
 from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
+from telehub.core.health import ComponentStates, DatabaseHealth
 from telehub.core.metrics import Metrics
 from telehub.core.rejected import RejectedLog
 from telehub.core.telemetry import TelemetryService
@@ -38,36 +43,43 @@ async def _hub(request: Request) -> Hub:
     return hub
 
 
-HubDep = Annotated[Hub, Depends(_hub)]
+_HubDep = Annotated[Hub, Depends(_hub)]
 
 
-# Each route takes the one core service it calls, not the whole hub.
-async def _devices(hub: HubDep) -> DeviceService:
+async def _devices(hub: _HubDep) -> DeviceService:
     return hub.devices
 
 
-async def _commands(hub: HubDep) -> CommandService:
+async def _commands(hub: _HubDep) -> CommandService:
     return hub.commands
 
 
-async def _telemetry(hub: HubDep) -> TelemetryService:
+async def _telemetry(hub: _HubDep) -> TelemetryService:
     return hub.telemetry
 
 
-async def _tickets(hub: HubDep) -> LiveTickets:
+async def _tickets(hub: _HubDep) -> LiveTickets:
     return hub.tickets
 
 
-async def _tokens(hub: HubDep) -> TokenService:
+async def _tokens(hub: _HubDep) -> TokenService:
     return hub.tokens
 
 
-async def _rejected(hub: HubDep) -> RejectedLog:
+async def _rejected(hub: _HubDep) -> RejectedLog:
     return hub.rejected
 
 
-async def _metrics(hub: HubDep) -> Metrics:
+async def _metrics(hub: _HubDep) -> Metrics:
     return hub.metrics
+
+
+async def _database(hub: _HubDep) -> DatabaseHealth:
+    return hub.health
+
+
+async def _components(hub: _HubDep) -> ComponentStates:
+    return hub.components
 
 
 DevicesDep = Annotated[DeviceService, Depends(_devices)]
@@ -77,13 +89,15 @@ TicketsDep = Annotated[LiveTickets, Depends(_tickets)]
 TokensDep = Annotated[TokenService, Depends(_tokens)]
 RejectedDep = Annotated[RejectedLog, Depends(_rejected)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+DatabaseDep = Annotated[DatabaseHealth, Depends(_database)]
+ComponentsDep = Annotated[ComponentStates, Depends(_components)]
 
 
 # The bearer secret as given, unchecked.
 BearerDep = Annotated[str | None, Depends(_bearer)]
 
 
-async def _principal(hub: HubDep, secret: BearerDep) -> Principal:
+async def _principal(hub: _HubDep, secret: BearerDep) -> Principal:
     return await hub.auth.authenticate(secret)
 
 
@@ -104,7 +118,7 @@ AdminScope = Annotated[Principal, _scoped(Scope.ADMIN)]
 
 
 async def _live_principal(
-    hub: HubDep,
+    hub: _HubDep,
     secret: BearerDep,
     ticket: Annotated[
         str | None,

@@ -32,7 +32,7 @@ class TelehubApp:
 
     @property
     def state(self) -> Any:
-        """The app's state (``hub``, set by the lifespan), as FastAPI keeps it."""
+        """The app's state (the hub and its ports, set by the lifespan), as FastAPI keeps it."""
         return self.api.state
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -49,7 +49,7 @@ class TelehubApp:
         if kind == "http":
             device_id = device_of(scope)
             if device_id is not None:
-                gate = self.api.state.hub.ingest
+                gate = self.api.state.ingest_gate
                 await self._telemetry(gate, device_id, bearer_token(scope), scope, receive, send)
                 return
             await self._framework(scope, receive, send)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
@@ -25,10 +26,11 @@ from telehub.api.deps import LiveReadScope
 from telehub.bus.feed import EventFeed
 from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.events import EventLog
+from telehub.core.metrics import Metrics
+from telehub.core.sessions import SessionRegistry
 from telehub.domain.devices import Principal
 from telehub.domain.live import BusMessage, Event, EventType, LoggedEvents
 from telehub.errors import FieldError, InvalidInput
-from telehub.hub import Hub
 
 router = APIRouter(tags=["live"])
 
@@ -100,12 +102,11 @@ async def events(
     ] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    hub: Hub = request.app.state.hub
-    feed: EventFeed = request.app.state.event_feed
+    ports: StreamPorts = request.app.state.event_stream
     wanted = _parse_types(types)
     device_ids = frozenset(d.strip() for d in (devices or "").split(",") if d.strip()) or None
     cursor = _parse_cursor(last_event_id, after)
-    stream = _Stream(hub=hub, feed=feed, principal=principal, types=wanted, devices=device_ids)
+    stream = _Stream(ports, principal=principal, types=wanted, devices=device_ids)
     return StreamingResponse(
         stream.run(cursor),
         media_type="text/event-stream",
@@ -113,26 +114,37 @@ async def events(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StreamPorts:
+    """What an event stream uses (api/app.py fills it from the hub)."""
+
+    events: EventLog
+    feed: EventFeed
+    sessions: SessionRegistry
+    metrics: Metrics
+    keepalive_seconds: float
+    retry_ms: int
+
+
 class _Stream:
     def __init__(
         self,
+        ports: StreamPorts,
         *,
-        hub: Hub,
-        feed: EventFeed,
         principal: Principal,
         types: frozenset[EventType],
         devices: frozenset[str] | None,
     ) -> None:
-        self._log: EventLog = hub.events
-        self._feed = feed
-        self._sessions = hub.sessions
+        self._log = ports.events
+        self._feed = ports.feed
+        self._sessions = ports.sessions
         self._principal = principal
         self._types = types
         self._devices = devices
-        self._keepalive = hub.settings.sse_keepalive_seconds
-        self._retry = hub.settings.sse_retry_ms
-        self._sent = hub.metrics.sse_events
-        self._connections = hub.metrics.sse_connections
+        self._keepalive = ports.keepalive_seconds
+        self._retry = ports.retry_ms
+        self._sent = ports.metrics.sse_events
+        self._connections = ports.metrics.sse_connections
         self._cursor = 0
 
     def _wants(self, event: Event) -> bool:

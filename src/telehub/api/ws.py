@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,13 +39,16 @@ from telehub.api.auth_gate import bearer_token
 from telehub.api.command_schemas import CommandOut
 from telehub.api.problems import slug_of
 from telehub.api.ws_protocol import KEEPALIVE_TIMEOUT, PeerDropped
-from telehub.bus import Channel, Delivery, Subscription
-from telehub.core.auth import require
+from telehub.bus import Bus, Channel, Delivery, Subscription
+from telehub.core.auth import Authenticator, require
+from telehub.core.commands import CommandService
+from telehub.core.metrics import Metrics
+from telehub.core.sessions import SessionRegistry
+from telehub.core.tickets import LiveTickets
 from telehub.domain.devices import Principal
 from telehub.domain.devices import Scope as TokenScope
 from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents, Revoked
 from telehub.errors import AuthError, FieldError, InvalidInput, TelehubError
-from telehub.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,20 @@ _BEARER_PROTOCOL = "bearer."
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 REVOKED_REASON = "credential revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class LivePorts:
+    """The core services a live socket uses (api/app.py fills it from the hub)."""
+
+    auth: Authenticator
+    tickets: LiveTickets
+    sessions: SessionRegistry
+    commands: CommandService
+    bus: Bus
+    metrics: Metrics
+    max_connections: int
+    frame_interval_seconds: float
 
 
 class Clients:
@@ -66,7 +84,7 @@ class Clients:
 
 async def live(scope: Scope, receive: Receive, send: Send) -> None:
     state = scope["app"].state
-    hub: Hub = state.hub
+    ports: LivePorts = state.live
     clients: Clients = state.ws_clients
     if (await receive())["type"] != "websocket.connect":
         return
@@ -74,41 +92,41 @@ async def live(scope: Scope, receive: Receive, send: Send) -> None:
     if SUBPROTOCOL in scope.get("subprotocols", ()):
         accept["subprotocol"] = SUBPROTOCOL
     await send(accept)
-    if clients.count >= hub.settings.ws_max_connections:
+    if clients.count >= ports.max_connections:
         await _close(send, TRY_AGAIN_LATER, "too many connections; retry later")
         return
     try:
-        principal = await _authenticate(hub, scope)
+        principal = await _authenticate(ports, scope)
         require(principal, TokenScope.READ)
     except AuthError as exc:
         await _close(send, POLICY_VIOLATION, str(exc)[:120])
         return
     clients.count += 1
-    hub.metrics.ws_connections.inc()
+    ports.metrics.ws_connections.inc()
     try:
-        session = LiveSession(send, hub, principal, clients.frames)
-        with hub.sessions.register(principal, transport="ws", on_revoke=session.revoke):
+        session = LiveSession(send, ports, principal, clients.frames)
+        with ports.sessions.register(principal, transport="ws", on_revoke=session.revoke):
             await session.run(receive)
     finally:
         clients.count -= 1
-        hub.metrics.ws_connections.dec()
+        ports.metrics.ws_connections.dec()
 
 
 async def _close(send: Send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-async def _authenticate(hub: Hub, scope: Scope) -> Principal:
+async def _authenticate(ports: LivePorts, scope: Scope) -> Principal:
     secret = bearer_token(scope)
     if secret is not None:
-        return await hub.auth.authenticate(secret)
+        return await ports.auth.authenticate(secret)
     for protocol in scope.get("subprotocols", ()):
         if protocol.startswith(_BEARER_PROTOCOL):
-            return await hub.auth.authenticate(protocol.removeprefix(_BEARER_PROTOCOL))
+            return await ports.auth.authenticate(protocol.removeprefix(_BEARER_PROTOCOL))
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if query.get("ticket"):
-        return await hub.tickets.redeem(query["ticket"][0])
-    return await hub.auth.authenticate(query["token"][0] if query.get("token") else None)
+        return await ports.tickets.redeem(query["ticket"][0])
+    return await ports.auth.authenticate(query["token"][0] if query.get("token") else None)
 
 
 class LiveSession:
@@ -117,8 +135,8 @@ class LiveSession:
         "_closer",
         "_filters",
         "_flusher",
-        "_hub",
         "_last_frame",
+        "_ports",
         "_principal",
         "_send_lock",
         "_send_raw",
@@ -127,11 +145,11 @@ class LiveSession:
     )
 
     def __init__(
-        self, send: Send, hub: Hub, principal: Principal, cache: frames.FrameCache
+        self, send: Send, ports: LivePorts, principal: Principal, cache: frames.FrameCache
     ) -> None:
         self._send_raw = send
         self._cache = cache
-        self._hub = hub
+        self._ports = ports
         self._principal = principal
         self._filters: dict[str | int, Filter] = {}
         self._watched: dict[str, str | int | None] = {}  # command id → request id
@@ -149,12 +167,12 @@ class LiveSession:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
                     if message.get("reason") == KEEPALIVE_TIMEOUT:
-                        self._hub.metrics.ws_dropped.labels("keepalive").inc()
+                        self._ports.metrics.ws_dropped.labels("keepalive").inc()
                     return
                 raw = message.get("text") or message.get("bytes") or b""
                 await self._handle(raw)
         except PeerDropped:
-            self._hub.metrics.ws_dropped.labels("keepalive").inc()  # it dropped mid-reply
+            self._ports.metrics.ws_dropped.labels("keepalive").inc()  # it dropped mid-reply
         except OSError:
             return  # uvicorn's ClientDisconnected: a reply found the client gone
         finally:
@@ -223,7 +241,7 @@ class LiveSession:
         self._join_bus()  # before sending, so no status change can slip past
         # Holding the send lock keeps the first status push behind this reply.
         async with self._lock():
-            command = await self._hub.commands.send(
+            command = await self._ports.commands.send(
                 op.device_id, name=op.name, params=op.params, ttl_s=op.ttl_s
             )
             self._watched[command.id] = op.id
@@ -232,7 +250,7 @@ class LiveSession:
 
     def _join_bus(self) -> None:
         if self._subscription is None:
-            self._subscription = self._hub.bus.subscribe(
+            self._subscription = self._ports.bus.subscribe(
                 [Channel.READINGS, Channel.EVENTS], on_ready=self._ready
             )
 
@@ -244,8 +262,8 @@ class LiveSession:
     async def _flush(self) -> None:
         subscription = self._subscription
         assert subscription is not None
-        interval = self._hub.settings.ws_frame_interval_seconds
-        frames_sent = self._hub.metrics.ws_frames
+        interval = self._ports.frame_interval_seconds
+        frames_sent = self._ports.metrics.ws_frames
         try:
             while True:
                 # Coalesce: after a frame, wait for the next tick of one clock shared by

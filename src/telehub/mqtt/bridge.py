@@ -37,10 +37,12 @@ import orjson
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from telehub.config import Settings
+from telehub.core.commands import CommandService
+from telehub.core.health import ComponentStates
+from telehub.core.metrics import Metrics
 from telehub.domain.commands import Command
 from telehub.domain.readings import now_us, to_iso
 from telehub.errors import ConfigError
-from telehub.hub import Hub
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.gmqtt_acks import GmqttIntake
 from telehub.mqtt.gmqtt_support import LOGIN_REFUSED, disconnect_quietly
@@ -65,16 +67,21 @@ class MqttBridge:
 
     def __init__(
         self,
-        hub: Hub,
         *,
-        settings: Settings | None = None,
+        settings: Settings,
+        inbound: MqttInbound,
+        commands: CommandService,
+        metrics: Metrics,
+        states: ComponentStates,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        """``settings`` default to the hub's; ``username``/``password`` to the MQTT settings."""
-        self._hub = hub
-        self._settings = settings = settings or hub.settings
-        self._inbound = MqttInbound.of(hub)
+        """``username``/``password`` default to the MQTT settings' (mqtt/service.py wires it)."""
+        self._settings = settings
+        self._inbound = inbound
+        self._commands = commands
+        self._metrics = metrics
+        self._states = states
         self._address = BrokerAddress.of(settings)
         self._username = username or settings.mqtt_username
         secret = settings.mqtt_password
@@ -95,7 +102,7 @@ class MqttBridge:
         # Batches of messages go to the core and are acknowledged after commit.
         self._intake = GmqttIntake(self._inbound.handle_batch, intercept=self._heard)
         # Read when scraped: a set() per message would cost more than the count.
-        hub.metrics.mqtt_inflight.set_function(lambda: self._intake.messages_in_flight)
+        metrics.mqtt_inflight.set_function(lambda: self._intake.messages_in_flight)
 
     @property
     def address(self) -> BrokerAddress:
@@ -164,9 +171,9 @@ class MqttBridge:
         await self._intake.drain(grace)
         await disconnect_quietly(client)
         await self._intake.cancel()
-        self._hub.metrics.mqtt_connected.set(0)
-        self._hub.metrics.mqtt_subscribed.set(0)
-        self._hub.components.pop("mqtt", None)
+        self._metrics.mqtt_connected.set(0)
+        self._metrics.mqtt_subscribed.set(0)
+        self._states.clear("mqtt")
 
     def _new_client(self) -> gmqtt.Client:
         properties: dict[str, Any] = {}
@@ -197,8 +204,8 @@ class MqttBridge:
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: Any) -> None:
         log.info("MQTT bridge connected to %s as %s", self._address, self._settings.mqtt_client_id)
         self._connected = True
-        self._hub.components["mqtt"] = "subscribing"
-        self._hub.metrics.mqtt_connected.set(1)
+        self._states.set("mqtt", "subscribing")
+        self._metrics.mqtt_connected.set(1)
         self._backoff = _BACKOFF_FIRST
         client.reconnect_delay = _BACKOFF_FIRST
         # Subscribing again on every connection restores the subscriptions
@@ -231,8 +238,8 @@ class MqttBridge:
                     self._heartbeat,
                 )
             self._heartbeat_allowed = False
-        self._hub.metrics.mqtt_subscribed.set(1)
-        self._hub.components["mqtt"] = "subscribed"
+        self._metrics.mqtt_subscribed.set(1)
+        self._states.set("mqtt", "subscribed")
         self._subscribed.set()
 
     def _heard(self, topic: str) -> bool:
@@ -240,8 +247,8 @@ class MqttBridge:
         if topic != self._heartbeat:
             return False
         self._heard_at = time.monotonic()
-        self._hub.metrics.mqtt_subscribed.set(1)
-        self._hub.components["mqtt"] = "subscribed"
+        self._metrics.mqtt_subscribed.set(1)
+        self._states.set("mqtt", "subscribed")
         return True
 
     async def _watch_subscriptions(self) -> None:
@@ -261,20 +268,20 @@ class MqttBridge:
                     self._address,
                     patience,
                 )
-                self._hub.metrics.mqtt_subscribed.set(0)
-                self._hub.metrics.mqtt_resubscribes.inc()
-                self._hub.components["mqtt"] = "resubscribing"
+                self._metrics.mqtt_subscribed.set(0)
+                self._metrics.mqtt_resubscribes.inc()
+                self._states.set("mqtt", "resubscribing")
                 self._subscribe(client)
 
     def _on_disconnect(self, client: gmqtt.Client, packet: Any, exc: Any = None) -> None:
         self._connected = False
-        self._hub.metrics.mqtt_connected.set(0)
-        self._hub.metrics.mqtt_subscribed.set(0)
+        self._metrics.mqtt_connected.set(0)
+        self._metrics.mqtt_subscribed.set(0)
         if self._client is None:
-            self._hub.components.pop("mqtt", None)
+            self._states.clear("mqtt")
             return
         log.warning("MQTT bridge lost %s; reconnecting in %.1f s", self._address, self._backoff)
-        self._hub.components["mqtt"] = "disconnected"
+        self._states.set("mqtt", "disconnected")
         client.reconnect_delay = self._backoff * random.uniform(0.8, 1.2)
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
 
@@ -285,7 +292,7 @@ class MqttBridge:
         while connected, so it goes out at most once; on MQTT 5 it carries a
         message expiry, so the broker never delivers it late either.
         """
-        commands = self._hub.commands
+        commands = self._commands
         poll = self._settings.command_poll_seconds
         while True:
             await commands.wait_due(poll)
@@ -327,4 +334,4 @@ class MqttBridge:
                 "content_type": "application/json",
             }
         client.publish(command_topic(command.device_id, command.id), payload, qos=1, **properties)
-        self._hub.metrics.mqtt_commands_sent.inc()
+        self._metrics.mqtt_commands_sent.inc()

@@ -39,10 +39,13 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
-from telehub.core.sessions import Session
+from telehub.config import Settings
+from telehub.core.auth import Authenticator
+from telehub.core.ingest_gate import IngestGate
+from telehub.core.metrics import Metrics
+from telehub.core.sessions import Session, SessionRegistry
 from telehub.domain.live import CredentialKind, Revoked
 from telehub.errors import InvalidInput
-from telehub.hub import Hub
 from telehub.listeners import bind
 from telehub.mqtt.embedded_access import EmbeddedAccess
 from telehub.mqtt.embedded_publish import DevicePublishes
@@ -81,20 +84,24 @@ class _Broker(Broker):
         self,
         config: dict[str, Any],
         *,
-        hub: Hub,
+        ports: EmbeddedPorts,
         access: EmbeddedAccess,
         publishes: DevicePublishes,
     ) -> None:
         super().__init__(config)
-        self._hub = hub
+        self._gate = ports.gate
+        self._registry = ports.sessions  # live sessions; amqtt's own are self._sessions
+        self._rejected_packets = ports.metrics.mqtt_messages.labels(
+            kind="packet", outcome="rejected"
+        )
         self._access = access
         self._publishes = publishes
         self._writers: dict[PacketReader, asyncio.StreamWriter] = {}
         self._logins: dict[PacketReader, _Login] = {}
-        self._max_packet = hub.settings.max_body_bytes + PUBLISH_OVERHEAD
+        self._max_packet = ports.settings.max_body_bytes + PUBLISH_OVERHEAD
         self._violations: set[asyncio.Task[None]] = set()
         self._forgetting: set[asyncio.Task[None]] = set()
-        self.stop_listening = hub.sessions.listen(self._revoked)
+        self.stop_listening = ports.sessions.listen(self._revoked)
 
     def _revoked(self, revoked: Revoked) -> None:
         """A deleted device's stored session goes too, also when it is offline: a new
@@ -157,7 +164,7 @@ class _Broker(Broker):
                 session.client_id, reader, self._writers[reader], session, self._publishes
             )
             self._logins[reader] = login
-            login.registration = self._hub.sessions.register(
+            login.registration = self._registry.register(
                 admitted, transport="mqtt", on_revoke=login.revoke
             )
         existing = self._sessions.get(session.client_id)
@@ -199,11 +206,9 @@ class _Broker(Broker):
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
     def _violation(self, error: InvalidInput, device_id: str | None, excerpt: bytes) -> None:
-        self._hub.metrics.mqtt_messages.labels(kind="packet", outcome="rejected").inc()
+        self._rejected_packets.inc()
         task = asyncio.create_task(
-            self._hub.ingest.reject(
-                transport="mqtt", device_id=device_id, error=error, payload=excerpt
-            ),
+            self._gate.reject(transport="mqtt", device_id=device_id, error=error, payload=excerpt),
             name="mqtt-record-violation",
         )
         self._violations.add(task)
@@ -232,20 +237,37 @@ def probe_port(host: str, port: int) -> None:
     ).close()
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddedPorts:
+    """The core services the embedded broker uses (mqtt/service.py fills it from the hub)."""
+
+    settings: Settings
+    inbound: MqttInbound
+    auth: Authenticator
+    gate: IngestGate
+    sessions: SessionRegistry
+    metrics: Metrics
+
+
 class EmbeddedBroker:
-    def __init__(self, hub: Hub) -> None:
-        settings = hub.settings
+    def __init__(self, ports: EmbeddedPorts) -> None:
+        settings = ports.settings
         self.host = settings.mqtt_embedded_host
         self.port = settings.mqtt_embedded_port
         self.bridge_secret = secrets.token_urlsafe(32)
-        access = EmbeddedAccess(hub, self.bridge_secret)
-        self.publishes = DevicePublishes(MqttInbound.of(hub), access)
+        access = EmbeddedAccess(
+            auth=ports.auth,
+            gate=ports.gate,
+            bridge_secret=self.bridge_secret,
+            bridge_client_id=settings.mqtt_client_id,
+        )
+        self.publishes = DevicePublishes(ports.inbound, access)
         self._broker = _Broker(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
                 "plugins": {"telehub.mqtt.embedded_access.TelehubTopicPlugin": {"access": access}},
             },
-            hub=hub,
+            ports=ports,
             access=access,
             publishes=self.publishes,
         )

@@ -17,6 +17,8 @@ from typing import Any
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseTopicPlugin
 
+from telehub.core.auth import Authenticator
+from telehub.core.ingest_gate import IngestGate
 from telehub.domain.devices import Principal
 from telehub.errors import (
     ClientIdNotAllowed,
@@ -25,7 +27,6 @@ from telehub.errors import (
     TopicNotAllowed,
     Unauthenticated,
 )
-from telehub.hub import Hub
 from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
 
 BRIDGE_USERNAME = "$telehub-bridge"
@@ -37,10 +38,19 @@ NOT_AUTHORIZED = 5
 
 
 class EmbeddedAccess:
-    def __init__(self, hub: Hub, bridge_secret: str) -> None:
-        self._hub = hub
+    def __init__(
+        self,
+        *,
+        auth: Authenticator,
+        gate: IngestGate,
+        bridge_secret: str,
+        bridge_client_id: str,
+    ) -> None:
+        """``bridge_client_id`` is refused to devices: it names the bridge's session."""
+        self._auth = auth
+        self._gate = gate
         self._bridge_secret = bridge_secret
-        self._bridge_client_id = hub.settings.mqtt_client_id
+        self._bridge_client_id = bridge_client_id
 
     async def admit(
         self, client_id: str, username: str | None, password: str | None
@@ -56,13 +66,13 @@ class EmbeddedAccess:
         if username == BRIDGE_USERNAME:
             return None if secrets.compare_digest(password, self._bridge_secret) else BAD_LOGIN
         try:
-            principal = await self._hub.auth.authenticate(password)
+            principal = await self._auth.authenticate(password)
         except Unauthenticated:
             return BAD_LOGIN
         if principal.device_id != username:
             return BAD_LOGIN
         if client_id != username or client_id == self._bridge_client_id:
-            await self._hub.ingest.reject(
+            await self._gate.reject(
                 transport="mqtt",
                 device_id=username,
                 error=ClientIdNotAllowed(
@@ -102,7 +112,7 @@ class EmbeddedAccess:
             f"device {device_id!r} may not publish to {topic[:200]!r} ({where})",
             [FieldError(detail="not this device's topic", parameter="topic")],
         )
-        await self._hub.ingest.reject(
+        await self._gate.reject(
             transport="mqtt", device_id=device_id, error=error, payload=topic.encode()
         )
 

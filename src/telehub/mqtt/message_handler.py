@@ -37,7 +37,6 @@ from telehub.errors import (
     StorageUnavailable,
     UnknownDevice,
 )
-from telehub.hub import Hub
 from telehub.mqtt.topics import DeviceTopic, TopicKind, parse_topic
 
 log = logging.getLogger(__name__)
@@ -74,10 +73,6 @@ class MqttInbound:
             kind: metrics.mqtt_messages.labels(kind=kind.value, outcome="accepted")
             for kind in TopicKind
         }
-
-    @classmethod
-    def of(cls, hub: Hub) -> MqttInbound:
-        return cls(gate=hub.ingest, devices=hub.devices, commands=hub.commands, metrics=hub.metrics)
 
     async def handle_batch(self, messages: Sequence[InboundMessage]) -> None:
         """Store or reject every message; returns when all may be acknowledged.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from telehub.api.deps import HubDep, MetricsDep, ReadScope
+from telehub.api.deps import ComponentsDep, DatabaseDep, MetricsDep, ReadScope
 from telehub.api.problems import problem
 
 router = APIRouter(tags=["health"])
@@ -21,15 +21,15 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(hub: HubDep, request: Request) -> dict[str, str] | Response:
+async def readyz(database: DatabaseDep, components: ComponentsDep) -> dict[str, str] | Response:
     """The database answers (no token needed); the body also says what the parts running
     in this process report (``"mqtt": "subscribed"``), which do not decide readiness."""
     try:
-        await hub.health.ping()
+        await database.ping()
     except Exception as exc:
         log.warning("readiness check failed: %s", exc)
         return problem(503, "not-ready", "Not ready", f"database unreachable: {type(exc).__name__}")
-    return {"status": "ready", **hub.components}
+    return {"status": "ready", **components.snapshot()}
 
 
 @router.get("/metrics", response_class=Response)

@@ -18,7 +18,7 @@ from telehub.cli.common import (
 from telehub.config import Settings
 from telehub.errors import ConfigError
 from telehub.hub import open_hub
-from telehub.mqtt.bridge import MqttBridge
+from telehub.mqtt.service import bridge_for
 from telehub.process_tuning import tune_interpreter
 
 
@@ -33,7 +33,7 @@ async def _ingest(cfg: Settings) -> None:
         if await hub.health.schema_pending():
             raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
         async with metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port):
-            bridge = MqttBridge(hub)
+            bridge = bridge_for(hub)
             await bridge.start()
             tune_interpreter()
             group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
