@@ -15,6 +15,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from telehub.cli.exit_codes import Exit
 from telehub.cli.main import app
 from telehub.hub import Hub
 from tests.live.support import LiveServer, live_server
@@ -64,7 +65,7 @@ def succeeded(result: Result) -> str:
     return result.stdout
 
 
-def failed(result: Result, code: int = 2) -> str:
+def failed(result: Result, code: Exit) -> str:
     """The one stderr line of a run that must have failed cleanly with ``code``."""
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception

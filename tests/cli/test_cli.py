@@ -45,7 +45,7 @@ def test_token_create_refuses_an_unknown_scope() -> None:
 
 def test_token_delete_of_unknown_id_fails() -> None:
     result = runner.invoke(app, ["token", "delete", "nope"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "does not exist" in result.stderr
 
 

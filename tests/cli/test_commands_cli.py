@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from telehub.domain.commands import CommandStatus
 from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded
@@ -73,7 +74,7 @@ async def test_wait_exits_1_when_the_device_reports_failure(
 async def test_wait_gives_up_at_within_with_exit_1(api: Api, device: str) -> None:
     done = await api("command", "send", device, "reboot", "--wait", "--within", "0.3")
 
-    line = failed(done, code=1)
+    line = failed(done, Exit.FAILED)
     assert done.stdout.split()[1] == "pending"  # where it stands when the wait ended
     assert line.startswith("telehub: gave up after 0.3 s: cmd-")
     assert line.endswith(" is still pending")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded, telehub
 from tests.live.support import LiveServer
@@ -50,7 +51,7 @@ async def test_create_json_has_the_token_and_a_generated_id(api: Api) -> None:
 async def test_create_twice_is_a_one_line_error_and_list_says_never(api: Api) -> None:
     succeeded(await api("devices", "create", "dup"))
 
-    again = failed(await api("devices", "create", "dup"))
+    again = failed(await api("devices", "create", "dup"), Exit.FAILED)
     listed = succeeded(await api("devices", "list"))
 
     assert again.startswith("telehub: 409 ")
@@ -153,15 +154,16 @@ async def test_delete_asks_first_unless_yes(api: Api, hub: Hub) -> None:
     deleted = json.loads(succeeded(await api("devices", "delete", "dev-2", "--yes", "--json")))
     assert deleted == {"id": "dev-2", "deleted": True}
 
-    gone = failed(await api("devices", "show", "dev-1"))
+    gone = failed(await api("devices", "show", "dev-1"), Exit.FAILED)
     assert gone == "telehub: 404 not-found: device 'dev-1' does not exist"
 
 
 async def test_an_attribute_over_its_limit_is_a_one_line_error_naming_it(api: Api) -> None:
     succeeded(await api("devices", "create", "pump-1", "--attr", "site=north"))
 
-    created = failed(await api("devices", "create", "pump-2", "--attr", "blob=" + "x" * 9000))
-    updated = failed(await api("devices", "update", "pump-1", "--attr", "blob=" + "x" * 9000))
+    blob = "blob=" + "x" * 9000
+    created = failed(await api("devices", "create", "pump-2", "--attr", blob), Exit.FAILED)
+    updated = failed(await api("devices", "update", "pump-1", "--attr", blob), Exit.FAILED)
 
     for line in (created, updated):
         assert line.startswith("telehub: 422 "), line

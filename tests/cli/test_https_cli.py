@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from tests.cli.conftest import failed, succeeded, telehub
 from tests.live.support import LiveServer
 from tests.tls_support import TlsFiles, make_tls_files
@@ -40,7 +41,7 @@ async def test_ca_file_flag_or_env_trusts_the_hub(https_server: LiveServer, tls:
 async def test_without_the_ca_file_the_certificate_is_refused_in_one_line(
     https_server: LiveServer,
 ) -> None:
-    line = failed(await telehub("devices", "list", *_at(https_server)))
+    line = failed(await telehub("devices", "list", *_at(https_server)), Exit.UNREACHABLE)
     assert line == (
         f"telehub: {https_server.base}: its TLS certificate was not accepted (unable to get local "
         "issuer certificate); if the hub has a self-signed certificate or its own CA, give "
@@ -52,7 +53,10 @@ async def test_a_ca_file_that_did_not_sign_it_is_named(
     https_server: LiveServer, tmp_path: Path
 ) -> None:
     other = make_tls_files(tmp_path / "other").ca
-    line = failed(await telehub("latest", "dev-1", *_at(https_server), "--ca-file", str(other)))
+    line = failed(
+        await telehub("latest", "dev-1", *_at(https_server), "--ca-file", str(other)),
+        Exit.UNREACHABLE,
+    )
     assert line.endswith(
         f"(unable to get local issuer certificate) (checked against --ca-file {other})"
     )
@@ -65,7 +69,9 @@ async def test_an_unusable_ca_file_is_one_line(
     https_server: LiveServer, tls: TlsFiles, tmp_path: Path, name: str, problem: str
 ) -> None:
     path = tls.key if name == "key" else tmp_path / name
-    line = failed(await telehub("devices", "list", *_at(https_server), "--ca-file", str(path)))
+    line = failed(
+        await telehub("devices", "list", *_at(https_server), "--ca-file", str(path)), Exit.USAGE
+    )
     assert line == f"telehub: --ca-file {path}: {problem}"
 
 
@@ -76,10 +82,12 @@ async def test_tail_and_events_check_the_certificate_with_the_ca_file(
     second shows the --ca-file reached the connection."""
     other = make_tls_files(tmp_path / "other").ca
     for command in ("tail", "events"):
-        line = failed(await telehub(command, *_at(https_server)), code=1)
+        line = failed(await telehub(command, *_at(https_server)), Exit.UNREACHABLE)
         assert "its TLS certificate was not accepted" in line
         assert "give that certificate with --ca-file" in line
-        line = failed(await telehub(command, *_at(https_server), "--ca-file", str(other)), code=1)
+        line = failed(
+            await telehub(command, *_at(https_server), "--ca-file", str(other)), Exit.UNREACHABLE
+        )
         assert line.endswith(f"(checked against --ca-file {other})")
 
 

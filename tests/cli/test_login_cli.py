@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from telehub.hub import Hub
 from tests.cli.conftest import failed, succeeded, telehub
 from tests.live.support import LiveServer
@@ -51,7 +52,7 @@ async def test_login_asks_for_the_token_when_not_given(
 
 
 async def test_login_with_a_bad_token_saves_nothing(server: LiveServer, config_file: Path) -> None:
-    line = failed(await telehub("login", "--url", server.base, "--token", "tha_wrong"))
+    line = failed(await telehub("login", "--url", server.base, "--token", "tha_wrong"), Exit.AUTH)
     assert line.startswith("telehub: 401 unauthenticated: ")
     assert not await asyncio.to_thread(config_file.exists)
 
@@ -61,25 +62,35 @@ async def test_flags_beat_env_which_beats_the_saved_login(server: LiveServer) ->
     bad = {"TELEHUB_TOKEN": "tha_wrong"}
 
     assert succeeded(await telehub("devices", "list", "--json")) == "[]\n"
-    assert failed(await telehub("devices", "list", env=bad)).startswith("telehub: 401 ")
+    assert failed(await telehub("devices", "list", env=bad), Exit.AUTH).startswith("telehub: 401 ")
     assert succeeded(await telehub("devices", "list", "--token", server.admin, env=bad))
-    assert failed(await telehub("devices", "list", "--token", "tha_wrong")).startswith(
+    assert failed(await telehub("devices", "list", "--token", "tha_wrong"), Exit.AUTH).startswith(
         "telehub: 401 "
     )
     dead = {"TELEHUB_URL": "http://127.0.0.1:9"}
-    assert failed(await telehub("devices", "list", env=dead)).startswith(
-        "telehub: cannot reach http://127.0.0.1:9: "
+    # The saved token is for the saved URL only: TELEHUB_URL moves the command off it.
+    assert failed(await telehub("devices", "list", env=dead), Exit.AUTH).startswith(
+        "telehub: no token for http://127.0.0.1:9: "
     )
+    assert failed(
+        await telehub("devices", "list", "--token", "x", env=dead), Exit.UNREACHABLE
+    ).startswith("telehub: cannot reach http://127.0.0.1:9: ")
     assert succeeded(await telehub("devices", "list", "--url", server.base, env=dead))
 
 
 async def test_a_saved_token_goes_only_to_the_url_it_was_saved_with(server: LiveServer) -> None:
     await telehub("login", "--url", server.base, "--token", server.admin, "--no-check")
-    same_server_other_name = server.base.replace("127.0.0.1", "localhost")
+    other = server.base.replace("127.0.0.1", "localhost")
 
-    result = await telehub("devices", "list", "--url", same_server_other_name)
+    for command in (["devices", "list"], ["tail"], ["events"]):
+        result = await telehub(*command, "--url", other)
 
-    assert failed(result).endswith("give --token, set TELEHUB_TOKEN or run `telehub login`")
+        # No token goes out; the message names the login there is, and how to use it.
+        assert failed(result, Exit.AUTH) == (
+            f"telehub: no token for {other}: give --token, set TELEHUB_TOKEN or run "
+            f"`telehub login --url {other}`; the saved login is for {server.base} "
+            f"(`--url {server.base}` or TELEHUB_URL uses it)"
+        )
 
 
 @pytest.fixture
@@ -90,23 +101,24 @@ def broken(config_file: Path) -> Path:
 
 
 async def test_a_broken_config_file_is_one_line(broken: Path) -> None:
-    line = failed(await telehub("devices", "list"))
+    line = failed(await telehub("devices", "list"), Exit.USAGE)
     assert line.startswith(f"telehub: cannot read {broken}: ")
     # Flags that give both need no file.
     failed_anyway = failed(
-        await telehub("devices", "list", "--url", "http://127.0.0.1:9", "--token", "x")
+        await telehub("devices", "list", "--url", "http://127.0.0.1:9", "--token", "x"),
+        Exit.UNREACHABLE,
     )
     assert failed_anyway.startswith("telehub: cannot reach")
 
 
 async def test_tail_and_events_use_the_saved_login(server: LiveServer) -> None:
-    assert "a token is required" in failed(await telehub("tail", "--url", server.base), 1)
+    assert "no token for" in failed(await telehub("tail", "--url", server.base), Exit.AUTH)
     _, device_token = await server.hub.devices.create(device_id="dev-1", name=None, attributes={})
     succeeded(await telehub("login", "--url", server.base, "--token", device_token, "--no-check"))
 
     # The saved token is sent (a device token may not read the live feeds: refused, not missing).
-    tail = failed(await telehub("tail"), 1)
-    events = failed(await telehub("events"), 1)
+    tail = failed(await telehub("tail"), Exit.AUTH)
+    events = failed(await telehub("events"), Exit.AUTH)
 
     assert "1008" in tail
     assert "403" in events

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded
 
@@ -59,7 +60,7 @@ async def test_latest_table_lists_readings_then_state(api: Api, device: str) -> 
     table = succeeded(await api("latest", device)).splitlines()
 
     assert table[0].split() == ["name", "kind", "ts", "value"]
-    assert table[1].split() == ["t", "reading", "2025-01-01T10:00:00Z", "21.5"]
+    assert table[1].split() == ["t", "reading", "2025-01-01T10:00:00.000000Z", "21.5"]
     assert table[2].split()[:2] == ["mode", "state"]
     assert table[2].split()[3] == "eco"
 
@@ -73,15 +74,15 @@ async def test_query_as_table_csv_and_json(api: Api, device: str) -> None:
 
     assert table[0].split() == ["metric", "ts", "value"]
     assert [line.split() for line in table[1:]] == [
-        ["t", "2025-01-01T10:00:30Z", "20.0"],
-        ["t", "2025-01-01T10:01:30Z", "21.5"],
-        ["t", "2025-01-01T10:02:30Z", "23.0"],
+        ["t", "2025-01-01T10:00:30.000000Z", "20.0"],
+        ["t", "2025-01-01T10:01:30.000000Z", "21.5"],
+        ["t", "2025-01-01T10:02:30.000000Z", "23.0"],
     ]
     assert sorted(csv.splitlines()[1:]) == [
-        "h,2025-01-01T10:00:30Z,40.0",
-        "h,2025-01-01T10:01:30Z,41.0",
-        "t,2025-01-01T10:00:30Z,20.0",
-        "t,2025-01-01T10:01:30Z,21.5",
+        "h,2025-01-01T10:00:30.000000Z,40.0",
+        "h,2025-01-01T10:01:30.000000Z,41.0",
+        "t,2025-01-01T10:00:30.000000Z,20.0",
+        "t,2025-01-01T10:01:30.000000Z,21.5",
     ]
     assert csv.splitlines()[0] == "metric,ts,value"
     assert body["device_id"] == "dev-1"
@@ -124,7 +125,7 @@ async def test_query_refuses_flags_that_do_not_fit(api: Api, device: str, args: 
 async def test_a_refused_send_names_the_field_and_is_listed_as_rejected(
     api: Api, device: str
 ) -> None:
-    refused = failed(await api("send", device, "bad metric=1"))
+    refused = failed(await api("send", device, "bad metric=1"), Exit.FAILED)
     table = succeeded(await api("rejected", "--device", device)).splitlines()
     listed = json.loads(succeeded(await api("rejected", "--json", "--limit", "5")))
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from telehub.cli.exit_codes import Exit
 from telehub.listeners import bind
 from tests.live.support import LiveServer, gauge, wait_for
 
@@ -98,10 +99,10 @@ async def test_events_resume_from_an_id(server: LiveServer) -> None:
     ("command", "message"),
     [
         ("tail", "closed by the server (1008)"),
-        ("events", "401: "),
+        ("events", "401 unauthenticated: "),
     ],
 )
-async def test_a_bad_token_is_one_line_and_exit_1(
+async def test_a_bad_token_is_one_line_and_exit_4(
     server: LiveServer, command: str, message: str
 ) -> None:
     proc = await start(command, "--url", server.base, "--token", "tha_wrong")
@@ -109,7 +110,7 @@ async def test_a_bad_token_is_one_line_and_exit_1(
         _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     finally:
         await stop(proc)
-    assert proc.returncode == 1
+    assert proc.returncode == Exit.AUTH
     text = stderr.decode().strip()
     assert text.startswith("telehub: "), text
     assert message in text, text
@@ -117,13 +118,13 @@ async def test_a_bad_token_is_one_line_and_exit_1(
 
 
 @pytest.mark.parametrize("command", ["tail", "events"])
-async def test_no_server_is_one_line_and_exit_1(command: str) -> None:
+async def test_no_server_is_one_line_and_exit_3(command: str) -> None:
     sock = bind("127.0.0.1", 0, setting="(test)", flag="(test)")
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     proc = await start(command, "--url", f"http://127.0.0.1:{port}", "--token", "tha_x")
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 1
+    assert proc.returncode == Exit.UNREACHABLE
     text = stderr.decode().strip()
     assert text.startswith("telehub: cannot reach"), text
     assert text.endswith("Connection refused"), text

@@ -7,21 +7,23 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from telehub.cli.exit_codes import Exit
 from telehub.config import Settings, load_settings
-from telehub.errors import TelehubError
+from telehub.errors import (
+    AuthError,
+    BrokerUnavailable,
+    ConfigError,
+    StorageUnavailable,
+    TelehubError,
+)
 
 T = TypeVar("T")
-
-MetricsPortOpt = Annotated[
-    int | None,
-    typer.Option("--metrics-port", help="serve Prometheus metrics here (env TELEHUB_METRICS_PORT)"),
-]
 
 
 def settings(**overrides: Any) -> Settings:
@@ -32,10 +34,10 @@ def settings(**overrides: Any) -> Settings:
         # One line per problem, without pydantic's echo of the input (it holds secrets).
         problems = "; ".join(_problem(error) for error in exc.errors())
         typer.echo(f"telehub: invalid configuration: {problems}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(Exit.USAGE) from None
     except FileNotFoundError as exc:
         typer.echo(f"telehub: invalid configuration: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(Exit.USAGE) from None
 
 
 def _problem(error: ErrorDetails) -> str:
@@ -45,7 +47,7 @@ def _problem(error: ErrorDetails) -> str:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a TelehubError becomes a message and exit code 2."""
+    """Run a command's coroutine; a TelehubError becomes one line and its exit code."""
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(coro)
@@ -54,7 +56,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         if error is None:
             raise
         typer.echo(f"telehub: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exit_code(error)) from None
+
+
+def exit_code(error: TelehubError) -> Exit:
+    """A server command's refusal as the exit code every command uses."""
+    if isinstance(error, ConfigError):
+        return Exit.USAGE
+    if isinstance(error, StorageUnavailable | BrokerUnavailable):
+        return Exit.UNREACHABLE
+    if isinstance(error, AuthError):
+        return Exit.AUTH
+    return Exit.FAILED
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -6,9 +6,9 @@ token goes only to the URL it was saved with, never to another server. An https:
 hub with a self-signed certificate (or its own CA) needs that certificate:
 ``--ca-file`` or ``TELEHUB_CA_FILE``.
 
-Exit codes: 0 done; 1 the request went through but what it asked for did not
-happen (a command failed or expired); 2 it could not be made or was refused
-(bad flags, no server, an API error), with one line on stderr.
+Every failure is one line on stderr and an exit code of telehub.cli.exit_codes:
+1 the hub refused the request or it did not happen, 2 bad flags or configuration,
+3 no hub at that URL, 4 no token or one the hub refused.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import requests
@@ -34,16 +34,23 @@ from rich.table import Table
 from rich.text import Text
 
 from telehub.cli.config_file import ConfigFileError, config_path, load_login
+from telehub.cli.exit_codes import Exit
+from telehub.cli.timefmt import iso_time
 from telehub.client.errors import (
     ApiError,
     CertificateRejected,
     ClientError,
     ConnectionFailed,
+    Forbidden,
+    Unauthorized,
     UnreadableAnswer,
 )
 from telehub.client.http_client import DEFAULT_URL, Client
 from telehub.client.tls import ssl_context
 from telehub.domain.readings import is_device_id
+
+if TYPE_CHECKING:
+    from telehub.cli.config_file import Login
 
 UrlOpt = Annotated[
     str | None,
@@ -100,9 +107,10 @@ class Target:
     url: str
     token: str | None
     verify: bool | str = True  # the clients' verify=: True, or the --ca-file path
+    other_login: str | None = None  # the URL `telehub login` saved, when it is another one
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: Exit) -> typer.Exit:
     """Print ``telehub: message`` as one line on stderr; raise the returned Exit."""
     typer.echo("telehub: " + " ".join(message.split()), err=True)
     return typer.Exit(code)
@@ -110,26 +118,46 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def check_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
-        raise fail(f"the URL must start with http:// or https:// (got {url!r})")
+        raise fail(f"the URL must start with http:// or https:// (got {url!r})", Exit.USAGE)
     return url.rstrip("/")
 
 
 def target(url: str | None, token: str | None, ca_file: Path | None = None) -> Target:
     """Flags and environment (typer merged those), then the saved login, then defaults."""
-    saved = None
+    saved: Login | None = None
     # Flags that give all there is to give need no file (a CA matters for https only).
     if url is None or token is None or (ca_file is None and url.startswith("https://")):
         try:
             saved = load_login(config_path())
         except ConfigFileError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), Exit.USAGE) from None
     resolved = check_url(url or (saved.url if saved else DEFAULT_URL))
+    other_login = None
     if saved is not None and saved.url.rstrip("/") == resolved:
         # The saved token and CA belong to the saved server only.
         token = saved.token if token is None else token
         if ca_file is None and saved.ca_file is not None:
             ca_file = Path(saved.ca_file)
-    return Target(url=resolved, token=token or None, verify=_ca_file(ca_file))
+    elif saved is not None:
+        other_login = saved.url.rstrip("/")
+    return Target(
+        url=resolved, token=token or None, verify=_ca_file(ca_file), other_login=other_login
+    )
+
+
+def require_token(where: Target) -> str:
+    """The token, or exit 4 saying where one comes from (naming a login saved for
+    another URL: the likeliest reason there is none)."""
+    if where.token is not None:
+        return where.token
+    message = f"no token for {where.url}: give --token, set TELEHUB_TOKEN or run "
+    message += f"`telehub login --url {where.url}`"
+    if where.other_login is not None:
+        message += (
+            f"; the saved login is for {where.other_login} "
+            f"(`--url {where.other_login}` or TELEHUB_URL uses it)"
+        )
+    raise fail(message, Exit.AUTH)
 
 
 def _ca_file(path: Path | None) -> bool | str:
@@ -139,29 +167,44 @@ def _ca_file(path: Path | None) -> bool | str:
     try:
         ssl_context(path)
     except FileNotFoundError:
-        raise fail(f"--ca-file {path}: no such file") from None
+        raise fail(f"--ca-file {path}: no such file", Exit.USAGE) from None
     except ssl.SSLError:
-        raise fail(f"--ca-file {path}: not a PEM certificate") from None
+        raise fail(f"--ca-file {path}: not a PEM certificate", Exit.USAGE) from None
     except OSError as exc:
-        raise fail(f"--ca-file {path}: cannot read it: {exc.strerror}") from None
+        raise fail(f"--ca-file {path}: cannot read it: {exc.strerror}", Exit.USAGE) from None
     return str(path)
 
 
 @contextlib.contextmanager
 def connect(url: str | None, token: str | None, ca_file: Path | None = None) -> Iterator[Client]:
-    """A Client for the resolved server; any client error inside becomes one line, exit 2."""
+    """A Client for the resolved server (with a token: exit 4 without one); any client
+    error inside becomes one line and its exit code (:func:`exit_code`)."""
     where = target(url, token, ca_file)
+    secret = require_token(where)
     try:
-        with Client(where.url, token=where.token, verify=where.verify) as client:
+        with Client(where.url, token=secret, verify=where.verify) as client:
             yield client
     except UnreadableAnswer as exc:
-        raise fail(f"{where.url} did not answer like a telehub API: {exc.detail}") from None
+        raise fail(
+            f"{where.url} did not answer like a telehub API: {exc.detail}", Exit.UNREACHABLE
+        ) from None
     except ClientError as exc:
-        raise fail(describe(exc, where)) from None
+        raise fail(describe(exc, where), client_exit_code(exc)) from None
     except (requests.RequestException, ValidationError) as exc:
         # An answer the SDK could not read: something else listens at that URL.
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise fail(f"{where.url} did not answer like a telehub API: {first}") from None
+        raise fail(
+            f"{where.url} did not answer like a telehub API: {first}", Exit.UNREACHABLE
+        ) from None
+
+
+def client_exit_code(exc: ClientError) -> Exit:
+    """4 for a token the hub refused, 3 for no hub there, 1 for any other refusal."""
+    if isinstance(exc, Unauthorized | Forbidden):
+        return Exit.AUTH
+    if isinstance(exc, ConnectionFailed | UnreadableAnswer):
+        return Exit.UNREACHABLE
+    return Exit.FAILED
 
 
 def describe(exc: ClientError, where: Target) -> str:
@@ -286,9 +329,8 @@ def print_table(rendered: Table) -> None:
 
 
 def when(moment: datetime | None, missing: str = "never") -> str:
-    if moment is None:
-        return missing
-    return moment.isoformat().replace("+00:00", "Z")
+    """A moment as every table shows it (telehub.cli.timefmt), or ``missing``."""
+    return missing if moment is None else iso_time(moment)
 
 
 def shown(value: Any) -> str:

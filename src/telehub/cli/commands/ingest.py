@@ -1,4 +1,6 @@
-"""``telehub ingest``: the MQTT bridge on its own, one of N sharing a subscription."""
+"""``telehub ingest``: the MQTT bridge on its own, one of N sharing a subscription.
+
+What it runs is in server/bridge.py."""
 
 from __future__ import annotations
 
@@ -6,42 +8,7 @@ from typing import Annotated
 
 import typer
 
-from telehub.api.metrics_port import metrics_served
-from telehub.cli.common import (
-    MetricsPortOpt,
-    configure_logging,
-    out,
-    run,
-    settings,
-    stop_on_signals,
-)
-from telehub.config import Settings
-from telehub.errors import ConfigError
-from telehub.hub import open_hub
-from telehub.mqtt.service import bridge_for
-from telehub.process_tuning import tune_interpreter
-
-
-async def _ingest(cfg: Settings) -> None:
-    if cfg.mqtt_url == "embedded":
-        raise ConfigError(
-            "telehub ingest bridges an external broker: set TELEHUB_MQTT_URL=mqtt://host:port "
-            "(the embedded broker runs inside telehub serve, with its own bridge)"
-        )
-    stop = stop_on_signals()
-    async with open_hub(cfg, migrate=False) as hub:
-        if await hub.health.schema_pending():
-            raise ConfigError("the database schema is not up to date: run `telehub db upgrade`")
-        async with metrics_served(hub.metrics, host=cfg.metrics_host, port=cfg.metrics_port):
-            bridge = bridge_for(hub)
-            await bridge.start()
-            tune_interpreter()
-            group = f", shared group {cfg.mqtt_shared_group}" if cfg.mqtt_shared_group else ""
-            out(f"telehub MQTT bridge on {bridge.address} as {cfg.mqtt_client_id}{group}")
-            try:
-                await stop.wait()
-            finally:
-                await bridge.stop()
+from telehub.cli.options import MetricsPortOpt
 
 
 def ingest(
@@ -56,8 +23,6 @@ def ingest(
     ] = None,
 ) -> None:
     """Run the MQTT bridge: store device messages from an external broker (no HTTP)."""
-    configure_logging()
-    cfg = settings(
-        mqtt_client_id=client_id, mqtt_shared_group=shared_group, metrics_port=metrics_port
-    )
-    run(_ingest(cfg))
+    from telehub.cli.server import bridge
+
+    bridge.ingest(metrics_port=metrics_port, client_id=client_id, shared_group=shared_group)

@@ -17,7 +17,19 @@ import typer
 from rich.console import Console
 from websockets.exceptions import ConnectionClosed
 
-from telehub.cli.remote import CaFileOpt, Target, TokenOpt, UrlOpt, describe, target
+from telehub.cli.exit_codes import Exit
+from telehub.cli.remote import (
+    CaFileOpt,
+    Target,
+    TokenOpt,
+    UrlOpt,
+    client_exit_code,
+    describe,
+    fail,
+    require_token,
+    target,
+)
+from telehub.cli.timefmt import iso_text
 from telehub.client import tls
 from telehub.client.errors import ApiError, LiveClosed
 from telehub.client.sse import follow_events
@@ -30,26 +42,27 @@ _errors = Console(stderr=True, highlight=False, soft_wrap=True)
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 
-def _fail(message: str) -> typer.Exit:
-    _errors.print(f"telehub: {message}", markup=False)
-    return typer.Exit(1)
-
-
 def _unreachable(where: Target, exc: Exception) -> typer.Exit:
     """requests nests the cause three deep; the user wants 'connection refused'."""
     rejected = tls.rejected(exc, where.url)
     if rejected is not None:
-        return _fail(describe(rejected, where))
+        return fail(describe(rejected, where), Exit.UNREACHABLE)
     found = _ERRNO.search(str(exc))
-    return _fail(f"cannot reach {where.url}: {found.group(1).strip() if found else exc}")
+    reason = found.group(1).strip() if found else exc
+    return fail(f"cannot reach {where.url}: {reason}", Exit.UNREACHABLE)
+
+
+def _refused(where: Target, exc: ApiError | LiveClosed) -> typer.Exit:
+    """The hub said no: to the token (exit 4) or to the request (exit 1)."""
+    if isinstance(exc, LiveClosed):  # 1008: the token, or its scope
+        return fail(str(exc), Exit.AUTH)
+    return fail(describe(exc, where), client_exit_code(exc))
 
 
 def _where(url: str | None, token: str | None, ca_file: Path | None) -> tuple[Target, str]:
     """The server and token as every API command finds them (flags, env, `telehub login`)."""
     found = target(url, token, ca_file)
-    if found.token is None:
-        raise _fail("a token is required: --token, TELEHUB_TOKEN or `telehub login`")
-    return found, found.token
+    return found, require_token(found)
 
 
 def tail(
@@ -74,9 +87,9 @@ def tail(
     except KeyboardInterrupt:
         return
     except (LiveClosed, ApiError) as exc:
-        raise _fail(str(exc)) from None
+        raise _refused(where, exc) from None
     except ConnectionClosed as exc:
-        raise _fail(f"the server closed the connection: {exc}") from None
+        raise fail(f"the server closed the connection: {exc}", Exit.UNREACHABLE) from None
     except OSError as exc:
         raise _unreachable(where, exc) from None
 
@@ -99,17 +112,23 @@ def _print_live(message: dict[str, Any], *, as_json: bool) -> None:
         return
     if kind == "readings":
         for r in message["readings"]:
-            _console.print(f"{r['ts']}  {r['device_id']:<20} {r['metric']:<20} {r['value']:g}")
+            _console.print(
+                f"{iso_text(r['ts'])}  {r['device_id']:<20} {r['metric']:<20} {r['value']:g}",
+                markup=False,
+            )
     elif kind == "presence":
         state = "online" if message["online"] else "offline"
-        _console.print(f"{message['at']}  {message['device_id']:<20} is {state}")
+        _console.print(
+            f"{iso_text(message['at'])}  {message['device_id']:<20} is {state}", markup=False
+        )
     elif kind == "gap":
         lost = message.get("dropped")
         _errors.print(f"telehub: fell behind; {lost if lost is not None else 'some'} dropped")
     elif kind == "command_status":
         _console.print(
-            f"{message['at']}  {message['device_id']:<20} command {message['command_id']} "
-            f"{message['name']}: {message['status']}"
+            f"{iso_text(message['at'])}  {message['device_id']:<20} command "
+            f"{message['command_id']} {message['name']}: {message['status']}",
+            markup=False,
         )
 
 
@@ -146,11 +165,13 @@ def events(
                 sys.stdout.write(orjson.dumps(line).decode() + "\n")
                 sys.stdout.flush()
             else:
-                _console.print(f"{event.id or '-':>8}  {event.event:<10} {event.data}")
+                _console.print(
+                    f"{event.id or '-':>8}  {event.event:<10} {event.data}", markup=False
+                )
                 sys.stdout.flush()
     except KeyboardInterrupt:
         return
     except ApiError as exc:
-        raise _fail(str(exc)) from None
+        raise _refused(where, exc) from None
     except requests.RequestException as exc:
         raise _unreachable(where, exc) from None

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from telehub.cli.config_file import Login, config_path, save_login
+from telehub.cli.exit_codes import Exit
 from telehub.cli.remote import CaFileOpt, check_url, connect, fail
 
 
@@ -38,5 +39,5 @@ def login(
         ca = None if ca_file is None else str(ca_file.resolve())
         save_login(path, Login(url=url, token=token, ca_file=ca))
     except OSError as exc:
-        raise fail(f"cannot write {path}: {exc}") from None
+        raise fail(f"cannot write {path}: {exc}", Exit.FAILED) from None
     typer.echo(f"saved {url} to {path}")

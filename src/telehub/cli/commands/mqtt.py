@@ -1,24 +1,10 @@
-"""``telehub mqtt``: set-up steps on an external broker."""
+"""``telehub mqtt``: set-up steps on an external broker (run by server/broker.py)."""
 
 from __future__ import annotations
 
 import typer
 
-from telehub.cli.common import out, run, settings
-from telehub.config import Settings
-from telehub.errors import ConfigError
-from telehub.mqtt.dynsec import provisioner_for
-
 app = typer.Typer(help="MQTT broker set-up.", no_args_is_help=True)
-
-
-async def _bridge_login(cfg: Settings) -> str:
-    if not cfg.mqtt_username or cfg.mqtt_password is None:
-        raise ConfigError("set TELEHUB_MQTT_USERNAME/PASSWORD: the login the bridges will use")
-    async with provisioner_for(cfg) as provisioner:
-        await provisioner.ensure_roles()
-        await provisioner.ensure_bridge(cfg.mqtt_username, cfg.mqtt_password.get_secret_value())
-    return f"bridge login {cfg.mqtt_username!r} ready on {provisioner.address}"
 
 
 @app.command("bridge-login")
@@ -27,4 +13,6 @@ def bridge_login() -> None:
 
     Run once per deployment; running bridges with that login reconnect.
     """
-    out(run(_bridge_login(settings())))
+    from telehub.cli.server import broker
+
+    broker.bridge_login()

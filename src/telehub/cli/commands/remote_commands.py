@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from telehub.api.command_schemas import CommandOut
+from telehub.cli.exit_codes import Exit
 from telehub.cli.remote import (
     CaFileOpt,
     DeviceArg,
@@ -23,6 +23,9 @@ from telehub.cli.remote import (
 from telehub.client.errors import WaitTimedOut
 from telehub.core.commands import MAX_TTL_S, MIN_TTL_S
 from telehub.domain.commands import CommandStatus
+
+if TYPE_CHECKING:
+    from telehub.api.command_schemas import CommandOut
 
 app = typer.Typer(help="Commands to devices, through the API.", no_args_is_help=True)
 
@@ -94,6 +97,9 @@ def send(
             command = client.get_command(device_id, command.id)  # it may have just finished
     _print(command, as_json=as_json)
     if command.status.open:
-        raise fail(f"gave up after {limit:g} s: {command.id} is still {command.status.value}", 1)
+        raise fail(
+            f"gave up after {limit:g} s: {command.id} is still {command.status.value}",
+            Exit.FAILED,
+        )
     if command.status is not CommandStatus.ACKED:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.FAILED)

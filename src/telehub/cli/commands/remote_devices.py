@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from telehub.api.schemas import DeviceOut
 from telehub.cli.remote import (
     CaFileOpt,
     DeviceArg,
@@ -24,6 +23,9 @@ from telehub.cli.remote import (
     table,
     when,
 )
+
+if TYPE_CHECKING:
+    from telehub.api.schemas import DeviceOut
 
 app = typer.Typer(help="Devices, through the API.", no_args_is_help=True)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import sys
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from telehub.api.schemas import SeriesOut
 from telehub.cli.remote import (
     CaFileOpt,
     DeviceArg,
@@ -27,6 +26,9 @@ from telehub.cli.remote import (
     when,
 )
 from telehub.core.ports import Aggregate
+
+if TYPE_CHECKING:
+    from telehub.api.schemas import SeriesOut
 
 
 def send(

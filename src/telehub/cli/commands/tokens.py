@@ -1,25 +1,16 @@
-"""``telehub token``: API tokens, straight on the database (works before any token exists)."""
+"""``telehub token``: API tokens, straight on the database (works before any token exists).
+
+What it runs is in server/tokens.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from telehub.cli.common import out, run, settings
-from telehub.domain.devices import ApiToken, Scope
-from telehub.domain.readings import from_micros
-from telehub.hub import open_hub
+from telehub.domain.devices import Scope
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
-
-
-async def _create(name: str, scope: Scope) -> str:
-    async with open_hub(settings()) as hub:
-        _, secret = await hub.tokens.create(name=name, scope=scope)
-        return secret
 
 
 @app.command()
@@ -28,30 +19,22 @@ def create(
     name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
 ) -> None:
     """Make a token and print only the secret, for scripts: TOKEN=$(telehub token create)."""
-    out(run(_create(name, scope)))
+    from telehub.cli.server import tokens
 
-
-async def _list() -> list[ApiToken]:
-    async with open_hub(settings()) as hub:
-        return await hub.tokens.list()
+    tokens.create(name, scope)
 
 
 @app.command("list")
 def list_() -> None:
     """Show tokens (never their secrets)."""
-    table = Table("id", "name", "scope", "created")
-    for t in run(_list()):
-        table.add_row(t.id, t.name, t.scope.value, from_micros(t.created_us).isoformat())
-    Console().print(table)
+    from telehub.cli.server import tokens
 
-
-async def _delete(token_id: str) -> None:
-    async with open_hub(settings()) as hub:
-        await hub.tokens.delete(token_id)
+    tokens.list_()
 
 
 @app.command()
 def delete(token_id: str) -> None:
     """Revoke a token."""
-    run(_delete(token_id))
-    out(f"token {token_id} revoked")
+    from telehub.cli.server import tokens
+
+    tokens.delete(token_id)
