@@ -8,7 +8,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 # The documentation site; --strict makes a broken link or a bad page an error.
 MKDOCS := NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
-.PHONY: run test docs proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc bench-clients clean
+.PHONY: run test docs proto lint typecheck check bench bench-mqtt bench-fanout bench-grpc bench-clients bench-cli clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -56,6 +56,9 @@ bench-grpc: .venv/.synced-dev  ## gRPC Publish streams vs PublishBatch, REST bat
 
 bench-clients: .venv/.synced-dev  ## Client, AsyncClient and bare requests.post, single-reading posts
 	.venv/bin/python bench/clients.py
+
+bench-cli: .venv/.synced-dev  ## telehub --help and devices list start-up vs bare typer+requests+rich imports
+	.venv/bin/python bench/cli_startup.py
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache site

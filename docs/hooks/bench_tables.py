@@ -34,6 +34,7 @@ KNOWN = (
     Known("fanout", "Live fan-out: WebSocket and SSE", "make bench-fanout"),
     Known("grpc", "gRPC ingest", "make bench-grpc"),
     Known("clients", "SDK clients and the simulator", "make bench-clients"),
+    Known("cli", "CLI start-up", "make bench-cli"),
 )
 
 

@@ -70,7 +70,7 @@ async def test_flags_beat_env_which_beats_the_saved_login(server: LiveServer) ->
     dead = {"TELEHUB_URL": "http://127.0.0.1:9"}
     # The saved token is for the saved URL only: TELEHUB_URL moves the command off it.
     assert failed(await telehub("devices", "list", env=dead), Exit.AUTH).startswith(
-        "telehub: no token for http://127.0.0.1:9: "
+        "telehub: no token for http://127.0.0.1:9; a login is saved for "
     )
     assert failed(
         await telehub("devices", "list", "--token", "x", env=dead), Exit.UNREACHABLE
@@ -87,9 +87,9 @@ async def test_a_saved_token_goes_only_to_the_url_it_was_saved_with(server: Live
 
         # No token goes out; the message names the login there is, and how to use it.
         assert failed(result, Exit.AUTH) == (
-            f"telehub: no token for {other}: give --token, set TELEHUB_TOKEN or run "
-            f"`telehub login --url {other}`; the saved login is for {server.base} "
-            f"(`--url {server.base}` or TELEHUB_URL uses it)"
+            f"telehub: no token for {other}; a login is saved for {server.base}, not for "
+            f"{other}: use --url {server.base}, or give --token, set TELEHUB_TOKEN or run "
+            f"`telehub login --url {other}`"
         )
 
 

@@ -150,12 +150,13 @@ def require_token(where: Target) -> str:
     another URL: the likeliest reason there is none)."""
     if where.token is not None:
         return where.token
-    message = f"no token for {where.url}: give --token, set TELEHUB_TOKEN or run "
-    message += f"`telehub login --url {where.url}`"
-    if where.other_login is not None:
-        message += (
-            f"; the saved login is for {where.other_login} "
-            f"(`--url {where.other_login}` or TELEHUB_URL uses it)"
+    hint = f"give --token, set TELEHUB_TOKEN or run `telehub login --url {where.url}`"
+    if where.other_login is None:
+        message = f"no token for {where.url}: {hint}"
+    else:
+        message = (
+            f"no token for {where.url}; a login is saved for {where.other_login}, not for "
+            f"{where.url}: use --url {where.other_login}, or {hint}"
         )
     raise fail(message, Exit.AUTH)
 
