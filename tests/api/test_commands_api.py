@@ -26,13 +26,22 @@ COMMAND_FIELDS = {
     "created_at",
     "expires_at",
     "sent_at",
+    "delivered_at",
     "completed_at",
     "result",
 }
 
 
 def counts(**nonzero: int) -> dict[str, int]:
-    return {s: nonzero.get(s, 0) for s in ("pending", "sent", "acked", "failed", "expired")}
+    statuses = ("pending", "queued", "sent", "delivered", "acked", "failed", "expired")
+    return {s: nonzero.get(s, 0) for s in statuses}
+
+
+async def online(api: Api, device_id: str = "dev-1", **attributes: object) -> str:
+    """A device that reported online, as commands go out only to those; returns its token."""
+    token = await api.device(device_id, **attributes)
+    await api.hub.devices.report_presence(device_id, online=True, live=True)
+    return token
 
 
 async def post(
@@ -62,7 +71,7 @@ async def bulk(api: Api, **body: Any) -> dict[str, Any]:
 
 
 async def test_send_answers_202_with_the_pending_command(api: Api) -> None:
-    await api.device("dev-1")
+    await online(api, "dev-1")
 
     r = await post(api, url("dev-1", "commands"), REBOOT)
 
@@ -80,8 +89,26 @@ async def test_send_answers_202_with_the_pending_command(api: Api) -> None:
     assert one.json() == body
 
 
+async def test_a_command_to_a_device_that_never_connected_is_queued_and_batches_count_it(
+    api: Api,
+) -> None:
+    await api.device("dev-1")  # never reported online
+    await online(api, "dev-2")
+
+    body = await send(api)
+    mixed = await bulk(api, devices=["dev-1", "dev-2"])
+
+    assert (body["status"], body["sent_at"], body["delivered_at"]) == ("queued", None, None)
+    assert (mixed["status"], mixed["counts"]) == ("pending", counts(pending=1, queued=1))
+    await api.hub.commands.claim_due()  # dev-2's goes out; dev-1's waits
+    one = (await get(api, url("dev-1", f"commands/{body['id']}"))).json()
+    assert one["status"] == "queued"
+    r = await get(api, f"{BULK}/{mixed['batch_id']}")
+    assert (r.json()["status"], r.json()["counts"]) == ("queued", counts(queued=1, sent=1))
+
+
 async def test_params_and_ttl_have_defaults(api: Api) -> None:
-    await api.device("dev-1")
+    await online(api, "dev-1")
 
     r = await post(api, url("dev-1", "commands"), {"name": "ping"})
 
@@ -93,7 +120,7 @@ async def test_params_and_ttl_have_defaults(api: Api) -> None:
 
 
 async def test_unknown_device_or_command_is_404(api: Api) -> None:
-    await api.device("dev-1")
+    await online(api, "dev-1")
 
     api.problem(await post(api, url("nobody", "commands"), REBOOT), 404, "not-found")
     api.problem(await get(api, url("nobody", "commands")), 404, "not-found")
@@ -119,7 +146,7 @@ async def test_unknown_device_or_command_is_404(api: Api) -> None:
 async def test_invalid_command_points_at_the_field_and_queues_nothing(
     api: Api, body: dict[str, Any], pointer: str
 ) -> None:
-    await api.device("dev-1")
+    await online(api, "dev-1")
 
     r = await post(api, url("dev-1", "commands"), body)
 
@@ -132,7 +159,7 @@ async def test_invalid_command_points_at_the_field_and_queues_nothing(
 
 
 async def test_sending_needs_a_write_token(api: Api) -> None:
-    device_token = await api.device("dev-1")
+    device_token = await online(api, "dev-1")
     read = await api.token(Scope.READ)
     write = await api.token(Scope.WRITE)
     one, many = url("dev-1", "commands"), BULK
@@ -152,7 +179,7 @@ async def test_sending_needs_a_write_token(api: Api) -> None:
 
 
 async def test_a_read_token_may_follow_commands_but_a_device_token_may_not(api: Api) -> None:
-    device_token = await api.device("dev-1")
+    device_token = await online(api, "dev-1")
     read = await api.token(Scope.READ)
     command = await send(api)
     batch = await bulk(api, devices=["dev-1"])
@@ -172,8 +199,8 @@ async def test_a_read_token_may_follow_commands_but_a_device_token_may_not(api: 
 
 
 async def test_list_is_newest_first_and_next_walks_every_command_once(api: Api) -> None:
-    await api.device("dev-1")
-    await api.device("dev-2")
+    await online(api, "dev-1")
+    await online(api, "dev-2")
     sent = [(await send(api, name=f"c{n}"))["id"] for n in range(5)]
     await send(api, "dev-2")
 
@@ -202,7 +229,7 @@ async def test_list_is_newest_first_and_next_walks_every_command_once(api: Api) 
 async def test_bad_list_parameters_are_named(
     api: Api, params: dict[str, Any], parameter: str
 ) -> None:
-    await api.device("dev-1")
+    await online(api, "dev-1")
 
     r = await get(api, url("dev-1", "commands"), **params)
 
@@ -213,9 +240,9 @@ async def test_bad_list_parameters_are_named(
 
 
 async def test_bulk_by_attributes_reaches_the_matching_devices(api: Api) -> None:
-    await api.device("north-1", site="north")
-    await api.device("north-2", site="north", floor=2)
-    await api.device("south-1", site="south")
+    await online(api, "north-1", site="north")
+    await online(api, "north-2", site="north", floor=2)
+    await online(api, "south-1", site="south")
 
     r = await post(api, BULK, REBOOT | {"attributes": {"site": "north"}})
 
@@ -236,7 +263,7 @@ async def test_bulk_by_attributes_reaches_the_matching_devices(api: Api) -> None
 
 async def test_bulk_by_devices_collapses_duplicates(api: Api) -> None:
     for device_id in ("dev-a", "dev-b", "dev-c"):
-        await api.device(device_id)
+        await online(api, device_id)
 
     body = await bulk(api, devices=["dev-c", "dev-a", "dev-c"])
 
@@ -265,7 +292,7 @@ async def test_bulk_by_devices_collapses_duplicates(api: Api) -> None:
 async def test_bad_bulk_targets_are_422_and_queue_nothing(
     api: Api, targets: dict[str, Any], pointer: str
 ) -> None:
-    await api.device("dev-1", site="north")
+    await online(api, "dev-1", site="north")
 
     r = await post(api, BULK, REBOOT | targets)
 
@@ -280,7 +307,7 @@ async def test_unknown_batch_is_404(api: Api) -> None:
 
 async def test_batch_status_follows_its_commands(api: Api) -> None:
     for device_id in ("dev-a", "dev-b", "dev-c"):
-        await api.device(device_id)
+        await online(api, device_id)
     hub = api.hub
 
     async def batch(batch_id: str) -> tuple[str, dict[str, int]]:

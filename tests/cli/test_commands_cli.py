@@ -17,6 +17,7 @@ from tests.cli.conftest import Api, failed, succeeded
 @pytest.fixture
 async def device(hub: Hub) -> str:
     await hub.devices.create(device_id="dev-1", name=None, attributes={})
+    await hub.devices.report_presence("dev-1", online=True, live=True)  # commands go out
     return "dev-1"
 
 

@@ -1,7 +1,9 @@
 """CommandService.Send and Watch: queue a command over gRPC and follow it to its end.
 
-Statuses are moved the way the MQTT bridge moves them: ``claim_due`` (pending →
-sent) and ``acknowledge`` (sent → acked | failed); nobody delivering means expired.
+Statuses are moved the way the MQTT side moves them: ``claim_due`` (pending or
+queued → sent, for online devices), ``delivered`` (the embedded broker saw the
+device's PUBACK) and ``acknowledge`` (→ acked | failed); nobody delivering means
+expired.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ from tests.grpc.conftest import GrpcHub, refused
 from tests.grpc.live_support import reading, rest_api
 
 PENDING = commands_pb2.COMMAND_STATUS_PENDING
+QUEUED = commands_pb2.COMMAND_STATUS_QUEUED
 SENT = commands_pb2.COMMAND_STATUS_SENT
+DELIVERED = commands_pb2.COMMAND_STATUS_DELIVERED
 ACKED = commands_pb2.COMMAND_STATUS_ACKED
 FAILED = commands_pb2.COMMAND_STATUS_FAILED
 EXPIRED = commands_pb2.COMMAND_STATUS_EXPIRED
 PARAMS = {"delay": 2, "mode": "safe", "steps": [1, "two", None], "opts": {"force": True}}
+
+
+async def online(grpc_hub: GrpcHub, device_id: str) -> None:
+    """A device that reported online: commands go out only to those."""
+    await grpc_hub.device(device_id)
+    await grpc_hub.hub.devices.report_presence(device_id, online=True, live=True)
 
 
 def when(ts: timestamp_pb2.Timestamp) -> datetime:
@@ -41,7 +51,7 @@ def plain(message: Any) -> Any:
 async def test_send_queues_a_pending_command_that_rest_reads_back_the_same(
     grpc_hub: GrpcHub,
 ) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         command = await client.send_command("dev-1", "reboot", PARAMS, ttl_s=60)
     async with rest_api(grpc_hub.hub) as http:
@@ -67,7 +77,7 @@ async def test_send_queues_a_pending_command_that_rest_reads_back_the_same(
 
 
 async def test_ttl_zero_means_the_default_of_five_minutes(grpc_hub: GrpcHub) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         command = await client.send_command("dev-1", "reboot")
     assert when(command.expires_at) - when(command.created_at) == timedelta(seconds=300)
@@ -85,7 +95,7 @@ async def test_watch_yields_the_current_status_then_each_change_and_ends(
     grpc_hub: GrpcHub, ok: bool, result: Any, final: int
 ) -> None:
     hub = grpc_hub.hub
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         command = await client.send_command("dev-1", "reboot", PARAMS, ttl_s=60)
         async with reading(hub, client.watch_command("dev-1", command.id)) as watch:
@@ -113,7 +123,7 @@ async def test_a_command_nobody_delivers_is_reported_expired_by_watch_and_live(
     grpc_hub: GrpcHub,
 ) -> None:
     hub = grpc_hub.hub
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with (
         grpc_hub.client() as client,
         reading(hub, client.subscribe(commands=True, readings=False)) as live,
@@ -130,11 +140,37 @@ async def test_a_command_nobody_delivers_is_reported_expired_by_watch_and_live(
     assert changes[1].done_at == statuses[-1].done_at
 
 
+async def test_watch_follows_a_command_queued_for_an_offline_device_to_its_answer(
+    grpc_hub: GrpcHub,
+) -> None:
+    hub = grpc_hub.hub
+    await grpc_hub.device("dev-1")  # never connected
+    async with grpc_hub.client() as client:
+        command = await client.send_command("dev-1", "reboot", ttl_s=60)
+        async with reading(hub, client.watch_command("dev-1", command.id)) as watch:
+            queued = await watch.next()
+            assert await hub.commands.claim_due() == []  # offline: it waits
+            await hub.devices.report_presence("dev-1", online=True, live=True)
+            await hub.commands.claim_due()
+            sent = await watch.next()
+            await hub.commands.delivered("dev-1", command.id)
+            delivered = await watch.next()
+            await hub.commands.acknowledge("dev-1", command.id, ok=True, result=None)
+            done = await watch.next()
+            rest = await watch.rest()
+    assert command.status == QUEUED
+    assert [c.status for c in (queued, sent, delivered, done)] == [QUEUED, SENT, DELIVERED, ACKED]
+    assert rest == []
+    assert not sent.HasField("delivered_at")
+    assert when(delivered.delivered_at) >= when(sent.sent_at)
+    assert done.delivered_at == delivered.delivered_at
+
+
 async def test_watching_a_finished_command_yields_its_final_status_and_ends(
     grpc_hub: GrpcHub,
 ) -> None:
     hub = grpc_hub.hub
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         command = await client.send_command("dev-1", "reboot", ttl_s=60)
         await hub.commands.claim_due()
@@ -150,8 +186,8 @@ async def test_watching_a_device_follows_all_its_commands_until_cancelled(
     grpc_hub: GrpcHub,
 ) -> None:
     hub = grpc_hub.hub
-    await grpc_hub.device("dev-1")
-    await grpc_hub.device("dev-2")
+    await online(grpc_hub, "dev-1")
+    await online(grpc_hub, "dev-2")
     async with grpc_hub.client() as client:
         async with reading(hub, client.watch_command("dev-1")) as watch:
             first = await client.send_command("dev-1", "reboot", {"n": 1}, ttl_s=60)
@@ -197,7 +233,7 @@ async def test_send_to_an_unknown_device_is_not_found(grpc_hub: GrpcHub) -> None
 async def test_an_invalid_command_is_refused_naming_each_bad_field(
     grpc_hub: GrpcHub, name: str, ttl_s: int, fields: list[str]
 ) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         error = await refused(
             client.send_command("dev-1", name, ttl_s=ttl_s), grpc.StatusCode.INVALID_ARGUMENT
@@ -209,7 +245,7 @@ async def test_an_invalid_command_is_refused_naming_each_bad_field(
 
 
 async def test_a_read_token_may_watch_but_not_send(grpc_hub: GrpcHub) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as admin:
         command = await admin.send_command("dev-1", "reboot", ttl_s=60)
     async with grpc_hub.client(await grpc_hub.token(Scope.READ)) as reader:
@@ -237,21 +273,21 @@ async def test_a_device_token_may_neither_send_nor_watch(grpc_hub: GrpcHub) -> N
 async def test_watching_what_does_not_exist_is_not_found(
     grpc_hub: GrpcHub, device_id: str, command_id: str
 ) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
     async with grpc_hub.client() as client:
         await refused(anext(client.watch_command(device_id, command_id)), grpc.StatusCode.NOT_FOUND)
 
 
 async def test_a_command_of_another_device_is_not_found_by_watch(grpc_hub: GrpcHub) -> None:
-    await grpc_hub.device("dev-1")
-    await grpc_hub.device("dev-2")
+    await online(grpc_hub, "dev-1")
+    await online(grpc_hub, "dev-2")
     async with grpc_hub.client() as client:
         command = await client.send_command("dev-1", "reboot", ttl_s=60)
         await refused(anext(client.watch_command("dev-2", command.id)), grpc.StatusCode.NOT_FOUND)
 
 
 async def test_the_sync_client_sends_like_the_async_one(grpc_hub: GrpcHub) -> None:
-    await grpc_hub.device("dev-1")
+    await online(grpc_hub, "dev-1")
 
     def send_sync(device_id: str) -> commands_pb2.Command | GrpcError:
         with grpc_hub.sync_client() as client:

@@ -155,6 +155,7 @@ async def test_command_status_changes_arrive_on_an_events_only_subscription(
 ) -> None:
     hub = grpc_hub.hub
     token = await grpc_hub.device("dev-1")
+    await hub.devices.report_presence("dev-1", online=True, live=True)  # commands go out
     async with (
         grpc_hub.client() as client,
         reading(hub, client.subscribe(commands=True, readings=False)) as live,

@@ -215,6 +215,7 @@ async def test_presence_changes_are_pushed(server: LiveServer) -> None:
 async def test_command_over_the_socket_then_its_status_changes(server: LiveServer) -> None:
     async with server.http() as http:
         await device(http, "dev-1")
+    await server.hub.devices.report_presence("dev-1", online=True, live=True)
     async with server.ws(await server.token(Scope.WRITE)) as ws:
         await send(ws, op="command", id="c1", device_id="dev-1", name="reboot", params={"a": 1})
         reply = await receive(ws)
@@ -236,6 +237,30 @@ async def test_command_over_the_socket_then_its_status_changes(server: LiveServe
     assert (sent["status"], acked["status"]) == ("sent", "acked")
     assert acked["command_id"] == command["id"]
     assert acked["result"] == {"up": 1}
+
+
+async def test_a_command_watched_over_the_socket_waits_queued_then_follows_to_its_answer(
+    server: LiveServer,
+) -> None:
+    hub = server.hub
+    async with server.http() as http:
+        await device(http, "dev-1")  # never connected
+    async with server.ws(await server.token(Scope.WRITE)) as ws:
+        await send(ws, op="command", id="c1", device_id="dev-1", name="reboot")
+        reply = await receive(ws)
+        command_id = reply["command"]["id"]
+        assert (await receive(ws))["status"] == "queued"
+        await hub.devices.report_presence("dev-1", online=True, live=True)
+        await hub.commands.claim_due()
+        await hub.commands.delivered("dev-1", command_id)
+        await hub.commands.acknowledge("dev-1", command_id, ok=True, result=None)
+        frames = [await receive(ws) for _ in range(3)]
+    assert reply["command"]["status"] == "queued"
+    assert [(f["type"], f["id"], f["status"]) for f in frames] == [
+        ("command_status", "c1", "sent"),
+        ("command_status", "c1", "delivered"),
+        ("command_status", "c1", "acked"),
+    ]
 
 
 async def test_command_needs_write_scope_and_an_existing_device(server: LiveServer) -> None:

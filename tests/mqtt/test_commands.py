@@ -1,7 +1,9 @@
-"""Commands over a real Mosquitto: delivered at most once, acked, failed, never late.
+"""Commands over a real Mosquitto: delivered at most once, acked, failed, never late,
+and sent only to a device that reported online.
 
 The device is ``mosquitto_sub`` with a persistent session (``-c -i``), as a
-real device keeps one so that commands reach it after a short disconnect.
+real device keeps one so that commands reach it after a short disconnect; its
+``online`` status is a retained publish of its own.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ async def receive(port: int, client_id: str, *, count: int, wait_s: int) -> list
     return received
 
 
+async def device_online(hub: Hub, port: int) -> None:
+    """The device reports online (retained, as a real one does) and a bridge stores it."""
+    publish(port, "telehub/v1/devices/sensor-1/status", b"online", retain=True)
+
+    async def online() -> bool:
+        return (await hub.devices.get("sensor-1")).online is True
+
+    await eventually(online, what="sensor-1 online")
+
+
 def ack(port: int, command_id: str, body: dict[str, Any]) -> None:
     topic = f"telehub/v1/devices/sensor-1/commands/{command_id}/ack"
     publish(port, topic, json.dumps(body).encode())
@@ -73,6 +85,7 @@ async def test_a_command_reaches_the_device_once_and_its_ack_completes_it(
 ) -> None:
     await register_device_session(mosquitto.port, "sensor-1-device")
     async with running_bridge(mqtt_hub):
+        await device_online(mqtt_hub, mosquitto.port)
         command = await mqtt_hub.commands.send(
             "sensor-1", name="set_interval", params={"seconds": 30}, ttl_s=60
         )
@@ -97,6 +110,7 @@ async def test_an_error_ack_fails_the_command(
 ) -> None:
     await register_device_session(mosquitto.port, "sensor-1-device")
     async with running_bridge(mqtt_hub):
+        await device_online(mqtt_hub, mosquitto.port)
         command = await mqtt_hub.commands.send("sensor-1", name="reboot", params={}, ttl_s=60)
         await receive(mosquitto.port, "sensor-1-device", count=1, wait_s=10)
         ack(mosquitto.port, command.id, {"status": "error", "result": "busy"})
@@ -109,8 +123,10 @@ async def test_an_expired_command_is_never_delivered(
 ) -> None:
     await register_device_session(mosquitto.port, "sensor-1-device")
     async with running_bridge(mqtt_hub):
-        # Sent while the device is offline: the broker queues it with an expiry
-        # that ends no later than the command's.
+        # Sent while the device is reported online but not connected (it left without
+        # its will): the broker queues it with an expiry that ends no later than the
+        # command's.
+        await device_online(mqtt_hub, mosquitto.port)
         queued = await mqtt_hub.commands.send("sensor-1", name="reboot", params={}, ttl_s=5)
         await status_of(mqtt_hub, queued, CommandStatus.SENT)
         await asyncio.sleep(max(0.0, (queued.expires_us - now_us()) / 1e6))
@@ -165,6 +181,7 @@ async def test_commands_queued_by_another_process_go_out_once_with_two_bridges(
     """mqtt_hub plays `telehub api` (no bridge); two bridges race to send its commands."""
     await register_device_session(mosquitto.port, "sensor-1-device")
     async with bridges(mqtt_settings, "bridge-1", "bridge-2") as hubs:
+        await device_online(mqtt_hub, mosquitto.port)
         queued = [
             await mqtt_hub.commands.send("sensor-1", name="step", params={"n": i}, ttl_s=60)
             for i in range(20)

@@ -61,3 +61,20 @@ def test_the_handler_dispatches_publish_and_pubrel_through_its_own_methods() -> 
         "loop",
     ]
     assert parameters(ProtocolHandler._send_packet) == ["self", "packet"]
+
+
+def test_commands_reach_a_device_through_its_handler_s_mqtt_publish() -> None:
+    """embedded_delivery.py wraps a device handler's mqtt_publish to see its PUBACK."""
+    assert parameters(ProtocolHandler.mqtt_publish) == [
+        "self",
+        "topic",
+        "data",
+        "qos",
+        "retain",
+        "ack_timeout",
+    ]
+    # Live and from a stored session alike, the broker calls it on the handler.
+    assert "handler.mqtt_publish(" in inspect.getsource(Broker._run_broadcast)
+    assert "handler.mqtt_publish(" in inspect.getsource(Broker._publish_session_retained_messages)
+    # It returns once the receiver acknowledged (QoS 1 PUBACK, QoS 2 PUBCOMP).
+    assert "_handle_message_flow(message)" in inspect.getsource(ProtocolHandler.mqtt_publish)

@@ -41,6 +41,7 @@ async def test_wait_command_returns_the_final_status_with_the_result(
 ) -> None:
     async with AsyncClient(server.base, token=server.admin) as admin:
         await admin.create_device("dev-1")
+        await server.hub.devices.report_presence("dev-1", online=True, live=True)
         command = await admin.send_command("dev-1", "reboot", {"delay": 5}, ttl_s=60)
     assert command.status is CommandStatus.PENDING
     device_answers = asyncio.create_task(
@@ -69,7 +70,8 @@ async def test_wait_command_gives_up_at_its_deadline(server: LiveServer) -> None
     async with AsyncClient(server.base, token=server.admin) as client:
         await client.create_device("dev-1")
         command = await client.send_command("dev-1", "reboot", ttl_s=60)
-        with pytest.raises(WaitTimedOut, match="still pending"):
+        # Never connected: the command waits for the device, queued.
+        with pytest.raises(WaitTimedOut, match="still queued"):
             await client.wait_command("dev-1", command.id, within=0.3)
 
 
@@ -108,7 +110,7 @@ async def test_commands_bulk_tokens_and_rejected_read_the_same_on_both(
     [pinged] = [c.id for c in batch.commands if c.device_id == "dev-1"]
     assert want[0] == [pinged, second.id, first.id]  # newest first, fetched a page of one at a time
     assert sorted(c.device_id for c in batch.commands) == ["dev-1", "dev-2"]
-    assert want[2].counts[CommandStatus.PENDING] == 2
+    assert want[2].counts[CommandStatus.QUEUED] == 2  # neither device reported online
     assert want[4] == ["invalid-input"]
     async with AsyncClient(server.base, token=server.admin) as aio:
         await aio.delete_token(token.id)

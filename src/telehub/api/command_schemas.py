@@ -58,10 +58,17 @@ class CommandOut(BaseModel):
     batch_id: str | None
     name: str
     params: dict[str, Any]
-    status: CommandStatus
+    status: CommandStatus = Field(
+        description="pending (device online, about to be sent) | queued (device offline: "
+        "waits, unsent) → sent (handed to the broker once) → delivered (the device's MQTT "
+        "client has it; embedded broker only) → acked | failed; expired when ttl_s runs out"
+    )
     created_at: datetime
     expires_at: datetime
     sent_at: datetime | None
+    delivered_at: datetime | None = Field(
+        None, description="when the device's MQTT client acknowledged it (embedded broker)"
+    )
     completed_at: datetime | None = Field(description="when acked, failed or expired")
     result: Any = Field(None, description="what the device answered")
 
@@ -77,6 +84,7 @@ class CommandOut(BaseModel):
             created_at=from_micros(c.created_us),
             expires_at=from_micros(c.expires_us),
             sent_at=from_micros(c.sent_us) if c.sent_us is not None else None,
+            delivered_at=from_micros(c.delivered_us) if c.delivered_us is not None else None,
             completed_at=from_micros(c.done_us) if c.done_us is not None else None,
             result=c.result,
         )
@@ -94,8 +102,9 @@ class BatchOut(BaseModel):
 
     batch_id: str
     status: CommandStatus = Field(
-        description="pending or sent while any command is open; otherwise the worst outcome "
-        "(expired, failed), acked when all were acked"
+        description="while any command is open, the least advanced open status (pending, "
+        "queued, sent, delivered); otherwise the worst outcome (expired, failed), acked when "
+        "all were acked"
     )
     counts: dict[CommandStatus, int]
     commands: list[CommandOut]
@@ -114,7 +123,9 @@ class BatchOut(BaseModel):
 def _aggregate(counts: Counter[CommandStatus]) -> CommandStatus:
     for status in (
         CommandStatus.PENDING,
+        CommandStatus.QUEUED,
         CommandStatus.SENT,
+        CommandStatus.DELIVERED,
         CommandStatus.EXPIRED,
         CommandStatus.FAILED,
     ):

@@ -45,6 +45,7 @@ from telehub.core.commands import CommandService
 from telehub.core.metrics import Metrics
 from telehub.core.sessions import SessionRegistry
 from telehub.core.tickets import LiveTickets
+from telehub.domain.commands import CommandStatus
 from telehub.domain.devices import Principal
 from telehub.domain.devices import Scope as TokenScope
 from telehub.domain.live import EventType, Filter, LiveReadings, LoggedEvents, Revoked
@@ -318,7 +319,7 @@ class LiveSession:
                 if command_id in self._watched:
                     request_id = self._watched[command_id]
                     out.append(("command_status", frames.command_frame(request_id, event)))
-                    if event.data["status"] not in ("pending", "sent"):
+                    if not CommandStatus(event.data["status"]).open:
                         del self._watched[command_id]
                 else:
                     out.extend(

@@ -1,9 +1,12 @@
 """Commands to devices: created anywhere, sent by whichever process runs the MQTT bridge.
 
-The commands table is the queue. ``send`` stores a pending command and wakes
-this process's dispatcher; dispatchers in other processes find it by polling.
-``claim_due`` moves pending → sent before the command goes out, so each
-command is handed to the broker at most once, and never once it has expired.
+The commands table is the queue. ``send`` stores a command, pending when its
+device is online and queued when it is not (domain/commands.py says what each
+status guarantees), and wakes this process's dispatcher; dispatchers in other
+processes find it by polling. ``claim_due`` moves the commands of online
+devices to sent before they go out, so each command is handed to the broker at
+most once, only while its device is reported online, and never once it has
+expired; a device coming online (``wake``) gets its queued commands at once.
 """
 
 from __future__ import annotations
@@ -50,11 +53,14 @@ class CommandService:
     async def send(
         self, device_id: str, *, name: str, params: dict[str, Any], ttl_s: int
     ) -> Command:
-        """Queue a command for one device; it goes out as soon as a bridge can send it."""
+        """Queue a command for one device; it goes out once a bridge can send it and the
+        device is online."""
         _validate(name, params, ttl_s)
-        if await self._store.devices.get(device_id) is None:
+        device = await self._store.devices.get(device_id)
+        if device is None:
             raise NotFound(f"device {device_id!r} does not exist")
-        [command] = await self._queue([device_id], name, params, ttl_s, batch_id=None)
+        online = {device_id} if device.online else set()
+        [command] = await self._queue([device_id], name, params, ttl_s, None, online)
         return command
 
     async def send_bulk(
@@ -94,7 +100,8 @@ class CommandService:
                 [FieldError(detail="matches no device", pointer="#/attributes")],
             )
         batch_id = new_batch_id()
-        return batch_id, await self._queue(targets, name, params, ttl_s, batch_id=batch_id)
+        online = await self._store.commands.online(targets)
+        return batch_id, await self._queue(targets, name, params, ttl_s, batch_id, online)
 
     async def get(self, device_id: str, command_id: str) -> Command:
         await self.expire_due()
@@ -152,16 +159,35 @@ class CommandService:
         )
 
     async def claim_due(self, *, limit: int = 500) -> list[Command]:
-        """Pending commands, now marked sent: the caller must hand them to the broker.
+        """Pending and queued commands of online devices, now marked sent: the caller must
+        hand them to the broker. Pending ones of devices gone offline become queued.
 
         One with less than SEND_MARGIN_US left is not sent at all; it will expire.
         """
         now = now_us()
+        parked = await self._store.commands.park(now_us=now)
         claimed = await self._store.commands.claim_due(
             now_us=now, expiring_after_us=now + SEND_MARGIN_US, limit=limit
         )
-        await self._events.record([command_event(c) for c in claimed])
+        await self._events.record(
+            [command_event(c, at_us=now) for c in parked] + [command_event(c) for c in claimed]
+        )
         return claimed
+
+    async def delivered(self, device_id: str, command_id: str) -> Command | None:
+        """The device's MQTT client acknowledged the command (its PUBACK): sent → delivered.
+
+        None when it was not sent, or was answered or expired meanwhile (an answer can
+        overtake the PUBACK): a delivery changes nothing but a sent command.
+        """
+        done = await self._store.commands.deliver(device_id, command_id, now_us=now_us())
+        if done is not None:
+            await self._events.record([command_event(done)])
+        return done
+
+    def wake(self) -> None:
+        """A device came online: look for commands to send now, not at the next poll."""
+        self._due.set()
 
     async def expire_due(self) -> list[Command]:
         expired = await self._store.commands.expire(now_us=now_us())
@@ -180,9 +206,10 @@ class CommandService:
         name: str,
         params: dict[str, Any],
         ttl_s: int,
-        *,
         batch_id: str | None,
+        online: set[str],
     ) -> list[Command]:
+        """Store one command per device: pending if the device is online, else queued."""
         created = now_us()
         commands = [
             Command(
@@ -191,7 +218,7 @@ class CommandService:
                 batch_id=batch_id,
                 name=name,
                 params=params,
-                status=CommandStatus.PENDING,
+                status=CommandStatus.PENDING if device_id in online else CommandStatus.QUEUED,
                 created_us=created,
                 expires_us=created + ttl_s * 1_000_000,
             )

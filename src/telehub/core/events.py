@@ -77,9 +77,12 @@ def presence_event(device_id: str, *, online: bool) -> EventDraft:
     )
 
 
-def command_event(command: Command) -> EventDraft:
-    """A command's new status; params are left out (up to 64 KiB, and unchanged)."""
-    at = command.done_us or command.sent_us or command.created_us
+def command_event(command: Command, *, at_us: int | None = None) -> EventDraft:
+    """A command's new status; params are left out (up to 64 KiB, and unchanged).
+
+    ``at_us``: when it changed, for a change that stamps no time of its own (queued).
+    """
+    at = at_us or command.done_us or command.delivered_us or command.sent_us or command.created_us
     return EventDraft(
         type=EventType.COMMANDS,
         device_id=command.device_id,

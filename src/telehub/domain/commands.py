@@ -13,17 +13,42 @@ COMMAND_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class CommandStatus(StrEnum):
-    """pending → sent → acked | failed; pending or sent → expired when its time runs out."""
+    """Where a command is: each status says what the hub knows, no more.
 
-    PENDING = "pending"
-    SENT = "sent"
-    ACKED = "acked"
-    FAILED = "failed"
-    EXPIRED = "expired"
+    pending | queued → sent → delivered → acked | failed, where delivered may be
+    skipped (only the embedded broker sees the device's PUBACK) and so may the
+    device's answer; any open status → expired when the command's time runs out.
+    A pending command whose device is offline by the time a bridge looks at it
+    becomes queued; a queued one is sent when its device comes online.
+    """
+
+    PENDING = "pending"  # its device was online when it was made; a bridge sends it next
+    QUEUED = "queued"  # its device is offline or never connected: it waits, unsent
+    SENT = "sent"  # handed to the broker once, for its device while reported online
+    DELIVERED = "delivered"  # the device's MQTT client acknowledged it (PUBACK)
+    ACKED = "acked"  # the device answered ok
+    FAILED = "failed"  # the device answered error
+    EXPIRED = "expired"  # its time ran out first; never sent after that
 
     @property
     def open(self) -> bool:
-        return self in (CommandStatus.PENDING, CommandStatus.SENT)
+        return self in _OPEN
+
+    @property
+    def rank(self) -> int:
+        """How far along: a status never moves to a lower rank."""
+        return _RANK.get(self, 4)
+
+
+_OPEN = frozenset(
+    (CommandStatus.PENDING, CommandStatus.QUEUED, CommandStatus.SENT, CommandStatus.DELIVERED)
+)
+_RANK = {
+    CommandStatus.PENDING: 0,
+    CommandStatus.QUEUED: 1,
+    CommandStatus.SENT: 2,
+    CommandStatus.DELIVERED: 3,
+}
 
 
 def new_command_id() -> str:
@@ -46,6 +71,7 @@ class Command:
     expires_us: int
     batch_id: str | None = None
     sent_us: int | None = None
+    delivered_us: int | None = None
     done_us: int | None = None
     result: Any = None
 

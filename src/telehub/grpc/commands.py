@@ -85,7 +85,7 @@ class CommandServicer(commands_pb2_grpc.CommandServiceServicer):
                         current = latest
                         yield latest
                 for event in changes:
-                    if _rank(CommandStatus(event.data["status"])) <= _rank(current.status):
+                    if CommandStatus(event.data["status"]).rank <= current.status.rank:
                         continue  # committed before the first read, which already showed it
                     current = _applied(current, event)
                     yield current
@@ -119,12 +119,9 @@ def _applied(command: Command, event: Event) -> Command:
         status=status,
         result=event.data.get("result"),
         sent_us=event.at_us if status is CommandStatus.SENT else command.sent_us,
+        delivered_us=event.at_us if status is CommandStatus.DELIVERED else command.delivered_us,
         done_us=event.at_us if not status.open else None,
     )
-
-
-def _rank(status: CommandStatus) -> int:
-    return {CommandStatus.PENDING: 0, CommandStatus.SENT: 1}.get(status, 2)
 
 
 def _until_expiry(command: Command) -> float:

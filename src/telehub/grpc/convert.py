@@ -25,7 +25,9 @@ AGGREGATES = {
 }
 COMMAND_STATUS = {
     CommandStatus.PENDING: commands_pb2.COMMAND_STATUS_PENDING,
+    CommandStatus.QUEUED: commands_pb2.COMMAND_STATUS_QUEUED,
     CommandStatus.SENT: commands_pb2.COMMAND_STATUS_SENT,
+    CommandStatus.DELIVERED: commands_pb2.COMMAND_STATUS_DELIVERED,
     CommandStatus.ACKED: commands_pb2.COMMAND_STATUS_ACKED,
     CommandStatus.FAILED: commands_pb2.COMMAND_STATUS_FAILED,
     CommandStatus.EXPIRED: commands_pb2.COMMAND_STATUS_EXPIRED,
@@ -176,6 +178,7 @@ def command(c: Command) -> commands_pb2.Command:
         created_at=timestamp(c.created_us),
         expires_at=timestamp(c.expires_us),
         sent_at=optional_timestamp(c.sent_us),
+        delivered_at=optional_timestamp(c.delivered_us),
         done_at=optional_timestamp(c.done_us),
         result=value(c.result) if c.result is not None else None,
         batch_id=c.batch_id or "",
@@ -210,4 +213,6 @@ def command_event(event: Event) -> live_pb2.LiveEvent:
         change.done_at.CopyFrom(timestamp(event.at_us))
     elif status == commands_pb2.COMMAND_STATUS_SENT:
         change.sent_at.CopyFrom(timestamp(event.at_us))
+    elif status == commands_pb2.COMMAND_STATUS_DELIVERED:
+        change.delivered_at.CopyFrom(timestamp(event.at_us))
     return live_pb2.LiveEvent(command=change, at=timestamp(event.at_us))

@@ -286,11 +286,13 @@ class MqttBridge:
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
 
     async def _dispatch_commands(self) -> None:
-        """Hand queued commands to the broker while connected.
+        """Hand the commands of online devices to the broker while connected.
 
-        A command is claimed (pending → sent) before it is published, and only
-        while connected, so it goes out at most once; on MQTT 5 it carries a
-        message expiry, so the broker never delivers it late either.
+        A command is claimed (pending or queued → sent) before it is published,
+        and only while connected, so it goes out at most once; on MQTT 5 it
+        carries a message expiry, so the broker never delivers it late either.
+        A device's commands wait (queued) while it is offline; its coming online
+        wakes this loop (CommandService.wake).
         """
         commands = self._commands
         poll = self._settings.command_poll_seconds

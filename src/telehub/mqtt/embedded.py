@@ -16,6 +16,8 @@ Around amqtt, this subclass also:
   refused CONNECT names, the bridge's included;
 - replays retained messages only to the client that subscribed, and closes
   every connection's socket when it stops (amqtt 0.12.1 leaks both);
+- marks a command delivered when the device's PUBACK for it arrives
+  (embedded_delivery.py);
 - disconnects a device whose token is rotated or which is deleted (a live
   session of its credential): nothing it sent is read any more, and a
   deleted device leaves no will, no session and no QoS 2 state behind for a
@@ -41,6 +43,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
 from telehub.config import Settings
 from telehub.core.auth import Authenticator
+from telehub.core.commands import CommandService
 from telehub.core.ingest_gate import IngestGate
 from telehub.core.metrics import Metrics
 from telehub.core.sessions import Session, SessionRegistry
@@ -48,6 +51,7 @@ from telehub.domain.live import CredentialKind, Revoked
 from telehub.errors import InvalidInput
 from telehub.listeners import bind
 from telehub.mqtt.embedded_access import EmbeddedAccess
+from telehub.mqtt.embedded_delivery import CommandDeliveries
 from telehub.mqtt.embedded_publish import DevicePublishes
 from telehub.mqtt.message_handler import MqttInbound
 from telehub.mqtt.packet_reader import PUBLISH_OVERHEAD, PacketReader
@@ -96,6 +100,7 @@ class _Broker(Broker):
         )
         self._access = access
         self._publishes = publishes
+        self._deliveries = CommandDeliveries(ports.commands)
         self._writers: dict[PacketReader, asyncio.StreamWriter] = {}
         self._logins: dict[PacketReader, _Login] = {}
         self._max_packet = ports.settings.max_body_bytes + PUBLISH_OVERHEAD
@@ -186,6 +191,7 @@ class _Broker(Broker):
                 session.will_flag = False
             reader.device_id = session.username
             self._publishes.attach(handler, reader, session.username, clean=session.clean_session)
+            self._deliveries.attach(handler, session.username)
         return handler, session
 
     async def _authenticate(self, session: Any, listener: Any) -> bool:
@@ -246,6 +252,7 @@ class EmbeddedPorts:
     auth: Authenticator
     gate: IngestGate
     sessions: SessionRegistry
+    commands: CommandService
     metrics: Metrics
 
 

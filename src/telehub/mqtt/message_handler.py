@@ -141,10 +141,13 @@ class MqttInbound:
                 "status must be online or offline",
                 [FieldError(detail="expected online or offline", pointer="#")],
             )
+        online = status == b"online"
         try:
-            await self._devices.report_presence(device_id, online=status == b"online", live=live)
+            changed = await self._devices.report_presence(device_id, online=online, live=live)
         except NotFound:
             raise _unknown(device_id) from None
+        if changed and online:
+            self._commands.wake()  # its queued commands go out now
 
     async def _command_ack(self, device_id: str, command_id: str, payload: bytes) -> None:
         try:

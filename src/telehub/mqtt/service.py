@@ -52,6 +52,7 @@ def embedded_broker_for(hub: Hub) -> EmbeddedBroker:
             auth=hub.auth,
             gate=hub.ingest,
             sessions=hub.sessions,
+            commands=hub.commands,
             metrics=hub.metrics,
         )
     )

@@ -3,9 +3,11 @@
 Telemetry goes out at QoS 1 and counts as acknowledged when its PUBACK
 arrives. gmqtt has no PUBACK callback, so each client gets a store of
 in-flight messages that also resolves a future per packet id when gmqtt drops
-the packet on its PUBACK. Devices answer commands (``commands/+``) after a
-short delay; a configurable share answer ``error``. Incoming commands wait in
-a bounded queue for the one responder task.
+the packet on its PUBACK. Devices report presence as real ones should (once
+subscribed to ``commands/+``, ``online`` to their status topic; ``offline`` as
+their last will), since the hub sends commands only to online devices, and
+answer commands after a short delay; a configurable share answer ``error``.
+Incoming commands wait in a bounded queue for the one responder task.
 """
 
 from __future__ import annotations
@@ -175,10 +177,12 @@ class MqttTransport:
 
     async def _connect(self, device: SimDevice) -> None:
         store = PubackStore()
+        status = f"{ROOT}/{device.device_id}/status"
         client = gmqtt.Client(
             device.device_id,
             clean_session=True,
             persistent_storage=store,
+            will_message=gmqtt.Message(status, b"offline", qos=1, retain=True),
             logger=logging.getLogger("telehub.sim.gmqtt"),
         )
         client.set_auth_credentials(device.device_id, device.token)
@@ -189,6 +193,8 @@ class MqttTransport:
         await client.connect(self._host, self._port, version=MQTTv311, keepalive=60)
         client.subscribe(f"{ROOT}/{device.device_id}/commands/+", qos=1)
         await asyncio.wait_for(subscribed.wait(), _SUBACK_TIMEOUT)
+        # Only now: a command sent once it is online finds the subscription in place.
+        client.publish(status, b"online", qos=1, retain=True)
 
     def _on_message(
         self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any

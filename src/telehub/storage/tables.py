@@ -136,8 +136,9 @@ rejected_messages = Table(
     Index(None, "device_id", "id"),
 )
 
-# Device commands: the table is the queue (pending → sent → acked | failed | expired),
-# so any process may create one and the one running the MQTT bridge sends it.
+# Device commands: the table is the queue (pending | queued → sent → delivered → acked |
+# failed, or expired; domain/commands.py), so any process may create one and the one
+# running the MQTT bridge sends it. delivered_us came later (0007), hence its place.
 commands = Table(
     "commands",
     metadata,
@@ -152,6 +153,7 @@ commands = Table(
     Column("sent_us", BigInteger, nullable=True),
     Column("done_us", BigInteger, nullable=True),
     Column("result", JSON, nullable=True),
+    Column("delivered_us", BigInteger, nullable=True),
     Index(None, "device_id", "created_us"),
     Index(None, "status", "expires_us"),
     Index(None, "batch_id"),

@@ -26,21 +26,21 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19telehub/v1/commands.proto\x12\ntelehub.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x07\x43ommand\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.telehub.v1.CommandStatus\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64one_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06result\x18\n \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x62\x61tch_id\x18\x0b \x01(\t\"m\n\x12SendCommandRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05ttl_s\x18\x04 \x01(\r\"=\n\x14WatchCommandsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\ncommand_id\x18\x02 \x01(\t*\xb5\x01\n\rCommandStatus\x12\x1e\n\x1a\x43OMMAND_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMMAND_STATUS_PENDING\x10\x01\x12\x17\n\x13\x43OMMAND_STATUS_SENT\x10\x02\x12\x18\n\x14\x43OMMAND_STATUS_ACKED\x10\x03\x12\x19\n\x15\x43OMMAND_STATUS_FAILED\x10\x04\x12\x1a\n\x16\x43OMMAND_STATUS_EXPIRED\x10\x05\x32\x8f\x01\n\x0e\x43ommandService\x12;\n\x04Send\x12\x1e.telehub.v1.SendCommandRequest\x1a\x13.telehub.v1.Command\x12@\n\x05Watch\x12 .telehub.v1.WatchCommandsRequest\x1a\x13.telehub.v1.Command0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19telehub/v1/commands.proto\x12\ntelehub.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x03\n\x07\x43ommand\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.telehub.v1.CommandStatus\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64one_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06result\x18\n \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08\x62\x61tch_id\x18\x0b \x01(\t\x12\x30\n\x0c\x64\x65livered_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x12SendCommandRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05ttl_s\x18\x04 \x01(\r\"=\n\x14WatchCommandsRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x12\n\ncommand_id\x18\x02 \x01(\t*\xee\x01\n\rCommandStatus\x12\x1e\n\x1a\x43OMMAND_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMMAND_STATUS_PENDING\x10\x01\x12\x17\n\x13\x43OMMAND_STATUS_SENT\x10\x02\x12\x18\n\x14\x43OMMAND_STATUS_ACKED\x10\x03\x12\x19\n\x15\x43OMMAND_STATUS_FAILED\x10\x04\x12\x1a\n\x16\x43OMMAND_STATUS_EXPIRED\x10\x05\x12\x19\n\x15\x43OMMAND_STATUS_QUEUED\x10\x06\x12\x1c\n\x18\x43OMMAND_STATUS_DELIVERED\x10\x07\x32\x8f\x01\n\x0e\x43ommandService\x12;\n\x04Send\x12\x1e.telehub.v1.SendCommandRequest\x1a\x13.telehub.v1.Command\x12@\n\x05Watch\x12 .telehub.v1.WatchCommandsRequest\x1a\x13.telehub.v1.Command0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'telehub.v1.commands_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMANDSTATUS']._serialized_start=664
-  _globals['_COMMANDSTATUS']._serialized_end=845
+  _globals['_COMMANDSTATUS']._serialized_start=714
+  _globals['_COMMANDSTATUS']._serialized_end=952
   _globals['_COMMAND']._serialized_start=105
-  _globals['_COMMAND']._serialized_end=487
-  _globals['_SENDCOMMANDREQUEST']._serialized_start=489
-  _globals['_SENDCOMMANDREQUEST']._serialized_end=598
-  _globals['_WATCHCOMMANDSREQUEST']._serialized_start=600
-  _globals['_WATCHCOMMANDSREQUEST']._serialized_end=661
-  _globals['_COMMANDSERVICE']._serialized_start=848
-  _globals['_COMMANDSERVICE']._serialized_end=991
+  _globals['_COMMAND']._serialized_end=537
+  _globals['_SENDCOMMANDREQUEST']._serialized_start=539
+  _globals['_SENDCOMMANDREQUEST']._serialized_end=648
+  _globals['_WATCHCOMMANDSREQUEST']._serialized_start=650
+  _globals['_WATCHCOMMANDSREQUEST']._serialized_end=711
+  _globals['_COMMANDSERVICE']._serialized_start=955
+  _globals['_COMMANDSERVICE']._serialized_end=1098
 # @@protoc_insertion_point(module_scope)

@@ -22,9 +22,11 @@ CommandPath = Annotated[str, Path(max_length=32, description="command id")]
 async def send_command(
     device_id: DevicePath, body: CommandIn, commands: CommandsDep, _: WriteScope
 ) -> CommandOut:
-    """Queue a command; it is published to the device (MQTT, QoS 1) at most once.
+    """Queue a command; it is published to the device (MQTT, QoS 1) at most once, and only
+    while the device is online.
 
-    Follow it with `GET …/commands/{command_id}`: pending → sent → acked | failed,
+    Follow it with `GET …/commands/{command_id}`: pending (device online) or queued
+    (device offline: it waits) → sent → delivered (embedded broker) → acked | failed,
     or expired when `ttl_s` runs out first (an expired command is never sent).
     """
     command = await commands.send(device_id, name=body.name, params=body.params, ttl_s=body.ttl_s)
