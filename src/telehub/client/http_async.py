@@ -252,7 +252,8 @@ class AsyncClient:
                         call.method,
                         self._base + call.path,
                         params=_aiohttp_params(call.params),
-                        json=call.json,
+                        data=call.content(),
+                        headers=call.headers(),
                     ) as response,
                 ):
                     if response.ok:

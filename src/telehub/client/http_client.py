@@ -260,7 +260,8 @@ class Client:
                     call.method,
                     self._base + call.path,
                     params=call.params,
-                    json=call.json,
+                    data=call.content(),
+                    headers=call.headers(),
                     timeout=self._timeout,
                     # Per request: a Session's own verify loses to REQUESTS_CA_BUNDLE.
                     verify=self._verify,
