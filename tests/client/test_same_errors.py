@@ -69,6 +69,12 @@ CASES: list[Case] = [
     ("query", lambda c: c.query("dev-1", interval="1m", agg="median"), ValidationFailed),
     ("query", lambda c: c.query("dev-1", limit=0), ValidationFailed),
     ("query", lambda c: c.query("Bad Id"), ValidationFailed),
+    ("query", lambda c: c.query("dev-1", agg="max"), ValidationFailed),
+    ("query", lambda c: c.query("dev-1", cursor="not-a-cursor"), ValidationFailed),
+    ("query_pages", lambda c: c.query_pages("dev-1", agg="max"), ValidationFailed),
+    ("query_pages", lambda c: c.query_pages("dev-1", metrics=["a b"]), ValidationFailed),
+    ("query_all", lambda c: c.query_all("dev-1", page_size=0), ValidationFailed),
+    ("query_all", lambda c: c.query_all("dev-1", interval="1s", agg="sum"), ValidationFailed),
     ("latest", lambda c: c.latest("Bad Id"), ValidationFailed),
     # commands
     (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -243,17 +243,25 @@ def query(
     interval: str | None,
     agg: str | None,
     limit: int | None,
+    order: str | None = None,
+    cursor: str | None = None,
 ) -> Call[SeriesOut]:
-    params = _clean(
-        {
-            "metric": metrics,
-            "from": _iso(start),
-            "to": _iso(end),
-            "interval": interval,
-            "agg": agg,
-            "limit": limit,
-        }
-    )
+    """A page of the query; with ``cursor`` (a page's ``next``), the page after that one:
+    the cursor holds the query, so only the page size (``limit``) goes with it."""
+    if cursor is not None:
+        params = _clean({"cursor": cursor, "limit": limit})
+    else:
+        params = _clean(
+            {
+                "metric": metrics,
+                "from": _iso(start),
+                "to": _iso(end),
+                "interval": interval,
+                "agg": agg,
+                "limit": limit,
+                "order": order,
+            }
+        )
     return Call(
         "GET",
         f"/api/v1/devices/{_segment(device_id)}/telemetry",
@@ -358,3 +366,16 @@ class Waiting:
         while True:
             yield delay
             delay = min(self.most, delay * 2)
+
+
+def merged(pages: Iterable[SeriesOut]) -> SeriesOut | None:
+    """The pages of one query as one answer (None: no pages)."""
+    first: SeriesOut | None = None
+    series: dict[str, list[Any]] = {}
+    for page in pages:
+        first = first or page
+        for metric, points in page.series.items():
+            series.setdefault(metric, []).extend(points)
+    if first is None:
+        return None
+    return first.model_copy(update={"series": series, "truncated": [], "next": None})
