@@ -95,6 +95,9 @@ async def test_buckets_newest_first_and_limit_keeps_the_newest(series: Api) -> N
         ({"limit": 0}, "limit"),
         ({"order": "sideways"}, "order"),
         ({"metric": "bad$name"}, "metric"),
+        ({"agg": "max"}, "agg"),  # no interval: nothing to aggregate
+        ({"limit": 10_001}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
     ],
 )
 async def test_bad_query_names_the_parameter(
@@ -136,3 +139,90 @@ async def test_latest_holds_the_newest_reading_per_metric_and_state(api: Api) ->
             "mode": {"ts": at(30)["ts"], "value": {"eco": True}},
         },
     }
+
+
+# --- pages ------------------------------------------------------------------------------
+
+# Two metrics measured together (the same timestamps) every second, more than a page.
+MANY = 2_500
+
+
+@pytest.fixture
+async def long_series(api: Api) -> Api:
+    token = await api.device()
+    messages = [at(s, temperature=s, humidity=-s) for s in range(MANY)]
+    for start in range(0, MANY, 1000):
+        r = await api.ingest(messages[start : start + 1000], token)
+        assert r.json()["accepted"] == 2 * len(messages[start : start + 1000]), r.text
+    return api
+
+
+@pytest.mark.parametrize("follow", ["cursor alone", "same parameters", "link header"])
+async def test_a_page_stops_at_1000_per_metric_and_its_cursor_leads_to_the_rest(
+    long_series: Api, follow: str
+) -> None:
+    r = await long_series.query()
+    first = r.json()
+
+    assert r.status_code == 200, r.text
+    assert {m: len(p) for m, p in first["series"].items()} == {
+        "humidity": 1000,
+        "temperature": 1000,
+    }
+    assert first["truncated"] == ["humidity", "temperature"]
+    assert first["next"]
+    assert r.headers["link"] == f'<{url()}?cursor={first["next"]}>; rel="next"'
+    pages = [first]
+    while pages[-1]["next"]:
+        if follow == "cursor alone":
+            r = await long_series.client.get(
+                url(),
+                params={"cursor": pages[-1]["next"]},
+                headers=long_series.auth(long_series.admin),
+            )
+        elif follow == "same parameters":
+            r = await long_series.query(cursor=pages[-1]["next"])
+        else:
+            link = r.headers["link"].removeprefix("<").split(">;")[0]
+            r = await long_series.client.get(link, headers=long_series.auth(long_series.admin))
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+
+    assert len(pages) == 3
+    assert "link" not in r.headers
+    assert pages[-1]["truncated"] == []
+    for metric, sign in (("temperature", 1), ("humidity", -1)):
+        got = [pt for page in pages for pt in points(page, metric)]
+        assert got == [(s, sign * s) for s in range(MANY)]  # each once, none missing, in order
+
+
+async def test_a_cursor_with_other_parameters_is_refused_naming_them(long_series: Api) -> None:
+    first = (await long_series.query(limit=10)).json()
+
+    r = await long_series.query(cursor=first["next"], order="desc")
+
+    assert [e.get("parameter") for e in long_series.invalid(r)] == ["order"]
+    assert "send the cursor alone" in r.json()["detail"]
+
+
+async def test_agg_without_interval_says_to_add_one(series: Api) -> None:
+    r = await series.query(agg="max")
+
+    assert [e.get("parameter") for e in series.invalid(r)] == ["agg"]
+    # WINDOW is two days: 2,880 buckets of a minute, 576 of five (one page).
+    assert "needs an `interval`" in r.json()["detail"]
+    assert "an `interval` of 5m makes at most 1,000 buckets" in r.json()["detail"]
+    ok = await series.query(agg="max", interval="5m")
+    assert ok.status_code == 200, ok.text
+
+
+async def test_too_many_buckets_says_the_maximum_and_an_interval_that_fits(series: Api) -> None:
+    r = await series.query(interval="1s")
+
+    assert [e.get("parameter") for e in series.invalid(r)] == ["interval"]
+    detail = r.json()["detail"]
+    assert "172,800 buckets" in detail
+    assert "at most 10,000" in detail
+    assert "use an `interval` of 30s or wider" in detail
+    assert (await series.query(interval="30s")).status_code == 200
+    assert (await series.query(interval="15s")).status_code == 422

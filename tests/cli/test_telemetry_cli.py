@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from telehub.cli.exit_codes import Exit
+from telehub.cli.remote import when
+from telehub.client import AsyncClient
 from telehub.hub import Hub
 from tests.cli.conftest import Api, failed, succeeded
+from tests.live.support import LiveServer
 
 RANGE = ("--from", "2025-01-01T00:00:00Z", "--to", "2025-01-02T00:00:00Z")
 
@@ -78,16 +82,55 @@ async def test_query_as_table_csv_and_json(api: Api, device: str) -> None:
         ["t", "2025-01-01T10:01:30.000000Z", "21.5"],
         ["t", "2025-01-01T10:02:30.000000Z", "23.0"],
     ]
-    assert sorted(csv.splitlines()[1:]) == [
+    # Pages of 2 per metric: --csv follows them to the end; the metrics share timestamps.
+    assert csv.splitlines()[1:] == [
         "h,2025-01-01T10:00:30.000000Z,40.0",
         "h,2025-01-01T10:01:30.000000Z,41.0",
         "t,2025-01-01T10:00:30.000000Z,20.0",
         "t,2025-01-01T10:01:30.000000Z,21.5",
+        "h,2025-01-01T10:02:30.000000Z,42.0",
+        "t,2025-01-01T10:02:30.000000Z,23.0",
     ]
     assert csv.splitlines()[0] == "metric,ts,value"
     assert body["device_id"] == "dev-1"
     assert [p["value"] for p in body["series"]["h"]] == [40.0, 41.0, 42.0]
     assert list(body["series"]) == ["h"]
+
+
+async def test_csv_writes_every_page_of_a_long_range(
+    api: Api, device: str, server: LiveServer
+) -> None:
+    # Two metrics measured together every second: 2.5 default pages (1,000 per metric).
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    messages = [
+        {"ts": (t0 + timedelta(seconds=s)).isoformat(), "values": {"a": s, "b": -s}}
+        for s in range(2_500)
+    ]
+    async with AsyncClient(server.base, token=server.admin) as client:
+        for start in range(0, 2_500, 1_000):
+            await client.send_telemetry(device, messages[start : start + 1_000])
+
+    rows = succeeded(await api("query", device, *RANGE, "--csv")).splitlines()
+
+    assert rows[0] == "metric,ts,value"
+    by_metric: dict[str, list[str]] = {"a": [], "b": []}
+    for row in rows[1:]:
+        metric, ts, _ = row.split(",")
+        by_metric[metric].append(ts)
+    want = [when(t0 + timedelta(seconds=s)) for s in range(2_500)]
+    assert by_metric == {"a": want, "b": want}  # each once, in order, none missing
+
+
+async def test_a_cut_table_says_so_where_csv_writes_every_page(api: Api, device: str) -> None:
+    await _send_three_minutes(api, device)
+
+    cut = await api("query", device, "-m", "t", *RANGE, "--limit", "2")
+    whole = await api("query", device, "-m", "t", *RANGE, "--limit", "3")
+
+    assert len(succeeded(cut).splitlines()) == 3  # the header and a page of 2
+    assert "more points than shown for t: a page holds 2 per metric" in cut.stderr
+    assert "--csv writes every page" in cut.stderr
+    assert whole.stderr == ""
 
 
 async def test_query_in_buckets(api: Api, device: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.devices import Principal, Scope
 from telehub.domain.readings import Reading, Telemetry, from_micros
@@ -29,7 +28,7 @@ def readings(device_id: str, metric: str, points: dict[int, float]) -> Telemetry
 
 def query(start_s: int = 0, end_s: int = 600, **options: Any) -> SeriesQuery:
     """All metrics from ``BASE_US + start_s`` to ``BASE_US + end_s`` (seconds)."""
-    defaults = {"interval": None, "agg": Aggregate.AVG, "limit": 1000, "desc": False}
+    defaults = {"interval": None, "agg": None, "limit": 1000, "desc": False}
     return SeriesQuery(
         metrics=None,
         start=from_micros(BASE_US + start_s * 1_000_000),

@@ -20,7 +20,6 @@ from sqlalchemy.engine import make_url
 from telehub.client.grpc_calls import GrpcError, timestamp
 from telehub.client.grpc_client import AsyncGrpcClient
 from telehub.config import Settings
-from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.grpc.server import grpc_running
 from telehub.hub import Hub
@@ -91,7 +90,7 @@ def numbered(index: int, device_id: str = "dev-1") -> telemetry_pb2.ReadingBatch
 
 async def batches_stored(hub: Hub, metric: str = "v") -> list[float]:
     """The value (the batch number, for ``numbered``) of every stored reading, sorted."""
-    window = SeriesQuery([metric], at(-3600), at(3600), None, Aggregate.AVG, 10_000, False)
+    window = SeriesQuery([metric], at(-3600), at(3600), None, None, 10_000, False)
     series = await hub.telemetry.query("dev-1", window)
     return sorted(p.value for p in series.get(metric, []))
 

@@ -78,8 +78,10 @@ async def test_raw_points_by_metric_in_either_order_with_a_limit(grpc_hub: GrpcH
         ({"start": at(10), "end": at(10)}, "start"),
         ({"limit": 10_001}, "limit"),
         ({"metrics": ["bad metric"]}, "metrics"),
+        ({"agg": "max"}, "aggregate"),  # no interval: nothing to aggregate
+        ({"page_token": "not-a-token"}, "page_token"),
     ],
-    ids=["interval", "empty-range", "limit", "metric"],
+    ids=["interval", "empty-range", "limit", "metric", "agg-alone", "page-token"],
 )
 async def test_a_bad_query_names_its_field(
     grpc_hub: GrpcHub, arguments: dict[str, Any], field: str
@@ -172,3 +174,90 @@ async def test_the_sync_client_reads_the_same(grpc_hub: GrpcHub) -> None:
             )
 
     assert await asyncio.to_thread(read) == want
+
+
+# --- pages --------------------------------------------------------------------------------
+
+MANY = 2_500
+
+
+async def _seed_many(env: GrpcHub) -> None:
+    """Two metrics measured together (the same timestamps) every second: 2.5 pages."""
+    async with env.client(await env.device()) as client:
+        await client.publish(
+            [
+                readings_batch("dev-1", MANY, metric="temperature"),
+                readings_batch("dev-1", MANY, metric="humidity"),
+            ]
+        )
+
+
+def _keys(points: list[Any]) -> list[tuple[str, int]]:
+    return [(p.metric, p.ts.ToSeconds()) for p in points]
+
+
+async def test_a_page_ends_with_a_token_that_leads_to_the_rest(grpc_hub: GrpcHub) -> None:
+    await _seed_many(grpc_hub)
+    async with grpc_hub.client() as client:
+        first = await client.query("dev-1", **DAY)
+        second = await client.query("dev-1", page_token=first[-1].next_page_token)
+        every = [p async for p in client.query_all("dev-1", **DAY)]
+        small_pages = [p async for p in client.query_all("dev-1", limit=700, **DAY)]
+
+    assert len(first) == 2 * 1000
+    assert [p.next_page_token for p in first[:-1]] == [""] * (len(first) - 1)
+    assert first[-1].next_page_token
+    assert _keys(second) == _keys(every[2000:4000])
+    t0 = int(T0.timestamp())
+    for points in (every, small_pages):
+        got = sorted(_keys(points))
+        assert got == sorted((m, t0 + s) for m in ("humidity", "temperature") for s in range(MANY))
+        assert len(set(got)) == len(got)
+    assert not every[-1].next_page_token
+    # The same cursor as the REST API's next.
+    async with serve_api(grpc_hub.hub, grpc_hub.admin) as api:
+        rest = await api.client.get(
+            "/api/v1/devices/dev-1/telemetry",
+            params={"cursor": first[-1].next_page_token},
+            headers=api.auth(api.admin),
+        )
+    assert rest.status_code == 200, rest.text
+    assert [len(points) for points in rest.json()["series"].values()] == [1000, 1000]
+
+
+async def test_the_sync_client_follows_pages_too(grpc_hub: GrpcHub) -> None:
+    await _seed_many(grpc_hub)
+
+    def read() -> list[tuple[str, int]]:
+        with GrpcClient(grpc_hub.target, token=grpc_hub.admin) as client:
+            return _keys(list(client.query_all("dev-1", metrics=["humidity"], limit=999, **DAY)))
+
+    got = await asyncio.to_thread(read)
+    assert got == [("humidity", int(T0.timestamp()) + s) for s in range(MANY)]
+
+
+@pytest.mark.parametrize(
+    ("grpc_arguments", "rest_params"),
+    [
+        ({"agg": "max"}, {"agg": "max"}),
+        ({"interval": timedelta(seconds=1)}, {"interval": "1s"}),
+        ({"start": at(10), "end": at(5)}, {"from": iso(at(10)), "to": iso(at(5))}),
+    ],
+    ids=["agg-alone", "too-many-buckets", "empty-range"],
+)
+async def test_a_refusal_says_the_same_as_the_rest_api_in_its_own_names(
+    grpc_hub: GrpcHub, grpc_arguments: dict[str, Any], rest_params: dict[str, str]
+) -> None:
+    await grpc_hub.device()
+    async with grpc_hub.client() as client:
+        error = await refused(client.query("dev-1", **{**DAY, **grpc_arguments}), INVALID)
+    async with serve_api(grpc_hub.hub, grpc_hub.admin) as api:
+        rest = await api.query(**{"from": iso(DAY["start"]), "to": iso(DAY["end"]), **rest_params})
+
+    problem = rest.json()
+    renamed = {"`from`": "`start`", "`to`": "`end`", "`agg`": "`aggregate`"}
+    want = problem["detail"]
+    for old, new in renamed.items():
+        want = want.replace(old, new)
+    assert error.detail == want
+    assert "`" in want

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from telehub.core.ports import Aggregate
 from telehub.core.telemetry import SeriesQuery
 from telehub.domain.readings import from_micros
 from telehub.hub import Hub
@@ -74,5 +73,5 @@ async def disconnected(wire: Wire) -> None:
 
 async def values(hub: Hub, device_id: str) -> list[float]:
     start = from_micros(BASE_MS * 1000)
-    window = SeriesQuery(["v"], start, start + timedelta(days=1), None, Aggregate.AVG, 100, False)
+    window = SeriesQuery(["v"], start, start + timedelta(days=1), None, None, 100, False)
     return [p.value for p in (await hub.telemetry.query(device_id, window)).get("v", [])]

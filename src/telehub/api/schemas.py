@@ -135,6 +135,14 @@ class SeriesOut(_Out):
     interval: str | None
     agg: str | None
     series: dict[str, list[PointOut]]
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="metrics with more points than this page holds (`limit` per metric)",
+    )
+    next: str | None = Field(
+        default=None,
+        description="cursor to the rest: pass as `cursor` for the next page; null at the end",
+    )
 
 
 class LatestReading(_Out):

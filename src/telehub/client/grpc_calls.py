@@ -161,9 +161,10 @@ class RangeOptions(TypedDict, total=False):
     start: datetime  # default: end - 24 h
     end: datetime  # default: now
     interval: timedelta  # buckets this wide; default: raw points
-    agg: str  # avg (default), min, max, sum, count
-    limit: int  # points per metric; default 1000
+    agg: str  # with an interval: avg (default), min, max, sum, count
+    limit: int  # points per metric in a page; default 1000
     descending: bool
+    page_token: str  # the last point's next_page_token: the rest of that query
 
 
 class SubscribeOptions(TypedDict, total=False):
@@ -180,10 +181,20 @@ def range_request(device_id: str, **options: Unpack[RangeOptions]) -> telemetry_
     request = telemetry_pb2.RangeRequest(
         device_id=device_id,
         metrics=list(options.get("metrics", ())),
-        aggregate=AGGREGATES[options.get("agg", "avg")],
         limit=options.get("limit", 0),
         descending=options.get("descending", False),
+        page_token=options.get("page_token", ""),
     )
+    if "agg" in options:
+        agg = options["agg"]
+        if agg not in AGGREGATES:
+            raise GrpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"refused before sending: agg is one of {', '.join(AGGREGATES)}",
+                reason="invalid-input",
+                field_violations=[("aggregate", f"not one of {', '.join(AGGREGATES)}")],
+            )
+        request.aggregate = AGGREGATES[agg]
     if "start" in options:
         request.start.CopyFrom(timestamp(options["start"]))
     if "end" in options:

@@ -49,6 +49,11 @@ def _health_check(channel: grpc.Channel | grpc.aio.Channel) -> Any:
     )
 
 
+def _page_size(options: RangeOptions) -> RangeOptions:
+    """What a next page repeats besides its token: the token holds the query."""
+    return {"limit": options["limit"]} if "limit" in options else {}
+
+
 class GrpcClient:
     """Blocking client on one channel (HTTP/2 connection reuse); a context manager."""
 
@@ -95,9 +100,27 @@ class GrpcClient:
             raise calls.decode_error(exc) from None
 
     def query(self, device_id: str, **options: Unpack[RangeOptions]) -> list[telemetry_pb2.Point]:
-        """Raw points, or ``interval`` buckets aggregated by ``agg`` (see RangeOptions)."""
+        """One page of raw points, or of ``interval`` buckets aggregated by ``agg`` (see
+        RangeOptions): at most ``limit`` per metric. When a metric has more, the last
+        point's ``next_page_token``, as ``page_token``, asks for the rest."""
         request = calls.range_request(device_id, **options)
         return list(self._stream(self._query.Range, request, timeout=self._timeout))
+
+    def query_all(
+        self, device_id: str, **options: Unpack[RangeOptions]
+    ) -> Iterator[telemetry_pb2.Point]:
+        """Every point of the query, page after page (``limit`` is the page size)."""
+        while True:
+            last = None
+            for last in self._stream(
+                self._query.Range,
+                calls.range_request(device_id, **options),
+                timeout=self._timeout,
+            ):
+                yield last
+            if last is None or not last.next_page_token:
+                return
+            options = {"page_token": last.next_page_token, **_page_size(options)}
 
     def latest(self, device_id: str) -> telemetry_pb2.LatestResponse:
         return self._unary(self._query.Latest, telemetry_pb2.LatestRequest(device_id=device_id))
@@ -233,6 +256,19 @@ class AsyncGrpcClient:
     ) -> list[telemetry_pb2.Point]:
         request = calls.range_request(device_id, **options)
         return [p async for p in self._stream(self._query.Range, request, self._timeout)]
+
+    async def query_all(
+        self, device_id: str, **options: Unpack[RangeOptions]
+    ) -> AsyncIterator[telemetry_pb2.Point]:
+        """Every point of the query, page after page (``limit`` is the page size)."""
+        while True:
+            last = None
+            request = calls.range_request(device_id, **options)
+            async for last in self._stream(self._query.Range, request, self._timeout):
+                yield last
+            if last is None or not last.next_page_token:
+                return
+            options = {"page_token": last.next_page_token, **_page_size(options)}
 
     async def latest(self, device_id: str) -> telemetry_pb2.LatestResponse:
         return await self._unary(

@@ -116,7 +116,12 @@ class AsyncClient:
         interval: str | None = None,
         agg: str | None = None,
         limit: int | None = None,
+        order: str | None = None,
+        cursor: str | None = None,
     ) -> SeriesOut:
+        """One page: at most ``limit`` points (default 1000) per metric. A metric with
+        more is named in ``truncated``, and ``next`` is the cursor to the rest: pass it
+        as ``cursor`` (the query goes with it), or use ``query_pages``/``query_all``."""
         return await self._do(
             calls.query(
                 device_id,
@@ -126,8 +131,65 @@ class AsyncClient:
                 interval=interval,
                 agg=agg,
                 limit=limit,
+                order=order,
+                cursor=cursor,
             )
         )
+
+    async def query_pages(
+        self,
+        device_id: str,
+        *,
+        metrics: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str | None = None,
+        agg: str | None = None,
+        limit: int | None = None,
+        order: str | None = None,
+    ) -> AsyncIterator[SeriesOut]:
+        """Every page of the query, following ``next`` to the end (``limit``: page size)."""
+        page = await self.query(
+            device_id,
+            metrics=metrics,
+            start=start,
+            end=end,
+            interval=interval,
+            agg=agg,
+            limit=limit,
+            order=order,
+        )
+        yield page
+        while page.next is not None:
+            page = await self.query(device_id, limit=limit, cursor=page.next)
+            yield page
+
+    async def query_all(
+        self,
+        device_id: str,
+        *,
+        metrics: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str | None = None,
+        agg: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+    ) -> SeriesOut:
+        """The whole answer, every page of it merged (``next`` None, nothing truncated)."""
+        pages = self.query_pages(
+            device_id,
+            metrics=metrics,
+            start=start,
+            end=end,
+            interval=interval,
+            agg=agg,
+            limit=page_size,
+            order=order,
+        )
+        whole = calls.merged([page async for page in pages])
+        assert whole is not None  # there is always a first page
+        return whole
 
     async def latest(self, device_id: str) -> LatestOut:
         return await self._do(calls.latest(device_id))
@@ -252,7 +314,8 @@ class AsyncClient:
                         call.method,
                         self._base + call.path,
                         params=_aiohttp_params(call.params),
-                        json=call.json,
+                        data=call.content(),
+                        headers=call.headers(),
                     ) as response,
                 ):
                     if response.ok:

@@ -10,13 +10,15 @@ gave one, else capped exponential backoff with full jitter.
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
+import orjson
 from pydantic import BaseModel
 
 from telehub.api.command_schemas import BatchOut, CommandOut, CommandPage
@@ -32,6 +34,7 @@ from telehub.api.schemas import (
     TokenCreated,
     TokenOut,
 )
+from telehub.client.errors import ValidationFailed
 
 T = TypeVar("T")
 I_co = TypeVar("I_co", covariant=True)
@@ -49,6 +52,13 @@ class Call(Generic[R_co]):
     json: Any = None
     idempotent: bool = False
     expect_body: bool = True
+
+    def content(self) -> bytes | None:
+        """The JSON body as both clients send it, byte for byte (``json`` is checked)."""
+        return None if self.json is None else orjson.dumps(self.json)
+
+    def headers(self) -> dict[str, str] | None:
+        return None if self.json is None else {"Content-Type": "application/json"}
 
 
 class Paged(Protocol[I_co]):
@@ -85,10 +95,16 @@ def retry_after(header: str | None) -> float | None:
         return None
 
 
-def _segment(value: str) -> str:
-    """An id as one path segment: escaped, and never a dot segment that would climb."""
+def _segment(value: str, name: str = "device_id") -> str:
+    """An id as one path segment: escaped, and never a dot segment that would climb
+    (refused before sending, as the server refuses a bad id: ValidationFailed)."""
     if value in ("", ".", ".."):
-        raise ValueError(f"{value!r} cannot be an id")
+        raise ValidationFailed(
+            422,
+            f"refused before sending: {value!r} cannot be an id",
+            "invalid-input",
+            errors=[{"detail": "not an id", "parameter": name}],
+        )
     return quote(value, safe="")
 
 
@@ -104,11 +120,62 @@ def _clean(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+_JSON_SCALARS = (str, bool, type(None))
+_INT_RANGE = range(-(2**63), 2**64)  # what JSON parsers (orjson, the server's) take
+
+
+def _pointer(path: Sequence[str | int]) -> str:
+    """RFC 6901 in URI-fragment form, as the server writes its pointers (``#/values/t``)."""
+    return "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _json_problems(value: Any, path: list[str | int], out: list[dict[str, str]]) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            out.append({"detail": "must be a finite number", "pointer": _pointer(path)})
+    elif isinstance(value, _JSON_SCALARS):
+        return
+    elif isinstance(value, int):
+        if value not in _INT_RANGE:
+            out.append({"detail": "integer out of the 64-bit range", "pointer": _pointer(path)})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                out.append({"detail": "keys must be strings", "pointer": _pointer(path)})
+                return
+            _json_problems(item, [*path, key], out)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _json_problems(item, [*path, index], out)
+    else:
+        detail = f"a {type(value).__name__} is not a JSON value"
+        out.append({"detail": detail, "pointer": _pointer(path)})
+
+
+def _checked(body: Any) -> Any:
+    """``body`` if JSON can carry it, else ValidationFailed naming each offending field.
+
+    Refused here, before anything is sent, so both clients refuse it alike: JSON has
+    no NaN or infinities (a server would refuse them too), nor dates or sets. The
+    error is the server's own shape: 422, ``invalid-input``, a pointer per field.
+    """
+    found: list[dict[str, str]] = []
+    _json_problems(body, [], found)
+    if found:
+        raise ValidationFailed(
+            422,
+            "refused before sending: the body holds values JSON cannot carry",
+            "invalid-input",
+            errors=found,
+        )
+    return body
+
+
 def create_device(
     device_id: str | None, name: str | None, attributes: Mapping[str, Any] | None
 ) -> Call[DeviceCreated]:
     body = {"id": device_id, "name": name, "attributes": dict(attributes or {})}
-    return Call("POST", "/api/v1/devices", _model(DeviceCreated), json=_clean(body))
+    return Call("POST", "/api/v1/devices", _model(DeviceCreated), json=_checked(_clean(body)))
 
 
 def get_device(device_id: str) -> Call[DeviceOut]:
@@ -130,7 +197,8 @@ def update_device(
     body = _clean(
         {"name": name, "attributes": dict(attributes) if attributes is not None else None}
     )
-    return Call("PATCH", f"/api/v1/devices/{_segment(device_id)}", _model(DeviceOut), json=body)
+    path = f"/api/v1/devices/{_segment(device_id)}"
+    return Call("PATCH", path, _model(DeviceOut), json=_checked(body))
 
 
 def delete_device(device_id: str) -> Call[None]:
@@ -161,7 +229,7 @@ def send_telemetry(
         "POST",
         f"/api/v1/devices/{_segment(device_id)}/telemetry",
         _model(IngestAccepted),
-        json=body,
+        json=_checked(body),
         idempotent=True,
     )
 
@@ -175,17 +243,25 @@ def query(
     interval: str | None,
     agg: str | None,
     limit: int | None,
+    order: str | None = None,
+    cursor: str | None = None,
 ) -> Call[SeriesOut]:
-    params = _clean(
-        {
-            "metric": metrics,
-            "from": _iso(start),
-            "to": _iso(end),
-            "interval": interval,
-            "agg": agg,
-            "limit": limit,
-        }
-    )
+    """A page of the query; with ``cursor`` (a page's ``next``), the page after that one:
+    the cursor holds the query, so only the page size (``limit``) goes with it."""
+    if cursor is not None:
+        params = _clean({"cursor": cursor, "limit": limit})
+    else:
+        params = _clean(
+            {
+                "metric": metrics,
+                "from": _iso(start),
+                "to": _iso(end),
+                "interval": interval,
+                "agg": agg,
+                "limit": limit,
+                "order": order,
+            }
+        )
     return Call(
         "GET",
         f"/api/v1/devices/{_segment(device_id)}/telemetry",
@@ -210,13 +286,12 @@ def send_command(
     device_id: str, name: str, params: Mapping[str, Any] | None, ttl_s: int | None
 ) -> Call[CommandOut]:
     body = _clean({"name": name, "params": dict(params or {}), "ttl_s": ttl_s})
-    return Call(
-        "POST", f"/api/v1/devices/{_segment(device_id)}/commands", _model(CommandOut), json=body
-    )
+    path = f"/api/v1/devices/{_segment(device_id)}/commands"
+    return Call("POST", path, _model(CommandOut), json=_checked(body))
 
 
 def get_command(device_id: str, command_id: str) -> Call[CommandOut]:
-    path = f"/api/v1/devices/{_segment(device_id)}/commands/{_segment(command_id)}"
+    path = f"/api/v1/devices/{_segment(device_id)}/commands/{_segment(command_id, 'command_id')}"
     return Call("GET", path, _model(CommandOut), idempotent=True)
 
 
@@ -243,16 +318,21 @@ def bulk_command(
             "ttl_s": ttl_s,
         }
     )
-    return Call("POST", "/api/v1/commands", _model(BatchOut), json=body)
+    return Call("POST", "/api/v1/commands", _model(BatchOut), json=_checked(body))
 
 
 def get_batch(batch_id: str) -> Call[BatchOut]:
-    return Call("GET", f"/api/v1/commands/{_segment(batch_id)}", _model(BatchOut), idempotent=True)
+    return Call(
+        "GET",
+        f"/api/v1/commands/{_segment(batch_id, 'batch_id')}",
+        _model(BatchOut),
+        idempotent=True,
+    )
 
 
 def create_token(name: str, scope: str) -> Call[TokenCreated]:
     body = {"name": name, "scope": scope}
-    return Call("POST", "/api/v1/tokens", _model(TokenCreated), json=body)
+    return Call("POST", "/api/v1/tokens", _model(TokenCreated), json=_checked(body))
 
 
 def list_tokens() -> Call[list[TokenOut]]:
@@ -267,7 +347,7 @@ def list_tokens() -> Call[list[TokenOut]]:
 def delete_token(token_id: str) -> Call[None]:
     return Call(
         "DELETE",
-        f"/api/v1/tokens/{_segment(token_id)}",
+        f"/api/v1/tokens/{_segment(token_id, 'token_id')}",
         lambda _: None,
         idempotent=True,
         expect_body=False,
@@ -286,3 +366,16 @@ class Waiting:
         while True:
             yield delay
             delay = min(self.most, delay * 2)
+
+
+def merged(pages: Iterable[SeriesOut]) -> SeriesOut | None:
+    """The pages of one query as one answer (None: no pages)."""
+    first: SeriesOut | None = None
+    series: dict[str, list[Any]] = {}
+    for page in pages:
+        first = first or page
+        for metric, points in page.series.items():
+            series.setdefault(metric, []).extend(points)
+    if first is None:
+        return None
+    return first.model_copy(update={"series": series, "truncated": [], "next": None})

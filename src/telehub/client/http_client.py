@@ -123,7 +123,12 @@ class Client:
         interval: str | None = None,
         agg: str | None = None,
         limit: int | None = None,
+        order: str | None = None,
+        cursor: str | None = None,
     ) -> SeriesOut:
+        """One page: at most ``limit`` points (default 1000) per metric. A metric with
+        more is named in ``truncated``, and ``next`` is the cursor to the rest: pass it
+        as ``cursor`` (the query goes with it), or use ``query_pages``/``query_all``."""
         return self._do(
             calls.query(
                 device_id,
@@ -133,8 +138,65 @@ class Client:
                 interval=interval,
                 agg=agg,
                 limit=limit,
+                order=order,
+                cursor=cursor,
             )
         )
+
+    def query_pages(
+        self,
+        device_id: str,
+        *,
+        metrics: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str | None = None,
+        agg: str | None = None,
+        limit: int | None = None,
+        order: str | None = None,
+    ) -> Iterator[SeriesOut]:
+        """Every page of the query, following ``next`` to the end (``limit``: page size)."""
+        page = self.query(
+            device_id,
+            metrics=metrics,
+            start=start,
+            end=end,
+            interval=interval,
+            agg=agg,
+            limit=limit,
+            order=order,
+        )
+        yield page
+        while page.next is not None:
+            page = self.query(device_id, limit=limit, cursor=page.next)
+            yield page
+
+    def query_all(
+        self,
+        device_id: str,
+        *,
+        metrics: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        interval: str | None = None,
+        agg: str | None = None,
+        order: str | None = None,
+        page_size: int | None = None,
+    ) -> SeriesOut:
+        """The whole answer, every page of it merged (``next`` None, nothing truncated)."""
+        pages = self.query_pages(
+            device_id,
+            metrics=metrics,
+            start=start,
+            end=end,
+            interval=interval,
+            agg=agg,
+            limit=page_size,
+            order=order,
+        )
+        whole = calls.merged(pages)
+        assert whole is not None  # there is always a first page
+        return whole
 
     def latest(self, device_id: str) -> LatestOut:
         return self._do(calls.latest(device_id))
@@ -260,7 +322,8 @@ class Client:
                     call.method,
                     self._base + call.path,
                     params=call.params,
-                    json=call.json,
+                    data=call.content(),
+                    headers=call.headers(),
                     timeout=self._timeout,
                     # Per request: a Session's own verify loses to REQUESTS_CA_BUNDLE.
                     verify=self._verify,

@@ -17,7 +17,7 @@ import orjson
 
 from telehub.client.errors import ApiError, LiveClosed, api_error
 from telehub.client.sse import ServerSentEvent, SseDecoder
-from telehub.client.ws import subscribe_message, ws_url
+from telehub.client.ws import live_error, subscribe_message, ws_url
 
 _FINAL_CODES = (1008,)
 
@@ -41,7 +41,7 @@ async def tail(
                 continue
             message: dict[str, Any] = orjson.loads(frame.data)
             if message.get("type") == "error":
-                raise ApiError(400, str(message.get("detail")), message.get("code"))
+                raise live_error(message)
             if message.get("type") != "subscribed":
                 yield message
         if socket.close_code in _FINAL_CODES:

@@ -9,7 +9,15 @@ import orjson
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from telehub.client.errors import ApiError, LiveClosed, api_error
+from telehub.client.errors import (
+    ApiError,
+    Forbidden,
+    LiveClosed,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    api_error,
+)
 from telehub.client.tls import Verify, ssl_context
 
 _FINAL_CODES = {1008}  # retrying with the same token cannot help
@@ -28,6 +36,28 @@ def subscribe_message(devices: list[str] | None, metrics: list[str] | None) -> d
     if metrics:
         subscribe["metrics"] = metrics
     return subscribe
+
+
+_BY_CODE: dict[str, type[ApiError]] = {
+    "invalid-input": ValidationFailed,
+    "unauthenticated": Unauthorized,
+    "forbidden": Forbidden,
+    "not-found": NotFound,
+}
+
+
+def live_error(message: dict[str, Any]) -> ApiError:
+    """The typed error of an ``error`` reply (the same for the sync and async clients):
+    its class by code, and the fields it names (``errors``), as for an HTTP problem."""
+    code = message.get("code")
+    errors = message.get("errors")
+    cls = _BY_CODE.get(code, ApiError) if isinstance(code, str) else ApiError
+    return cls(
+        400,
+        str(message.get("detail")),
+        code if isinstance(code, str) else None,
+        errors=errors if isinstance(errors, list) else None,
+    )
 
 
 def tail_readings(
@@ -66,7 +96,7 @@ def tail_readings(
             for raw in socket:
                 message: dict[str, Any] = orjson.loads(raw)
                 if message.get("type") == "error":
-                    raise ApiError(400, str(message.get("detail")), message.get("code"))
+                    raise live_error(message)
                 if message.get("type") != "subscribed":
                     yield message
         except ConnectionClosed as exc:

@@ -32,27 +32,35 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
         await caller(self._auth, context, Scope.READ)
         if request.limit > MAX_LIMIT:
             raise InvalidInput(
-                f"limit is at most {MAX_LIMIT}",
-                [FieldError(detail=f"at most {MAX_LIMIT}", parameter="limit")],
+                f"`limit` is at most {MAX_LIMIT:,}",
+                [FieldError(detail=f"at most {MAX_LIMIT:,}", parameter="limit")],
             )
-        q = SeriesQuery(
-            metrics=list(request.metrics) or None,
-            start=request.start.ToDatetime(UTC) if request.HasField("start") else None,
-            end=request.end.ToDatetime(UTC) if request.HasField("end") else None,
-            interval=convert.interval_of(request),
-            agg=convert.AGGREGATES[request.aggregate],
-            limit=request.limit or DEFAULT_LIMIT,
-            desc=request.descending,
-        )
+        unspecified = request.aggregate == telemetry_pb2.AGGREGATE_UNSPECIFIED
         try:
-            series = await self._telemetry.query(request.device_id, q)
+            q = SeriesQuery(
+                metrics=list(request.metrics) or None,
+                start=request.start.ToDatetime(UTC) if request.HasField("start") else None,
+                end=request.end.ToDatetime(UTC) if request.HasField("end") else None,
+                interval=convert.interval_of(request),
+                agg=None if unspecified else convert.AGGREGATES[request.aggregate],
+                limit=request.limit or None,
+                # proto3 cannot tell false from unset: only true is said.
+                desc=True if request.descending else None,
+                cursor=request.page_token or None,
+            )
+            page = await self._telemetry.page(request.device_id, q)
         except InvalidInput as exc:
             raise _in_request_terms(exc) from None
-        for metric, points in series.items():
+        last = [(m, p) for m, points in page.series.items() if points for p in points[-1:]]
+        final = last[-1] if last else None
+        for metric, points in page.series.items():
             for p in points:
-                yield telemetry_pb2.Point(
+                point = telemetry_pb2.Point(
                     metric=metric, ts=convert.timestamp(p.ts_us), value=p.value
                 )
+                if page.next is not None and (metric, p) == final:
+                    point.next_page_token = page.next
+                yield point
 
     async def Latest(
         self, request: telemetry_pb2.LatestRequest, context: Context
@@ -62,17 +70,34 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
         return convert.latest(request.device_id, values)
 
 
-# The core names query parameters as REST does; RangeRequest calls some differently.
-_RANGE_FIELDS = {"from": "start", "to": "end", "metric": "metrics", "agg": "aggregate"}
+# The core names query parameters as REST does, in backticks; RangeRequest calls some
+# differently.
+_RANGE_FIELDS = {
+    "from": "start",
+    "to": "end",
+    "metric": "metrics",
+    "agg": "aggregate",
+    "order": "descending",
+    "cursor": "page_token",
+    "next": "next_page_token",
+}
 
 
 def _in_request_terms(exc: InvalidInput) -> InvalidInput:
-    renamed = [
-        replace(e, parameter=_RANGE_FIELDS.get(e.parameter, e.parameter)) if e.parameter else e
+    def renamed(text: str) -> str:
+        for rest, grpc_name in _RANGE_FIELDS.items():
+            text = text.replace(f"`{rest}`", f"`{grpc_name}`")
+        return text
+
+    errors = [
+        replace(
+            e,
+            parameter=_RANGE_FIELDS.get(e.parameter, e.parameter) if e.parameter else None,
+            detail=renamed(e.detail),
+        )
         for e in exc.errors
     ]
-    detail = exc.detail.replace("from must be before to", "start must be before end")
-    return type(exc)(detail, renamed)
+    return type(exc)(renamed(exc.detail), errors)
 
 
 class DeviceServicer(devices_pb2_grpc.DeviceServiceServicer):

@@ -27,15 +27,15 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atelehub/v1/telemetry.proto\x12\ntelehub.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\x07Reading\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\nStateValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x06Series\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x01\x12\x15\n\rtimestamps_us\x18\x03 \x03(\x03\"\x93\x01\n\x0cReadingBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12%\n\x08readings\x18\x02 \x03(\x0b\x32\x13.telehub.v1.Reading\x12%\n\x05state\x18\x03 \x03(\x0b\x32\x16.telehub.v1.StateValue\x12\"\n\x06series\x18\x04 \x03(\x0b\x32\x12.telehub.v1.Series\"\xb2\x01\n\x0ePublishSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x12\n\nduplicates\x18\x03 \x01(\x04\x12\r\n\x05state\x18\x04 \x01(\x04\x12\x10\n\x08rejected\x18\x05 \x01(\x04\x12\x18\n\x10rejected_batches\x18\x06 \x01(\x04\x12.\n\nrejections\x18\x07 \x03(\x0b\x32\x1a.telehub.v1.BatchRejection\"\x88\x01\n\x0e\x42\x61tchRejection\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x34\n\x10\x66ield_violations\x18\x05 \x03(\x0b\x32\x1a.telehub.v1.FieldViolation\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x80\x02\n\x0cRangeRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07metrics\x18\x02 \x03(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\taggregate\x18\x06 \x01(\x0e\x32\x15.telehub.v1.Aggregate\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x12\n\ndescending\x18\x08 \x01(\x08\"N\n\x05Point\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12&\n\x02ts\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\"\"\n\rLatestRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"q\n\x0eLatestResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12%\n\x08readings\x18\x02 \x03(\x0b\x32\x13.telehub.v1.Reading\x12%\n\x05state\x18\x03 \x03(\x0b\x32\x16.telehub.v1.StateValue*\x87\x01\n\tAggregate\x12\x19\n\x15\x41GGREGATE_UNSPECIFIED\x10\x00\x12\x11\n\rAGGREGATE_AVG\x10\x01\x12\x11\n\rAGGREGATE_MIN\x10\x02\x12\x11\n\rAGGREGATE_MAX\x10\x03\x12\x11\n\rAGGREGATE_SUM\x10\x04\x12\x13\n\x0f\x41GGREGATE_COUNT\x10\x05\x32\x98\x01\n\rIngestService\x12\x41\n\x07Publish\x12\x18.telehub.v1.ReadingBatch\x1a\x1a.telehub.v1.PublishSummary(\x01\x12\x44\n\x0cPublishBatch\x12\x18.telehub.v1.ReadingBatch\x1a\x1a.telehub.v1.PublishSummary2\x87\x01\n\x0cQueryService\x12\x36\n\x05Range\x12\x18.telehub.v1.RangeRequest\x1a\x11.telehub.v1.Point0\x01\x12?\n\x06Latest\x12\x19.telehub.v1.LatestRequest\x1a\x1a.telehub.v1.LatestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atelehub/v1/telemetry.proto\x12\ntelehub.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\x07Reading\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\nStateValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x06Series\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\x01\x12\x15\n\rtimestamps_us\x18\x03 \x03(\x03\"\x93\x01\n\x0cReadingBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12%\n\x08readings\x18\x02 \x03(\x0b\x32\x13.telehub.v1.Reading\x12%\n\x05state\x18\x03 \x03(\x0b\x32\x16.telehub.v1.StateValue\x12\"\n\x06series\x18\x04 \x03(\x0b\x32\x12.telehub.v1.Series\"\xb2\x01\n\x0ePublishSummary\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x12\n\nduplicates\x18\x03 \x01(\x04\x12\r\n\x05state\x18\x04 \x01(\x04\x12\x10\n\x08rejected\x18\x05 \x01(\x04\x12\x18\n\x10rejected_batches\x18\x06 \x01(\x04\x12.\n\nrejections\x18\x07 \x03(\x0b\x32\x1a.telehub.v1.BatchRejection\"\x88\x01\n\x0e\x42\x61tchRejection\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x34\n\x10\x66ield_violations\x18\x05 \x03(\x0b\x32\x1a.telehub.v1.FieldViolation\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x94\x02\n\x0cRangeRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07metrics\x18\x02 \x03(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\taggregate\x18\x06 \x01(\x0e\x32\x15.telehub.v1.Aggregate\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x12\n\ndescending\x18\x08 \x01(\x08\x12\x12\n\npage_token\x18\t \x01(\t\"g\n\x05Point\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12&\n\x02ts\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\"\n\rLatestRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"q\n\x0eLatestResponse\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12%\n\x08readings\x18\x02 \x03(\x0b\x32\x13.telehub.v1.Reading\x12%\n\x05state\x18\x03 \x03(\x0b\x32\x16.telehub.v1.StateValue*\x87\x01\n\tAggregate\x12\x19\n\x15\x41GGREGATE_UNSPECIFIED\x10\x00\x12\x11\n\rAGGREGATE_AVG\x10\x01\x12\x11\n\rAGGREGATE_MIN\x10\x02\x12\x11\n\rAGGREGATE_MAX\x10\x03\x12\x11\n\rAGGREGATE_SUM\x10\x04\x12\x13\n\x0f\x41GGREGATE_COUNT\x10\x05\x32\x98\x01\n\rIngestService\x12\x41\n\x07Publish\x12\x18.telehub.v1.ReadingBatch\x1a\x1a.telehub.v1.PublishSummary(\x01\x12\x44\n\x0cPublishBatch\x12\x18.telehub.v1.ReadingBatch\x1a\x1a.telehub.v1.PublishSummary2\x87\x01\n\x0cQueryService\x12\x36\n\x05Range\x12\x18.telehub.v1.RangeRequest\x1a\x11.telehub.v1.Point0\x01\x12?\n\x06Latest\x12\x19.telehub.v1.LatestRequest\x1a\x1a.telehub.v1.LatestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'telehub.v1.telemetry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGGREGATE']._serialized_start=1405
-  _globals['_AGGREGATE']._serialized_end=1540
+  _globals['_AGGREGATE']._serialized_start=1450
+  _globals['_AGGREGATE']._serialized_end=1585
   _globals['_READING']._serialized_start=137
   _globals['_READING']._serialized_end=217
   _globals['_STATEVALUE']._serialized_start=219
@@ -51,15 +51,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIELDVIOLATION']._serialized_start=860
   _globals['_FIELDVIOLATION']._serialized_end=912
   _globals['_RANGEREQUEST']._serialized_start=915
-  _globals['_RANGEREQUEST']._serialized_end=1171
-  _globals['_POINT']._serialized_start=1173
-  _globals['_POINT']._serialized_end=1251
-  _globals['_LATESTREQUEST']._serialized_start=1253
-  _globals['_LATESTREQUEST']._serialized_end=1287
-  _globals['_LATESTRESPONSE']._serialized_start=1289
-  _globals['_LATESTRESPONSE']._serialized_end=1402
-  _globals['_INGESTSERVICE']._serialized_start=1543
-  _globals['_INGESTSERVICE']._serialized_end=1695
-  _globals['_QUERYSERVICE']._serialized_start=1698
-  _globals['_QUERYSERVICE']._serialized_end=1833
+  _globals['_RANGEREQUEST']._serialized_end=1191
+  _globals['_POINT']._serialized_start=1193
+  _globals['_POINT']._serialized_end=1296
+  _globals['_LATESTREQUEST']._serialized_start=1298
+  _globals['_LATESTREQUEST']._serialized_end=1332
+  _globals['_LATESTRESPONSE']._serialized_start=1334
+  _globals['_LATESTRESPONSE']._serialized_end=1447
+  _globals['_INGESTSERVICE']._serialized_start=1588
+  _globals['_INGESTSERVICE']._serialized_end=1740
+  _globals['_QUERYSERVICE']._serialized_start=1743
+  _globals['_QUERYSERVICE']._serialized_end=1878
 # @@protoc_insertion_point(module_scope)

@@ -311,12 +311,21 @@ class RangeRequest(_message.Message):
     AGGREGATE_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     DESCENDING_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     aggregate: Global___Aggregate.ValueType
+    """Unspecified: avg. Set only with an interval (INVALID_ARGUMENT without one)."""
     limit: _builtins.int
-    """Points per metric; 0: 1000. At most 10,000."""
+    """Points per metric in a page; 0: 1000. At most 10,000. A metric with more
+    ends the page with a next_page_token.
+    """
     descending: _builtins.bool
     """Newest first."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page: the rest of its query. The other
+    fields may then be left unset; any set must be the first page's (limit may
+    change).
+    """
     @_builtins.property
     def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty: every metric of the device (at most 50)."""
@@ -331,7 +340,9 @@ class RangeRequest(_message.Message):
 
     @_builtins.property
     def interval(self) -> _duration_pb2.Duration:
-        """Set: aggregate into buckets this wide (whole milliseconds). Unset: raw points."""
+        """Set: aggregate into buckets this wide (whole milliseconds), at most 10,000
+        of them in the range. Unset: raw points.
+        """
 
     def __init__(
         self,
@@ -344,10 +355,11 @@ class RangeRequest(_message.Message):
         aggregate: Global___Aggregate.ValueType = ...,
         limit: _builtins.int = ...,
         descending: _builtins.bool = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "interval", b"interval", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "descending", b"descending", "device_id", b"device_id", "end", b"end", "interval", b"interval", "limit", b"limit", "metrics", b"metrics", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate", b"aggregate", "descending", b"descending", "device_id", b"device_id", "end", b"end", "interval", b"interval", "limit", b"limit", "metrics", b"metrics", "page_token", b"page_token", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,8 +374,14 @@ class Point(_message.Message):
     METRIC_FIELD_NUMBER: _builtins.int
     TS_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
     value: _builtins.float
+    next_page_token: _builtins.str
+    """Set on the last point of a page that stopped at `limit` points of some
+    metric: pass it as RangeRequest.page_token for the rest. Empty on every
+    other point, and on the last one when nothing is left.
+    """
     @_builtins.property
     def ts(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -372,10 +390,11 @@ class Point(_message.Message):
         metric: _builtins.str = ...,
         ts: _timestamp_pb2.Timestamp | None = ...,
         value: _builtins.float = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ts", b"ts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "ts", b"ts", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "next_page_token", b"next_page_token", "ts", b"ts", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -176,7 +176,7 @@ class QueryServiceServicer:
 
     def Range(self, request, context):
         """The same query and aggregation as GET /api/v1/devices/{id}/telemetry,
-        streamed metric by metric.
+        streamed metric by metric, in the same pages (the same cursors).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

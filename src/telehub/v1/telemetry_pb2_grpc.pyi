@@ -103,7 +103,7 @@ class QueryServiceStub:
     def __new__(cls, channel: _aio.Channel) -> QueryServiceAsyncStub: ...
     Range: _grpc.UnaryStreamMultiCallable[_telemetry_pb2.RangeRequest, _telemetry_pb2.Point]
     """The same query and aggregation as GET /api/v1/devices/{id}/telemetry,
-    streamed metric by metric.
+    streamed metric by metric, in the same pages (the same cursors).
     """
     Latest: _grpc.UnaryUnaryMultiCallable[_telemetry_pb2.LatestRequest, _telemetry_pb2.LatestResponse]
 
@@ -112,7 +112,7 @@ class QueryServiceAsyncStub(QueryServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Range: _aio.UnaryStreamMultiCallable[_telemetry_pb2.RangeRequest, _telemetry_pb2.Point]  # type: ignore[assignment]
     """The same query and aggregation as GET /api/v1/devices/{id}/telemetry,
-    streamed metric by metric.
+    streamed metric by metric, in the same pages (the same cursors).
     """
     Latest: _aio.UnaryUnaryMultiCallable[_telemetry_pb2.LatestRequest, _telemetry_pb2.LatestResponse]  # type: ignore[assignment]
 
@@ -124,7 +124,7 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_telemetry_pb2.Point], _abc.AsyncIterator[_telemetry_pb2.Point]]:
         """The same query and aggregation as GET /api/v1/devices/{id}/telemetry,
-        streamed metric by metric.
+        streamed metric by metric, in the same pages (the same cursors).
         """
 
     @_abc_1.abstractmethod

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from telehub.api.deps import ReadScope, TelemetryDep
 from telehub.api.routes.devices import DevicePath
@@ -21,7 +22,7 @@ from telehub.api.schemas import (
     SeriesOut,
 )
 from telehub.core.ports import Aggregate
-from telehub.core.telemetry import SeriesQuery
+from telehub.core.telemetry import DEFAULT_LIMIT, MAX_POINTS, SeriesQuery
 from telehub.domain.readings import from_micros
 from telehub.domain.telemetry import TelemetryBody
 
@@ -32,6 +33,8 @@ TELEMETRY_BODY_SCHEMA = TelemetryBody.model_json_schema(ref_template="#/componen
 
 @router.get("/{device_id}/telemetry", response_model=SeriesOut)
 async def query_telemetry(
+    request: Request,
+    response: Response,
     device_id: DevicePath,
     telemetry: TelemetryDep,
     _: ReadScope,
@@ -43,14 +46,38 @@ async def query_telemetry(
     ] = None,
     to: Annotated[datetime | None, Query(description="exclusive; default: now")] = None,
     interval: Annotated[
-        str | None, Query(description="bucket width, e.g. 30s, 1m, 1h, 1d; raw points if absent")
+        str | None,
+        Query(
+            description="bucket width, e.g. 30s, 1m, 1h, 1d; raw points if absent. "
+            f"At most {MAX_POINTS:,} buckets in the range"
+        ),
     ] = None,
-    agg: Annotated[Aggregate, Query(description="aggregate per bucket")] = Aggregate.AVG,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="points per metric")] = 1000,
-    order: Literal["asc", "desc"] = "asc",
+    agg: Annotated[
+        Aggregate | None, Query(description="aggregate per bucket (needs interval); default avg")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_POINTS,
+            description=f"points per metric in a page; default {DEFAULT_LIMIT:,}. A metric "
+            "with more is listed in `truncated`, and `next` is the cursor to the rest",
+        ),
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"] | None, Query(description="by time; default asc")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`next` of the previous page: the rest of its query, alone or with "
+            "the same parameters (limit may change)"
+        ),
+    ] = None,
 ) -> SeriesOut:
-    """Readings of one device in a time range, optionally aggregated into buckets."""
-    series = await telemetry.query(
+    """Readings of one device in a time range, optionally aggregated into buckets, in
+    pages of at most `limit` points per metric."""
+    page = await telemetry.page(
         device_id,
         SeriesQuery(
             metrics=metric,
@@ -59,17 +86,24 @@ async def query_telemetry(
             interval=interval,
             agg=agg,
             limit=limit,
-            desc=order == "desc",
+            desc=order == "desc" if order is not None else None,
+            cursor=cursor,
         ),
     )
+    if page.next is not None:
+        response.headers["Link"] = (
+            f'<{request.url.path}?{urlencode({"cursor": page.next})}>; rel="next"'
+        )
     return SeriesOut(
         device_id=device_id,
-        interval=interval,
-        agg=agg.value if interval else None,
+        interval=page.interval,
+        agg=page.agg.value if page.agg is not None else None,
         series={
             m: [PointOut(ts=from_micros(p.ts_us), value=p.value) for p in points]
-            for m, points in series.items()
+            for m, points in page.series.items()
         },
+        truncated=page.truncated,
+        next=page.next,
     )
 
 

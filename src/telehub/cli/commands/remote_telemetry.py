@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -77,11 +78,14 @@ def query(
         Aggregate | None, typer.Option(help="aggregate per bucket (with --interval); default avg")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(min=1, max=10_000, help="points per metric; default 1000")
+        int | None,
+        typer.Option(
+            min=1, max=10_000, help="points per metric in a page; default 1000 (--csv: all pages)"
+        ),
     ] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="metric,ts,value rows with a header")] = (
-        False
-    ),
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="metric,ts,value rows with a header, every page")
+    ] = False,
     url: UrlOpt = None,
     token: TokenOpt = None,
     ca_file: CaFileOpt = None,
@@ -93,7 +97,7 @@ def query(
     if agg is not None and interval is None:
         raise typer.BadParameter("aggregates need buckets: add --interval", param_hint="--agg")
     with connect(url, token, ca_file) as client:
-        series = client.query(
+        pages = client.query_pages(
             device_id,
             metrics=metric,
             start=start,
@@ -102,23 +106,34 @@ def query(
             agg=agg.value if agg is not None else None,
             limit=limit,
         )
+        if as_csv:
+            # Page after page, as they come: a long range need not fit in memory.
+            _write_csv(pages)
+            return
+        series = next(pages)  # one page; its JSON carries `next` and `truncated`
     if as_json:
         print_json(series)
-    elif as_csv:
-        _write_csv(series)
     else:
         rows = table("metric", "ts", "value")
         for name, points in series.series.items():
             for p in points:
                 add_row(rows, name, when(p.ts), shown(p.value))
         print_table(rows)
+        if series.truncated:
+            typer.echo(
+                f"more points than shown for {', '.join(series.truncated)}: a page holds "
+                f"{limit or 1000} per metric; --csv writes every page",
+                err=True,
+            )
 
 
-def _write_csv(series: SeriesOut) -> None:
+def _write_csv(pages: Iterable[SeriesOut]) -> None:
+    """The rows of every page: each metric's in time order, pages one after another."""
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(("metric", "ts", "value"))
-    for name, points in series.series.items():
-        writer.writerows((name, when(p.ts), shown(p.value)) for p in points)
+    for series in pages:
+        for name, points in series.series.items():
+            writer.writerows((name, when(p.ts), shown(p.value)) for p in points)
 
 
 def latest(
