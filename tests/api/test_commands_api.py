@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from telehub.core.commands import MAX_PARAMS_BYTES, MAX_TTL_S, MIN_TTL_S
+from telehub.domain.commands import MAX_PARAMS_BYTES, MAX_TTL_S, MIN_TTL_S
 from telehub.domain.devices import Scope
 from telehub.domain.readings import now_us
 from tests.api.conftest import Api, url

@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from telehub.core.commands import MAX_PARAMS_BYTES, MAX_TTL_S, MIN_TTL_S, SEND_MARGIN_US
-from telehub.domain.commands import Command, CommandStatus, new_command_id
+from telehub.core.commands import SEND_MARGIN_US
+from telehub.domain.commands import (
+    MAX_PARAMS_BYTES,
+    MAX_TTL_S,
+    MIN_TTL_S,
+    Command,
+    CommandStatus,
+    new_command_id,
+)
 from telehub.domain.readings import now_us
 from telehub.errors import CommandClosed, InvalidInput, NotFound, UnknownCommand
 from telehub.hub import Hub

@@ -17,7 +17,7 @@ import pytest
 from google.protobuf import json_format, timestamp_pb2
 
 from telehub.client.grpc_calls import GrpcError
-from telehub.core.commands import MAX_TTL_S, MIN_TTL_S
+from telehub.domain.commands import MAX_TTL_S, MIN_TTL_S
 from telehub.domain.devices import Scope
 from telehub.v1 import commands_pb2
 from tests.grpc.conftest import GrpcHub, refused

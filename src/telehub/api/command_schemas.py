@@ -9,8 +9,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from telehub.api.schemas import DeviceId
-from telehub.core.commands import DEFAULT_TTL_S, MAX_BULK_DEVICES, MAX_TTL_S, MIN_TTL_S
-from telehub.domain.commands import COMMAND_NAME_PATTERN, Command, CommandStatus
+from telehub.domain.commands import (
+    COMMAND_NAME_PATTERN,
+    DEFAULT_TTL_S,
+    MAX_BULK_DEVICES,
+    MAX_TTL_S,
+    MIN_TTL_S,
+    Command,
+    CommandStatus,
+)
 from telehub.domain.readings import from_micros
 
 CommandName = Annotated[str, StringConstraints(pattern=COMMAND_NAME_PATTERN)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from telehub.api.command_schemas import CommandName, TtlSeconds
 from telehub.api.schemas import DeviceId
-from telehub.core.commands import DEFAULT_TTL_S
+from telehub.domain.commands import DEFAULT_TTL_S
 from telehub.domain.readings import DEVICE_ID_PATTERN, METRIC_NAME_PATTERN
 from telehub.domain.telemetry import loc_to_pointer
 from telehub.errors import FieldError, InvalidInput

@@ -23,6 +23,10 @@ from telehub.core.events import EventLog, command_event
 from telehub.core.ports import Store
 from telehub.domain.commands import (
     COMMAND_NAME_PATTERN,
+    MAX_BULK_DEVICES,
+    MAX_PARAMS_BYTES,
+    MAX_TTL_S,
+    MIN_TTL_S,
     Command,
     CommandStatus,
     new_batch_id,
@@ -32,14 +36,9 @@ from telehub.domain.readings import now_us
 from telehub.domain.telemetry import all_finite
 from telehub.errors import CommandClosed, FieldError, InvalidInput, NotFound, UnknownCommand
 
-DEFAULT_TTL_S = 300
-MIN_TTL_S = 5
-MAX_TTL_S = 7 * 86_400
 # Brokers count message expiry in whole seconds: a command goes out only with
 # at least this much of its time left, so the broker drops it before it is due.
 SEND_MARGIN_US = 2_000_000
-MAX_PARAMS_BYTES = 64 * 1024
-MAX_BULK_DEVICES = 10_000
 _NAME_RE = re.compile(COMMAND_NAME_PATTERN)
 _PAGE = 1000
 

@@ -10,6 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 COMMAND_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# What a command may ask, here rather than in the core so that the SDKs and the
+# CLI can check it without importing the core's services.
+DEFAULT_TTL_S = 300
+MIN_TTL_S = 5
+MAX_TTL_S = 7 * 86_400
+MAX_PARAMS_BYTES = 64 * 1024
+MAX_BULK_DEVICES = 10_000
 
 
 class CommandStatus(StrEnum):

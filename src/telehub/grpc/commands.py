@@ -9,9 +9,9 @@ from dataclasses import replace
 from telehub.bus import Channel, Delivery
 from telehub.bus.subscription import SubscriptionClosed
 from telehub.core.auth import Authenticator
-from telehub.core.commands import DEFAULT_TTL_S, CommandService
+from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
-from telehub.domain.commands import Command, CommandStatus
+from telehub.domain.commands import DEFAULT_TTL_S, Command, CommandStatus
 from telehub.domain.devices import Principal, Scope
 from telehub.domain.live import Event, EventType, LoggedEvents
 from telehub.domain.readings import now_us

@@ -21,8 +21,7 @@ from telehub.cli.remote import (
     when,
 )
 from telehub.client.errors import WaitTimedOut
-from telehub.core.commands import MAX_TTL_S, MIN_TTL_S
-from telehub.domain.commands import CommandStatus
+from telehub.domain.commands import MAX_TTL_S, MIN_TTL_S, CommandStatus
 
 if TYPE_CHECKING:
     from telehub.api.command_schemas import CommandOut
