@@ -103,7 +103,9 @@ def create_app(
     for module in (devices, telemetry, commands, admin, health, info, sse, tickets):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return TelehubApp(app, max_body_bytes=settings.max_body_bytes)
+    return TelehubApp(
+        app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.http_cors_origins
+    )
 
 
 def app_from_env() -> TelehubApp:
