@@ -39,7 +39,14 @@ SERVER_MODULES = (
 # the API's own pydantic models: those two modules (and their package, whose
 # __init__ is a docstring) are the part of telehub.api it cannot do without. They
 # import pydantic and telehub.domain, nothing of the server.
-SDK_MODELS = frozenset({"telehub.api", "telehub.api.schemas", "telehub.api.command_schemas"})
+SDK_MODELS = frozenset(
+    {
+        "telehub.api",
+        "telehub.api.schemas",
+        "telehub.api.command_schemas",
+        "telehub.api.info_schemas",
+    }
+)
 
 _PROBE = """
 import json, sys

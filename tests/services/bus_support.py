@@ -99,8 +99,8 @@ def logged(*ids: int, data: dict[str, Any] | None = None) -> LoggedEvents:
 def content(message: BusMessage) -> tuple[Any, ...]:
     """What a subscriber may rely on, whatever the backend.
 
-    Readings: device ids, metrics, timestamps and values (device state is not a
-    live message's business and does not cross processes); events: everything.
+    Readings: device ids, metrics, timestamps and values, and the state updates
+    (the WebSocket's ``state`` frames); events: everything.
     """
     if isinstance(message, LiveReadings):
         return (
@@ -108,7 +108,11 @@ def content(message: BusMessage) -> tuple[Any, ...]:
             message.committed_us,
             message.weight,
             [
-                (t.device_id, [(r.device_id, r.metric, r.ts_us, r.value) for r in t.readings])
+                (
+                    t.device_id,
+                    [(r.device_id, r.metric, r.ts_us, r.value) for r in t.readings],
+                    [(u.device_id, u.key, u.ts_us, u.value) for u in t.state],
+                )
                 for t in message.items
             ],
         )

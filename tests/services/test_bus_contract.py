@@ -89,6 +89,8 @@ async def test_values_and_text_arrive_exactly(open_bus: Opener) -> None:
     [
         commit("dev-1", *FLOATS),
         commit("dev-1"),  # a submission whose readings were all state
+        commit("dev-1", 1.0, state={"fw": [1, 4], "ok": None}),  # readings and state
+        commit("dev-1", state="open"),  # state only
         LiveReadings(
             items=(
                 Telemetry("dev-a", (Reading("dev-a", "t", BASE_US, 1.0),), ()),

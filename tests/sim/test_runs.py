@@ -1,6 +1,7 @@
 """Short simulator runs against a real hub on each transport (SQLite and PostgreSQL).
 
-Every reading the simulator reports acknowledged must be stored.
+Every reading the simulator reports acknowledged must be stored; simulated MQTT
+devices report their presence as real ones must.
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ async def test_mqtt_run_stores_every_acknowledged_reading_and_answers_commands(
 
         await eventually(sending, within=10, what="the simulator to start sending")
         command = await hub.commands.send("simm-2", name="reboot", params={}, ttl_s=30)
+
+        async def all_online() -> bool:  # each device said so, as a real one must
+            return all([(await hub.devices.get(d)).online for d in device_ids("simm", 3)])
+
+        await eventually(all_online, within=10, what="every simulated device online")
         await run
         assert_clean_run(stats, config)
 
@@ -136,6 +142,11 @@ async def test_mqtt_run_stores_every_acknowledged_reading_and_answers_commands(
         await eventually(all_stored, within=10, what="every acknowledged reading stored")
         assert await stored(hub, "simm", 3) == stats.readings_acknowledged
         answered = await hub.commands.get("simm-2", command.id)
+
+        async def all_offline() -> bool:  # a clean end says offline: the will is not sent
+            return not any([(await hub.devices.get(d)).online for d in device_ids("simm", 3)])
+
+        await eventually(all_offline, within=10, what="every simulated device offline")
     assert answered.status is CommandStatus.ACKED
     assert stats.commands_ok == 1
     assert stats.commands_error == 0

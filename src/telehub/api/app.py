@@ -16,7 +16,7 @@ from telehub.api import log_redaction, problems, sse, telemetry_post, ws
 from telehub.api.front import TelehubApp
 from telehub.api.http_protocol import METRICS_STATE
 from telehub.api.limits import BodyLimitMiddleware
-from telehub.api.routes import admin, commands, devices, health, telemetry, tickets
+from telehub.api.routes import admin, commands, devices, health, info, telemetry, tickets
 from telehub.api.schemas import IngestAccepted, Problem
 from telehub.bus.feed import EventFeed
 from telehub.config import Settings, load_settings
@@ -100,10 +100,12 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     problems.install(app)
-    for module in (devices, telemetry, commands, admin, health, sse, tickets):
+    for module in (devices, telemetry, commands, admin, health, info, sse, tickets):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    return TelehubApp(app, max_body_bytes=settings.max_body_bytes)
+    return TelehubApp(
+        app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.http_cors_origins
+    )
 
 
 def app_from_env() -> TelehubApp:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPBearer
 
+from telehub.config import Settings
 from telehub.core.auth import TokenService, bearer_secret, require
 from telehub.core.commands import CommandService
 from telehub.core.devices import DeviceService
@@ -44,6 +45,10 @@ async def _hub(request: Request) -> Hub:
 
 
 _HubDep = Annotated[Hub, Depends(_hub)]
+
+
+async def _settings(hub: _HubDep) -> Settings:
+    return hub.settings
 
 
 async def _devices(hub: _HubDep) -> DeviceService:
@@ -82,6 +87,7 @@ async def _components(hub: _HubDep) -> ComponentStates:
     return hub.components
 
 
+SettingsDep = Annotated[Settings, Depends(_settings)]
 DevicesDep = Annotated[DeviceService, Depends(_devices)]
 CommandsDep = Annotated[CommandService, Depends(_commands)]
 TelemetryDep = Annotated[TelemetryService, Depends(_telemetry)]

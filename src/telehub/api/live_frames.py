@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from telehub.domain.live import Event, Filter, LiveReadings
-from telehub.domain.readings import Reading, Telemetry, to_iso
+from telehub.domain.readings import Reading, StateUpdate, Telemetry, to_iso
 
 
 def _reading(r: Reading) -> dict[str, Any]:
@@ -79,6 +79,20 @@ class FrameCache:
             del self._frames[next(iter(self._frames))]
         self._frames[key] = frame
         return frame
+
+
+def state_frame(subscription_id: str | int, item: Telemetry) -> bytes:
+    """A device's state updates of one submission, each key's newest, as ``/latest`` shows
+    them: ``{"key": {"ts", "value"}}``."""
+    newest: dict[str, StateUpdate] = {}
+    for update in item.state:
+        seen = newest.get(update.key)
+        if seen is None or update.ts_us >= seen.ts_us:
+            newest[update.key] = update
+    state = {k: {"ts": to_iso(u.ts_us), "value": u.value} for k, u in newest.items()}
+    return orjson.dumps(
+        {"type": "state", "id": subscription_id, "device_id": item.device_id, "state": state}
+    )
 
 
 def presence_frame(subscription_id: str | int, event: Event) -> bytes:

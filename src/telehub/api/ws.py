@@ -6,8 +6,8 @@ per-connection objects would cost more than everything telehub keeps. An idle
 connection holds its session and its bus subscription, and no task of its own:
 a flusher task starts when something arrives and ends when the backlog is
 empty. It coalesces readings into one frame per subscription per
-``ws_frame_interval_seconds``, sends presence and command status as they come,
-and a ``gap`` when the backlog overflowed. The receive loop answers the
+``ws_frame_interval_seconds``, sends device state, presence and command status
+as they come, and a ``gap`` when the backlog overflowed. The receive loop answers the
 client's operations; a bad one gets an ``error`` reply and the socket stays
 open. Close codes: 1008 (authentication or scope, or the credential was
 revoked while the socket was open: reason ``credential revoked``), 1013 (this
@@ -300,10 +300,22 @@ class LiveSession:
                 frame = self._cache.readings(readings, sub_id, want)
                 if frame is not None:
                     out.append(("readings", frame))
+            out.extend(self._state_frames(readings))
         for message in delivery.messages:
             if isinstance(message, LoggedEvents):
                 out.extend(self._event_frames(message))
         return out
+
+    def _state_frames(self, messages: list[LiveReadings]) -> list[tuple[str, str | bytes]]:
+        """Device state changes, to every subscription of the device (metrics aside)."""
+        return [
+            ("state", frames.state_frame(sub_id, item))
+            for message in messages
+            for item in message.items
+            if item.state
+            for sub_id, want in self._filters.items()
+            if want.wants_device(item.device_id)
+        ]
 
     def _event_frames(self, message: LoggedEvents) -> list[tuple[str, str | bytes]]:
         out: list[tuple[str, str | bytes]] = []

@@ -2,8 +2,10 @@
 
 Compact arrays rather than objects: a commit of 20,000 readings is one Redis
 message, and it is decoded once in every process that subscribes. One JSON
-object with one key: ``r`` (readings), ``e`` (events) or ``x`` (a revoked
-credential: ``[kind, id, keep]``, e.g. ``["device", "dev-1", null]``).
+object with one key: ``r`` (readings: per submission ``[device_id, readings]``,
+or ``[device_id, readings, state]`` when it updated device state), ``e``
+(events) or ``x`` (a revoked credential: ``[kind, id, keep]``, e.g.
+``["device", "dev-1", null]``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from telehub.domain.live import (
     LoggedEvents,
     Revoked,
 )
-from telehub.domain.readings import Reading, Telemetry
+from telehub.domain.readings import Reading, StateUpdate, Telemetry
 
 
 def encode(message: BusMessage) -> bytes:
@@ -29,10 +31,7 @@ def encode(message: BusMessage) -> bytes:
         return orjson.dumps(
             {
                 "c": message.committed_us,
-                "r": [
-                    [t.device_id, [[r.metric, r.ts_us, r.value] for r in t.readings]]
-                    for t in message.items
-                ],
+                "r": [_submission(t) for t in message.items],
             }
         )
     if isinstance(message, Revoked):
@@ -40,6 +39,13 @@ def encode(message: BusMessage) -> bytes:
     return orjson.dumps(
         {"e": [[e.id, e.type.value, e.device_id, e.at_us, e.data] for e in message.events]}
     )
+
+
+def _submission(t: Telemetry) -> list[Any]:
+    item: list[Any] = [t.device_id, [[r.metric, r.ts_us, r.value] for r in t.readings]]
+    if t.state:
+        item.append([[s.key, s.ts_us, s.value] for s in t.state])
+    return item
 
 
 def decode(data: bytes) -> BusMessage:
@@ -69,15 +75,21 @@ def decode(data: bytes) -> BusMessage:
 
 
 def _telemetry(item: Any) -> Telemetry:
-    device_id, readings = _array(item, "r[]", length=2)
-    device_id = _str(device_id, "device id")
+    fields = _array(item, "r[]")
+    if len(fields) not in (2, 3):
+        raise ValueError("r[] is not an array of 2 or 3")
+    device_id = _str(fields[0], "device id")
+    states = _array(fields[2], "r[][2]") if len(fields) == 3 else []
     return Telemetry(
         device_id=device_id,
         readings=tuple(
             Reading(device_id, _str(m, "metric"), _int(ts, "ts"), _float(v, "value"))
-            for m, ts, v in (_array(r, "reading", length=3) for r in _array(readings, "r[][1]"))
+            for m, ts, v in (_array(r, "reading", length=3) for r in _array(fields[1], "r[][1]"))
         ),
-        state=(),
+        state=tuple(
+            StateUpdate(device_id, _str(key, "state key"), _int(ts, "ts"), value)
+            for key, ts, value in (_array(s, "state", length=3) for s in states)
+        ),
     )
 
 

@@ -18,6 +18,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from telehub.api.command_schemas import BatchOut, CommandOut
+from telehub.api.info_schemas import HubInfo
 from telehub.api.schemas import (
     DeviceCreated,
     DeviceOut,
@@ -193,6 +194,10 @@ class AsyncClient:
 
     async def latest(self, device_id: str) -> LatestOut:
         return await self._do(calls.latest(device_id))
+
+    async def info(self) -> HubInfo:
+        """Where the hub's MQTT broker and gRPC server are, its version and input limits."""
+        return await self._do(calls.info())
 
     async def send_command(
         self,

@@ -22,6 +22,7 @@ import orjson
 from pydantic import BaseModel
 
 from telehub.api.command_schemas import BatchOut, CommandOut, CommandPage
+from telehub.api.info_schemas import HubInfo
 from telehub.api.schemas import (
     DeviceCreated,
     DeviceOut,
@@ -275,6 +276,10 @@ def latest(device_id: str) -> Call[LatestOut]:
     return Call(
         "GET", f"/api/v1/devices/{_segment(device_id)}/latest", _model(LatestOut), idempotent=True
     )
+
+
+def info() -> Call[HubInfo]:
+    return Call("GET", "/api/v1/info", _model(HubInfo), idempotent=True)
 
 
 def rejected(before: int | None, limit: int, device_id: str | None) -> Call[RejectedPage]:

@@ -18,6 +18,7 @@ import requests
 from pydantic import ValidationError
 
 from telehub.api.command_schemas import BatchOut, CommandOut
+from telehub.api.info_schemas import HubInfo
 from telehub.api.schemas import (
     DeviceCreated,
     DeviceOut,
@@ -200,6 +201,10 @@ class Client:
 
     def latest(self, device_id: str) -> LatestOut:
         return self._do(calls.latest(device_id))
+
+    def info(self) -> HubInfo:
+        """Where the hub's MQTT broker and gRPC server are, its version and input limits."""
+        return self._do(calls.info())
 
     # commands
     def send_command(

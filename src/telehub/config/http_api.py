@@ -6,9 +6,15 @@ keep slow or idle clients from holding the API's connections.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
+
+# What a browser sends as Origin: scheme://host[:port], no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 class HttpSettings(BaseModel):
@@ -56,3 +62,28 @@ class HttpSettings(BaseModel):
         "one replaces the one waiting longest on its client. Default: half the open-file "
         "limit (ulimit -n), at most 10000",
     )
+    http_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins (`https://dash.example.com`, no path) whose browser pages may "
+        "call the HTTP API, the telemetry POST included (CORS); comma-separated in the "
+        "variable, a list in TOML; `*` for any. Empty: no CORS headers, so browsers let "
+        "only pages served by the hub itself read its answers",
+    )
+
+    @field_validator("http_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("http_cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port] (no path, no "
+                    "trailing slash), or *"
+                )
+        return origins

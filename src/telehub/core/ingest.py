@@ -295,6 +295,11 @@ class Ingestor:
             item.resolve(IngestResult(new, readings - new, len(item.telemetry.state)))
             if new:
                 live.append(item.telemetry)
+            elif item.telemetry.state:
+                # Its state is news (live WebSocket `state` frames); its readings, all
+                # stored before or none at all, are not shown again.
+                telemetry = item.telemetry
+                live.append(Telemetry(telemetry.device_id, (), telemetry.state))
         # Once per commit, not per submission: a counter increment takes a lock.
         self._metrics.readings_accepted.inc(accepted)
         self._metrics.readings_duplicate.inc(duplicates)

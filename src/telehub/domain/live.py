@@ -1,5 +1,5 @@
-"""What travels on the bus: committed readings, numbered events of the durable log,
-and revoked credentials.
+"""What travels on the bus: committed readings and device state, numbered events of
+the durable log, and revoked credentials.
 
 All are plain frozen values, so the in-memory bus hands the very objects the
 writer committed to every subscriber, and the Redis bus encodes them once.
@@ -31,10 +31,12 @@ class EventType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LiveReadings:
-    """The readings of one commit, as they were submitted (one Telemetry per submission).
+    """The readings and state of one commit, as submitted (one Telemetry per submission).
 
-    Only submissions that stored something new are included: a resent batch is
-    not shown twice. ``seq`` numbers the messages of this process, so a run of
+    Only submissions that stored a new reading are included with their readings:
+    a resent batch is not shown twice. A submission's state updates are included
+    whatever its readings (state is latest-wins, each update with its timestamp).
+    ``seq`` numbers the messages of this process, so a run of
     them can be named (a frame cache key) without hashing their readings.
     """
 

@@ -1,9 +1,16 @@
-"""``telehub simulate``: simulated devices sending realistic telemetry at a steady rate."""
+"""``telehub simulate``: simulated devices sending realistic telemetry at a steady rate.
+
+Where the MQTT broker and the gRPC server are is asked of the hub (GET
+/api/v1/info) unless a flag says; once the run is over, what was acknowledged
+is read back from the hub, and a run that did not store everything it sent
+ends with exit code 1 and a line saying which devices lack how many readings.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import orjson
@@ -17,9 +24,9 @@ from telehub.cli.common import run, stop_on_signals
 from telehub.cli.remote import CaFileOpt, Target, describe, target
 from telehub.client.errors import ClientError
 from telehub.client.grpc_calls import GrpcError
-from telehub.client.grpc_client import DEFAULT_TARGET
 from telehub.sim.runner import SimConfig, TransportName, simulate
 from telehub.sim.stats import Stats
+from telehub.sim.verify import check_run
 
 _REFRESH_S = 0.5
 
@@ -36,11 +43,22 @@ def simulate_command(
         ),
     ] = None,
     grpc_target: Annotated[
-        str, typer.Option("--grpc-target", envvar="TELEHUB_GRPC_TARGET", help="host:port")
-    ] = DEFAULT_TARGET,
+        str | None,
+        typer.Option(
+            "--grpc-target",
+            envvar="TELEHUB_GRPC_TARGET",
+            help="host:port; default: where the hub says (GET /api/v1/info)",
+            show_default=False,
+        ),
+    ] = None,
     mqtt_url: Annotated[
-        str, typer.Option("--mqtt-url", help="mqtt://host:port of the broker")
-    ] = "mqtt://127.0.0.1:1883",
+        str | None,
+        typer.Option(
+            "--mqtt-url",
+            help="mqtt://host:port of the broker; default: the hub's (GET /api/v1/info)",
+            show_default=False,
+        ),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -85,19 +103,31 @@ def simulate_command(
     except ValueError as exc:
         typer.echo(f"telehub: {exc}", err=True)
         raise typer.Exit(2) from None
-    summary = run(_main(config, where, as_json=as_json))
+    summary, problem = run(_main(config, where, as_json=as_json))
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    if problem is not None:
+        typer.echo(f"telehub: simulation incomplete: {problem}", err=True)
+        raise typer.Exit(1)
 
 
-async def _main(config: SimConfig, where: Target, *, as_json: bool) -> dict[str, Any]:
+async def _main(
+    config: SimConfig, where: Target, *, as_json: bool
+) -> tuple[dict[str, Any], str | None]:
     stats = config.stats()
     stop = stop_on_signals()
+    problem: str | None = None
+
+    async def work() -> None:
+        nonlocal problem
+        await simulate(config, stats=stats, stop=stop)
+        problem = await check_run(config, stats)
+
     try:
         if as_json:
-            await simulate(config, stats=stats, stop=stop)
+            await work()
         else:
-            await _with_panel(config, stats, stop)
+            await _with_panel(work(), stats)
     except (ClientError, GrpcError, OSError, ExceptionGroup) as exc:
         cause = _cause(exc)
         if cause is None:
@@ -106,7 +136,7 @@ async def _main(config: SimConfig, where: Target, *, as_json: bool) -> dict[str,
         told = describe(cause, where) if isinstance(cause, ClientError) else str(cause)
         typer.echo(f"telehub: simulation failed: {told}", err=True)
         raise typer.Exit(1) from None
-    return stats.summary()
+    return stats.summary(), problem
 
 
 def _cause(exc: BaseException) -> BaseException | None:
@@ -119,11 +149,11 @@ def _cause(exc: BaseException) -> BaseException | None:
     return exc if isinstance(exc, ClientError | GrpcError | OSError) else None
 
 
-async def _with_panel(config: SimConfig, stats: Stats, stop: asyncio.Event) -> None:
+async def _with_panel(run_and_check: Coroutine[Any, Any, None], stats: Stats) -> None:
     console = Console(stderr=False)
     with Live(render(stats.summary()), console=console, auto_refresh=False) as live:
         async with asyncio.TaskGroup() as group:
-            work = group.create_task(simulate(config, stats=stats, stop=stop), name="sim-run")
+            work = group.create_task(run_and_check, name="sim-run")
             while not work.done():
                 await asyncio.wait([work], timeout=_REFRESH_S)
                 live.update(render(stats.summary()), refresh=True)
@@ -138,11 +168,13 @@ def render(summary: dict[str, Any]) -> Panel:
     errors = ", ".join(f"{k}={v}" for k, v in summary["errors"].items()) or "none"
     rows = [
         ("transport", f"{summary['transport']} x {summary['devices']} devices"),
+        ("to", summary["endpoint"] or "-"),
         ("elapsed", f"{summary['elapsed_s']:.1f} s"),
         ("sent", str(summary["sent"])),
         ("acknowledged", str(summary["acknowledged"])),
         ("in flight", str(summary["in_flight"])),
         ("readings ack'd", str(summary["readings_acknowledged"])),
+        ("readings stored", _stored(summary)),
         ("rate", f"{summary['achieved_rate']:.1f} / {summary['target_rate']:g} msg/s"),
         ("latency p50/95/99", " / ".join(_ms(latency[k]) for k in ("p50", "p95", "p99"))),
         ("errors", errors),
@@ -151,6 +183,15 @@ def render(summary: dict[str, Any]) -> Panel:
     for label, value in rows:
         table.add_row(label, value)
     return Panel(table, title="telehub simulate", expand=False)
+
+
+def _stored(summary: dict[str, Any]) -> str:
+    """What the hub holds, once read back after the run; missing devices counted."""
+    stored = summary["readings_stored"]
+    if stored is None:
+        return "(read back at the end)"
+    missing = summary["missing"]
+    return f"{stored}, {len(missing)} devices short" if missing else str(stored)
 
 
 def _ms(value: float | None) -> str:

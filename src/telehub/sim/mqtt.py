@@ -1,13 +1,15 @@
 """Simulated devices on MQTT: one gmqtt client per device, logged in with its token.
 
-Telemetry goes out at QoS 1 and counts as acknowledged when its PUBACK
-arrives. gmqtt has no PUBACK callback, so each client gets a store of
-in-flight messages that also resolves a future per packet id when gmqtt drops
-the packet on its PUBACK. Devices report presence as real ones should (once
-subscribed to ``commands/+``, ``online`` to their status topic; ``offline`` as
-their last will), since the hub sends commands only to online devices, and
-answer commands after a short delay; a configurable share answer ``error``.
-Incoming commands wait in a bounded queue for the one responder task.
+Each device behaves as the MQTT page asks of a real one: it registers
+``offline`` (retained) as its last will, publishes ``online`` (retained) to its
+status topic once connected, and ``offline`` before it disconnects, so the hub
+shows it online for as long as the run lasts (and sends it commands: the hub
+sends commands only to online devices). Telemetry goes out at QoS 1 and
+counts as acknowledged when its PUBACK arrives. gmqtt has no PUBACK callback,
+so each client gets a store of in-flight messages that also resolves a future
+per packet id when gmqtt drops the packet on its PUBACK. Devices answer
+commands (``commands/+``) after a short delay; a configurable share answer
+``error``. Incoming commands wait in a bounded queue for the one responder task.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import orjson
 from gmqtt.mqtt.constants import MQTTv311
 
 from telehub.mqtt.gmqtt_support import disconnect_quietly
-from telehub.mqtt.topics import ROOT, command_topic
+from telehub.mqtt.topics import ROOT, TopicKind, command_topic
 from telehub.sim.stats import Stats
 from telehub.sim.transports import Ack, SimDevice, Values
 
@@ -39,12 +41,18 @@ _SUBACK_TIMEOUT = 10.0
 _COMMAND_BACKLOG = 1_000
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """``mqtt://host:port`` → (host, port); the port defaults to 1883."""
+def status_topic(device_id: str) -> str:
+    return f"{ROOT}/{device_id}/{TopicKind.STATUS.value}"
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host:port`` or ``mqtts://host:port`` → (host, port, TLS); the port
+    defaults to 1883 or 8883."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"{url!r} is not mqtt://host[:port]")
-    return parts.hostname, parts.port or 1883
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
 class PubackStore:
@@ -113,7 +121,7 @@ class MqttTransport:
         ack_delay: float = 0.2,
         seed: int = 0,
     ) -> None:
-        self._host, self._port = parse_mqtt_url(url)
+        self._host, self._port, self._tls = parse_mqtt_url(url)
         self._devices = devices
         self._stats = stats
         self._timeout = timeout
@@ -147,9 +155,8 @@ class MqttTransport:
     async def send(self, device: SimDevice, values: Values, ts: datetime) -> Ack:
         client, store = self._clients[device.device_id]
         payload = orjson.dumps({"ts": ts.isoformat(), "values": values})
-        puback = store.expect()
-        client.publish(f"{ROOT}/{device.device_id}/telemetry", payload, qos=1)
-        await asyncio.wait_for(puback, self._timeout)
+        topic = f"{ROOT}/{device.device_id}/telemetry"
+        await self._publish_acked(client, store, topic, payload, retain=False)
         return Ack(readings=len(values))
 
     async def serve(self) -> None:
@@ -177,7 +184,7 @@ class MqttTransport:
 
     async def _connect(self, device: SimDevice) -> None:
         store = PubackStore()
-        status = f"{ROOT}/{device.device_id}/status"
+        status = status_topic(device.device_id)
         client = gmqtt.Client(
             device.device_id,
             clean_session=True,
@@ -190,11 +197,18 @@ class MqttTransport:
         client.on_message = self._on_message
         client.on_subscribe = lambda *_: subscribed.set()
         self._clients[device.device_id] = (client, store)
-        await client.connect(self._host, self._port, version=MQTTv311, keepalive=60)
+        await client.connect(self._host, self._port, ssl=self._tls, version=MQTTv311, keepalive=60)
         client.subscribe(f"{ROOT}/{device.device_id}/commands/+", qos=1)
         await asyncio.wait_for(subscribed.wait(), _SUBACK_TIMEOUT)
         # Only now: a command sent once it is online finds the subscription in place.
-        client.publish(status, b"online", qos=1, retain=True)
+        await self._publish_acked(client, store, status, b"online", retain=True)
+
+    async def _publish_acked(
+        self, client: gmqtt.Client, store: PubackStore, topic: str, payload: bytes, *, retain: bool
+    ) -> None:
+        puback = store.expect()
+        client.publish(topic, payload, qos=1, retain=retain)
+        await asyncio.wait_for(puback, self._timeout)
 
     def _on_message(
         self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any
@@ -210,9 +224,21 @@ class MqttTransport:
         return 0
 
     async def _disconnect_all(self) -> None:
-        clients = [client for client, _ in self._clients.values()]
+        clients = list(self._clients.items())
         self._clients.clear()
         for start in range(0, len(clients), _CONNECT_WINDOW):
             await asyncio.gather(
-                *(disconnect_quietly(c) for c in clients[start : start + _CONNECT_WINDOW])
+                *(self._leave(*entry) for entry in clients[start : start + _CONNECT_WINDOW])
             )
+
+    async def _leave(self, device_id: str, entry: tuple[gmqtt.Client, PubackStore]) -> None:
+        """Say ``offline`` (a clean DISCONNECT sends no will), then disconnect."""
+        client, store = entry
+        if client.is_connected:
+            try:
+                await self._publish_acked(
+                    client, store, status_topic(device_id), b"offline", retain=True
+                )
+            except (TimeoutError, ConnectionError):
+                log.debug("%s: offline not acknowledged", device_id, exc_info=True)
+        await disconnect_quietly(client)

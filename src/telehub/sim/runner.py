@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from telehub.client.grpc_client import DEFAULT_TARGET
 from telehub.client.http_async import AsyncClient
 from telehub.client.http_client import DEFAULT_URL
 from telehub.client.tls import Verify
@@ -51,8 +50,9 @@ class SimConfig:
     token: str = ""  # admin: provisions the devices; each device sends with its own token
     url: str = DEFAULT_URL
     verify: Verify = True  # the API's certificate, as the SDK's verify= (client/tls.py)
-    grpc_target: str = DEFAULT_TARGET
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # None: where the hub says its listeners are (GET /api/v1/info), never a guess.
+    grpc_target: str | None = None
+    mqtt_url: str | None = None
     prefix: str = "sim"
     fail_share: float = 0.1
     seed: int = 0
@@ -73,12 +73,36 @@ class SimConfig:
             raise ValueError(f"unknown transport {self.transport!r}")
         if not 0.0 <= self.fail_share <= 1.0:
             raise ValueError("--fail-share must be within [0, 1]")
-        if self.transport == "mqtt":
+        if self.transport == "mqtt" and self.mqtt_url is not None:
             parse_mqtt_url(self.mqtt_url)
         Shares(spike=self.spike_share, dropout=self.dropout_share)
 
     def stats(self) -> Stats:
         return Stats(transport=self.transport, devices=self.devices, target_rate=self.rate)
+
+    @property
+    def endpoint(self) -> str:
+        """Where this run's messages go (once :func:`with_hub_endpoints` filled it in)."""
+        if self.transport == "mqtt":
+            return self.mqtt_url or ""
+        if self.transport == "grpc":
+            return self.grpc_target or ""
+        return self.url
+
+
+async def with_hub_endpoints(config: SimConfig) -> SimConfig:
+    """``config`` with the listener it leaves open filled in from the hub's own word.
+
+    A guessed port can be some other program's: a broker on 1883 that is not the
+    hub's acknowledges every message and stores none. A flag given wins.
+    """
+    if config.transport == "http" or config.endpoint:
+        return config
+    async with AsyncClient(config.url, verify=config.verify) as client:
+        info = await client.info()
+    if config.transport == "mqtt":
+        return replace(config, mqtt_url=info.mqtt.urls[0])
+    return replace(config, grpc_target=info.grpc.target)
 
 
 async def provision_fleet(config: SimConfig) -> list[SimDevice]:
@@ -100,6 +124,8 @@ async def simulate(
     :func:`provision_fleet`) to run the same fleet again without provisioning.
     """
     stats = stats or config.stats()
+    config = await with_hub_endpoints(config)
+    stats.endpoint = config.endpoint
     if devices is None:
         devices = await provision_fleet(config)
     elif len(devices) != config.devices:
@@ -110,10 +136,12 @@ async def simulate(
     ]
     async with _transport(config, devices, stats) as transport:
         stats.started = time.monotonic()
+        stats.began_at = datetime.now(UTC)
         try:
             await _pace(config, transport, devices, signals, stats, stop or asyncio.Event())
         finally:
             stats.ended = time.monotonic()
+            stats.ended_at = datetime.now(UTC)
     return stats
 
 
@@ -123,9 +151,9 @@ def _transport(config: SimConfig, devices: list[SimDevice], stats: Stats) -> Tra
             config.url, window=config.window, timeout=config.timeout, verify=config.verify
         )
     if config.transport == "grpc":
-        return GrpcTransport(config.grpc_target, timeout=config.timeout)
+        return GrpcTransport(config.endpoint, timeout=config.timeout)
     return MqttTransport(
-        config.mqtt_url,
+        config.endpoint,
         devices,
         stats=stats,
         timeout=config.timeout,
@@ -194,7 +222,10 @@ async def _send(
         log.debug("send from %s failed", device.device_id, exc_info=True)
     else:
         stats.record_ack(
-            readings=ack.readings, duplicates=ack.duplicates, latency_s=time.monotonic() - began
+            device.device_id,
+            readings=ack.readings,
+            duplicates=ack.duplicates,
+            latency_s=time.monotonic() - began,
         )
     finally:
         stats.in_flight -= 1

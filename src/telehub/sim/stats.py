@@ -1,10 +1,14 @@
 """Honest counts of a simulation run, and the summary it ends with.
 
-*Sent* is a message handed to the transport; *acknowledged* is one confirmed:
-by the hub after its commit on HTTP (202) and gRPC (a PublishSummary), by the
-broker on MQTT (a PUBACK; the embedded broker sends it on receipt, before the
-commit). Latency is from hand-over to that confirmation. Latencies are kept in
-a bounded reservoir.
+*Sent* is a message handed to the transport; *acknowledged* is one its
+transport confirmed: the hub after its commit on HTTP (202) and gRPC (a
+PublishSummary), the broker on MQTT (a PUBACK: the embedded broker sends it
+after the commit, an external broker on receipt, and a broker that is not the
+hub's at all sends it just the same). So acknowledged is not yet stored:
+*stored* is what the hub holds for the run, read back from it once the run is
+over (verify.py), and the run is whole only when every message sent was
+acknowledged and every acknowledged reading is stored. Latency is from
+hand-over to the acknowledgement. Latencies are kept in a bounded reservoir.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 RESERVOIR = 50_000
@@ -34,8 +39,12 @@ class Stats:
     transport: str
     devices: int
     target_rate: float
+    endpoint: str = ""  # where the messages went: the API, the gRPC target, the broker
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
+    # The wall-clock span of the run: every message sent is stamped within it.
+    began_at: datetime | None = None
+    ended_at: datetime | None = None
     sent: int = 0
     acknowledged: int = 0
     readings_sent: int = 0
@@ -47,13 +56,20 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
     commands_ok: int = 0
     commands_error: int = 0
+    # Acknowledged readings per device: what the hub must hold once the run is over.
+    acknowledged_by_device: Counter[str] = field(default_factory=Counter)
+    readings_stored: int | None = None  # read back from the hub after the run
+    missing: dict[str, int] = field(default_factory=dict)  # device → readings not stored
     _latencies: list[float] = field(default_factory=list)
     _seen: int = 0
     _rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def record_ack(self, *, readings: int, duplicates: int, latency_s: float) -> None:
+    def record_ack(
+        self, device_id: str, *, readings: int, duplicates: int, latency_s: float
+    ) -> None:
         self.acknowledged += 1
         self.readings_acknowledged += readings
+        self.acknowledged_by_device[device_id] += readings
         self.duplicates += duplicates
         self._seen += 1
         if len(self._latencies) < RESERVOIR:
@@ -80,6 +96,7 @@ class Stats:
         elapsed = self.elapsed
         return {
             "transport": self.transport,
+            "endpoint": self.endpoint,
             "devices": self.devices,
             "target_rate": self.target_rate,
             "elapsed_s": round(elapsed, 3),
@@ -87,6 +104,8 @@ class Stats:
             "acknowledged": self.acknowledged,
             "readings_sent": self.readings_sent,
             "readings_acknowledged": self.readings_acknowledged,
+            "readings_stored": self.readings_stored,
+            "missing": dict(sorted(self.missing.items())),
             "duplicates": self.duplicates,
             "skipped_dropouts": self.skipped,
             "missed_slots": self.missed,
