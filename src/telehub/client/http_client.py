@@ -136,6 +136,10 @@ class Client:
             )
         )
 
+    def delete_state(self, device_id: str, key: str) -> None:
+        """Remove one state key of the device; NotFound if there is none of that name."""
+        self._do(calls.delete_state(device_id, key))
+
     def latest(self, device_id: str) -> LatestOut:
         return self._do(calls.latest(device_id))
 
