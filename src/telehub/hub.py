@@ -94,6 +94,7 @@ async def open_hub(settings: Settings, *, migrate: bool = True) -> AsyncIterator
                     max_batch_readings=settings.max_batch_readings,
                     max_future_skew=settings.max_future_skew_seconds,
                 ),
+                known_metrics=store.readings,
             ),
             telemetry=TelemetryService(store=store),
             rejected=rejected,

@@ -80,9 +80,9 @@ async def test_duplicate_id_is_a_conflict(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "pointer"),
     [
-        ({"id": "Upper-Case"}, "#/id"),
+        ({"id": "slash/in-it"}, "#/id"),
         ({"id": "-leading-dash"}, "#/id"),
-        ({"id": "x" * 65}, "#/id"),
+        ({"id": "x" * 129}, "#/id"),
         ({"id": "has space"}, "#/id"),
         ({"name": ""}, "#/name"),
         ({"attributes": ["not", "an", "object"]}, "#/attributes"),

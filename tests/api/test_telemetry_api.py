@@ -95,6 +95,24 @@ async def test_list_body_epoch_milliseconds_and_offsets(api: Api) -> None:
     assert await api.stored() == [(0, 20.0), (1.5, 20.5), (3, 21.0), (4, 22.0)]
 
 
+async def test_epoch_seconds_are_refused_with_what_to_send_instead(api: Api) -> None:
+    # A fresh user's first body: time.time() as ts. Stored, it would be January 1970.
+    token = await api.device()
+    seconds = int(datetime.now(UTC).timestamp())
+
+    r = await api.ingest({"ts": seconds, "values": {"temperature": 5}}, token)
+
+    assert api.invalid(r) == [
+        {
+            "pointer": "#/ts",
+            "detail": "before 2000-01-01: looks like seconds; "
+            "send milliseconds, or an ISO 8601 string",
+        }
+    ]
+    latest = (await api.client.get(url(what="latest"), headers=api.auth(api.admin))).json()
+    assert latest["readings"] == {}
+
+
 async def test_missing_ts_means_time_received(api: Api) -> None:
     token = await api.device()
     before = datetime.now(UTC)

@@ -40,7 +40,7 @@ async def test_the_scheme_is_case_insensitive_as_in_rfc_7235(api: Api) -> None:
 async def test_an_invalid_device_id_gets_a_parameter_error(api: Api) -> None:
     token = await api.device()
 
-    r = await api.client.post(url("Not_A_Slug"), json=at(0, t=1), headers=api.auth(token))
+    r = await api.client.post(url("not an id"), json=at(0, t=1), headers=api.auth(token))
 
     assert [e.get("parameter") for e in api.invalid(r)] == ["device_id"]
 

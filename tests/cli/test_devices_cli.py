@@ -62,7 +62,7 @@ async def test_create_twice_is_a_one_line_error_and_list_says_never(api: Api) ->
 
 @pytest.mark.parametrize(
     ("args", "says"),
-    [(["Bad Id"], "lowercase letters"), (["--attr", "novalue"], "is not key=value")],
+    [(["Bad Id"], "letters, digits"), (["--attr", "novalue"], "is not key=value")],
 )
 async def test_create_refuses_bad_flags_without_a_server(args: list[str], says: str) -> None:
     result = await telehub("devices", "create", *args, "--url", "http://127.0.0.1:9")

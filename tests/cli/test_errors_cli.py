@@ -47,7 +47,7 @@ async def test_a_device_id_that_is_no_slug_never_reaches_a_url(api: Api) -> None
     # "../tokens/x" in a path would be another endpoint; it is refused before any request.
     result = await api("devices", "delete", "../tokens/x", "--yes")
     assert result.exit_code == 2
-    assert "lowercase letters" in result.stderr
+    assert "letters, digits" in result.stderr
 
 
 async def test_a_bad_token_is_a_401_line(api: Api) -> None:

@@ -76,6 +76,8 @@ CASES: list[Case] = [
     ("query_all", lambda c: c.query_all("dev-1", page_size=0), ValidationFailed),
     ("query_all", lambda c: c.query_all("dev-1", interval="1s", agg="sum"), ValidationFailed),
     ("latest", lambda c: c.latest("Bad Id"), ValidationFailed),
+    ("delete_state", lambda c: c.delete_state("Bad Id", "mode"), ValidationFailed),
+    ("delete_state", lambda c: c.delete_state("dev-1", "nope"), NotFound),
     # commands
     (
         "send_command",

@@ -37,6 +37,10 @@ ts_texts = st.one_of(
     st.just("null"),
     st.integers(NOW_MS - 10**11, NOW_MS + 10**6).map(str),
     st.sampled_from([NOW_MS + 300_000, NOW_MS + 300_001, 0, -1, 2**66, -(2**66)]).map(str),
+    # Around 2000-01-01, and epoch seconds where milliseconds go.
+    st.sampled_from([946_684_799_999, 946_684_800_000, NOW_MS // 1000]).map(str),
+    st.integers(NOW_MS // 1000 - 10**8, NOW_MS // 1000 + 10**3).map(str),
+    st.floats(NOW_MS / 1000 - 1e6, NOW_MS / 1000 + 1e3).map(repr),
     st.integers(-(2**66), 2**66).map(str),
     st.floats(NOW_MS - 1e6, NOW_MS + 1e6).map(repr),
     st.sampled_from(["1e300", "-1e300", "NaN", "Infinity", "true", "false", '"yesterday"']),

@@ -17,6 +17,7 @@ from telehub.errors import InvalidInput, PayloadTooLarge
 
 RECEIVED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 RECEIVED_US = to_micros(RECEIVED)
+HOUR_AGO_MS = RECEIVED_US // 1000 - 3_600_000
 
 
 def parse(
@@ -96,10 +97,30 @@ def test_integer_ts_is_epoch_milliseconds() -> None:
     assert telemetry.readings[0].ts_us == 1_700_000_000_123_000
 
 
-def test_integer_ts_is_never_guessed_to_be_seconds() -> None:
-    # 1.7e9 read as milliseconds is January 1970, not November 2023.
-    telemetry = parse({"ts": 1_700_000_000, "values": {"x": 1}})
-    assert telemetry.readings[0].ts_us == 1_700_000_000_000
+SECONDS_HINT = "before 2000-01-01: looks like seconds; send milliseconds, or an ISO 8601 string"
+
+
+@pytest.mark.parametrize("ts", [1_700_000_000, 1_767_268_800, 1_767_268_800.5])
+def test_epoch_seconds_are_refused_never_stored_in_1970(ts: float) -> None:
+    # 1.7e9 read as milliseconds is January 1970, not November 2023: never guessed,
+    # never stored; the sender is told what it looks like and what to send.
+    with pytest.raises(InvalidInput) as caught:
+        parse({"ts": ts, "values": {"x": 1}})
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [("#/ts", SECONDS_HINT)]
+
+
+def test_a_number_that_is_no_time_in_seconds_either_is_only_too_early() -> None:
+    # 10**11 s is the year 5138: no hint that would mislead.
+    for ts in (0, 5, 10**11, 946_684_799_999):
+        with pytest.raises(InvalidInput) as caught:
+            parse({"ts": ts, "values": {"x": 1}})
+        assert [e.detail for e in caught.value.errors] == ["before 2000-01-01"], ts
+
+
+def test_the_first_millisecond_of_2000_is_admitted() -> None:
+    telemetry = parse({"ts": 946_684_800_000, "values": {"x": 1}})
+    assert telemetry.readings[0].ts_us == 946_684_800_000_000
+    assert parse({"ts": "2000-01-01T00:00:00Z", "values": {"x": 1}}).readings
 
 
 @pytest.mark.parametrize("body", [{"values": {"x": 1}}, {"ts": None, "values": {"x": 1}}])
@@ -131,8 +152,8 @@ def test_future_is_judged_against_received_at_not_the_clock() -> None:
     assert pointers({"ts": ts, "values": {"x": 1}}, received_at=received) == ["#/ts"]
 
 
-@pytest.mark.parametrize("ts", ["1969-12-31T23:59:59Z", -1000])
-def test_ts_before_1970_is_rejected(ts: str | int) -> None:
+@pytest.mark.parametrize("ts", ["1969-12-31T23:59:59Z", "1999-12-31T23:59:59.999999Z", -1000])
+def test_ts_before_2000_is_rejected(ts: str | int) -> None:
     assert pointers({"ts": ts, "values": {"x": 1}}) == ["#/ts"]
 
 
@@ -255,13 +276,18 @@ def test_every_bad_list_item_is_reported() -> None:
             {"ts": "2026-01-01T12:05:00.000001Z", "values": {"x": 1}},
             ("#/ts", "more than 300 s in the future"),
         ),
-        ({"ts": -1, "values": {"x": 1}}, ("#/ts", "before 1970-01-01")),
-        ({"ts": -(10**30), "values": {"x": 1}}, ("#/ts", "before 1970-01-01")),
+        ({"ts": -1, "values": {"x": 1}}, ("#/ts", "before 2000-01-01")),
+        ({"ts": -(10**30), "values": {"x": 1}}, ("#/ts", "before 2000-01-01")),
+        ({"ts": "1999-12-31T23:59:59Z", "values": {"x": 1}}, ("#/ts", "before 2000-01-01")),
+        ({"ts": 1_767_268_800, "values": {"x": 1}}, ("#/ts", SECONDS_HINT)),
         ({"values": {"a b": 1}}, ("#/values/a b", "must match ^[A-Za-z0-9_.-]{1,64}$")),
         ('{"values": {"x": NaN}}', ("#/values/x", "must be a finite number")),
         ('{"values": {"cfg": [1e999]}}', ("#/values/cfg", "numbers must be finite")),
     ],
-    ids=["future", "far-future", "future-iso", "before-1970", "far-past", "name", "nan", "state"],
+    ids=[
+        *("future", "far-future", "future-iso", "before-2000", "far-past", "before-2000-iso"),
+        *("seconds", "name", "nan", "state"),
+    ],
 )
 def test_a_refusal_says_what_the_rule_says(body: Any, error: tuple[str, str]) -> None:
     with pytest.raises(InvalidInput) as caught:
@@ -285,12 +311,12 @@ def test_too_many_values_says_how_many() -> None:
 
 
 def test_batch_at_the_reading_limit_is_accepted() -> None:
-    body = [{"ts": 1_000 + i, "values": {"x": i}} for i in range(5)]
+    body = [{"ts": HOUR_AGO_MS + i, "values": {"x": i}} for i in range(5)]
     assert len(parse(body, max_batch_readings=5).readings) == 5
 
 
 def test_batch_over_the_reading_limit_is_too_large() -> None:
-    body = [{"ts": 1_000 + i, "values": {"x": i, "y": i}} for i in range(3)]
+    body = [{"ts": HOUR_AGO_MS + i, "values": {"x": i, "y": i}} for i in range(3)]
     with pytest.raises(PayloadTooLarge) as caught:
         parse(body, max_batch_readings=5)
     assert caught.value.reason == "payload-too-large"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from telehub.domain.readings import Reading, StateUpdate, Telemetry
 from telehub.domain.rules import NOT_FINITE, STATE_NOT_FINITE
+from telehub.domain.state_keys import metric_state_refusal
 from telehub.domain.telemetry import loc_to_pointer, parse_state_json
 from telehub.domain.typed_batch import assemble
 from telehub.errors import FieldError, InvalidInput, PayloadTooLarge
@@ -43,6 +44,7 @@ cross_ts_ms = st.one_of(
     st.none(),
     st.integers(NOW_MS - 10**9, NOW_MS + 400_000),
     st.sampled_from([0, -1, NOW_MS + 300_000, NOW_MS + 300_001, 2**62, -(2**62)]),
+    st.sampled_from([946_684_799_999, 946_684_800_000, NOW_MS // 1000]),
 )
 cross_messages = st.lists(
     st.tuples(cross_ts_ms, st.dictionaries(metrics, cross_values, min_size=1, max_size=3)),
@@ -51,6 +53,10 @@ cross_messages = st.lists(
 )
 
 FINITE_DETAILS = {NOT_FINITE, STATE_NOT_FINITE}
+
+
+def body_of(messages: list[tuple[int | None, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [{"values": v} if ts is None else {"ts": ts, "values": v} for ts, v in messages]
 
 
 def as_batch(
@@ -71,15 +77,23 @@ def as_batch(
                 where |= {f"{row}/metric": value_at, f"{row}/value": value_at}
             else:
                 row = f"#/state/{len(state)}"
-                state.append(StateUpdate(DEVICE, key, ts_us, value))
+                state.append(StateUpdate(DEVICE, key, ts_us, value, ("state", len(state), "value")))
                 where |= {f"{row}/key": value_at, f"{row}/value": value_at}
             where[f"{row}/ts"] = ts_at
     return readings, state, where
 
 
 def located(errors: list[FieldError], where: dict[str, str] | None = None) -> set[tuple[str, str]]:
-    """Each error as (JSON pointer, detail): a set, as one JSON field may be many gRPC rows."""
-    return {((where or {}).get(e.pointer or "", e.pointer or ""), e.detail) for e in errors}
+    """Each error as (JSON pointer, detail): a set, as one JSON field may be many gRPC rows.
+
+    The advice on a timestamp's unit is each form's own (a JSON number is
+    milliseconds, a gRPC row's ts a Timestamp), so it is left out: the rule's
+    words before it must agree.
+    """
+    return {
+        ((where or {}).get(e.pointer or "", e.pointer or ""), e.detail.partition(": looks like")[0])
+        for e in errors
+    }
 
 
 @QUICK
@@ -87,7 +101,7 @@ def located(errors: list[FieldError], where: dict[str, str] | None = None) -> se
 def test_a_json_body_and_a_grpc_batch_of_the_same_values_agree(
     messages: list[tuple[int | None, dict[str, Any]]],
 ) -> None:
-    body = [{"values": v} if ts is None else {"ts": ts, "values": v} for ts, v in messages]
+    body = body_of(messages)
     from_json = outcome(lambda: parse_json(json.dumps(body)))
     readings, state, where = as_batch(messages)
     from_grpc = outcome(
@@ -95,6 +109,12 @@ def test_a_json_body_and_a_grpc_batch_of_the_same_values_agree(
     )
     if isinstance(from_json, Telemetry) or isinstance(from_grpc, Telemetry):
         assert from_json == from_grpc
+        # Each state value knows where it was, in its own form: the same place.
+        assert isinstance(from_json, Telemetry)
+        assert isinstance(from_grpc, Telemetry)
+        assert [loc_to_pointer(s.at) for s in from_json.state] == [
+            where[loc_to_pointer(s.at)] for s in from_grpc.state
+        ]
         return
     json_kind, json_detail, json_errors = from_json
     grpc_kind, grpc_detail, grpc_errors = from_grpc
@@ -109,6 +129,30 @@ def test_a_json_body_and_a_grpc_batch_of_the_same_values_agree(
     # JSON reports names and timestamps (the model's) before it looks at numbers.
     rule_errors = {e for e in grpc_located if e[1] not in FINITE_DETAILS}
     assert located(json_errors) == (rule_errors or grpc_located)
+
+
+@QUICK
+@given(cross_messages, st.sets(metrics, max_size=3))
+def test_state_for_a_metric_is_refused_alike_on_both_transports(
+    messages: list[tuple[int | None, dict[str, Any]]], known: set[str]
+) -> None:
+    # ``known``: the metrics the device has readings of; a key the body gives a number
+    # elsewhere is one too.
+    from_json = outcome(lambda: parse_json(json.dumps(body_of(messages))))
+    readings, state, where = as_batch(messages)
+    from_grpc = outcome(
+        lambda: assemble(DEVICE, readings=readings, series=[], state=state, limits=LIMITS)
+    )
+    if not (isinstance(from_json, Telemetry) and isinstance(from_grpc, Telemetry)):
+        return  # refused before: the test above compares those refusals
+    json_refusal = metric_state_refusal(from_json, known)
+    grpc_refusal = metric_state_refusal(from_grpc, known)
+    metrics_given = known | {r.metric for r in from_json.readings}
+    assert (json_refusal is None) == (grpc_refusal is None)
+    assert (json_refusal is None) == all(s.key not in metrics_given for s in from_json.state)
+    if json_refusal is not None and grpc_refusal is not None:
+        assert json_refusal.detail == grpc_refusal.detail
+        assert located(json_refusal.errors) == located(grpc_refusal.errors, where)
 
 
 state_values = st.one_of(json_values, st.floats())

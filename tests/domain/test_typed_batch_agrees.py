@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from telehub.domain.readings import Reading, StateUpdate, Telemetry
 from telehub.domain.rules import (
     BAD_DEVICE_ID,
     BAD_METRIC_NAME,
+    EARLIEST_US,
     NOT_FINITE,
     STATE_NOT_FINITE,
     TimeWindow,
@@ -26,7 +28,13 @@ from telehub.domain.rules import (
     is_metric_name,
     not_finite_at,
 )
-from telehub.domain.typed_batch import MAX_FIELD_ERRORS, Limits, SeriesColumns, assemble
+from telehub.domain.typed_batch import (
+    MAX_FIELD_ERRORS,
+    US_ADVICE,
+    Limits,
+    SeriesColumns,
+    assemble,
+)
 from telehub.errors import FieldError, InvalidInput
 from tests.domain.decoders_support import (
     DEVICE,
@@ -45,6 +53,10 @@ from tests.domain.decoders_support import (
 stamps_us = st.one_of(
     st.integers(NOW_US - 10**9, NOW_US + 400_000_000),
     st.sampled_from([0, -1, NOW_US, NOW_US + 300_000_000, NOW_US + 300_000_001]),
+    st.sampled_from([EARLIEST_US - 1, EARLIEST_US, NOW_US // 1000, NOW_US // 1_000_000]),
+    # Epoch seconds and milliseconds sent as microseconds: told so.
+    st.integers(NOW_US // 1_000_000 - 10**8, NOW_US // 1_000_000 + 10**3),
+    st.integers(NOW_US // 1000 - 10**11, NOW_US // 1000 + 10**6),
     st.integers(-(2**62), 2**62),
 )
 
@@ -73,7 +85,7 @@ def state_of(device_id: str) -> st.SearchStrategy[list[StateUpdate]]:
 
 @st.composite
 def batches(draw: st.DrawFn) -> tuple[str, list[Reading], list[SeriesColumns], list[StateUpdate]]:
-    device_id = draw(st.sampled_from([DEVICE, DEVICE, DEVICE, "Bad", ""]))
+    device_id = draw(st.sampled_from([DEVICE, DEVICE, DEVICE, "Greenhouse-2", "a/b", ""]))
     readings = draw(readings_of(device_id))
     series = draw(st.lists(series_columns(), max_size=3))
     state = draw(state_of(device_id))
@@ -117,7 +129,7 @@ def plain_assemble(
             refuse(f"#/series/{i}/timestamps_us", "one per value, or none")
         elif columns.timestamps_us:
             for j, ts_us in enumerate(columns.timestamps_us):
-                refuse(f"#/series/{i}/timestamps_us/{j}", window.problem(ts_us))
+                refuse(f"#/series/{i}/timestamps_us/{j}", series_ts_problem(window, ts_us))
     for i, update in enumerate(state):
         refuse(f"#/state/{i}/key", None if is_metric_name(update.key) else BAD_METRIC_NAME)
         refuse(f"#/state/{i}/value", None if all_finite(update.value) else STATE_NOT_FINITE)
@@ -132,6 +144,18 @@ def plain_assemble(
             for t, v in zip(stamps, columns.values, strict=True)
         ]
     return Telemetry(device_id=device_id, readings=tuple(rows), state=tuple(state))
+
+
+def series_ts_problem(window: TimeWindow, ts_us: int) -> str | None:
+    """A series timestamp is a bare integer of microseconds: one in seconds or
+    milliseconds is told so, and to send microseconds."""
+    problem = window.problem(ts_us)
+    if problem is None or ts_us >= EARLIEST_US:
+        return problem
+    for unit, scale in (("seconds", 1_000_000), ("milliseconds", 1000)):
+        if window.admits(ts_us * scale):
+            return f"before 2000-01-01: looks like {unit}; {US_ADVICE}"
+    return problem
 
 
 @QUICK
@@ -191,7 +215,34 @@ def test_finite_numbers_whose_sum_overflows_are_accepted() -> None:
 def test_the_window_s_words() -> None:
     window = TimeWindow.after(NOW_US, SKEW)
     assert window.problem(NOW_US + 300_000_001) == "more than 300 s in the future"
-    assert window.problem(-1) == "before 1970-01-01"
+    assert window.problem(-1) == "before 2000-01-01"
+    assert window.problem(0) == "before 2000-01-01"
+    assert window.problem(EARLIEST_US - 1) == "before 2000-01-01"
+    assert window.problem(EARLIEST_US) is None
     assert window.problem(window.latest_us) is None
-    assert window.problem(0) is None
     assert TimeWindow.after(NOW_US, 0.5).too_late == "more than 0.5 s in the future"
+
+
+def test_series_timestamps_in_seconds_or_milliseconds_are_told_so() -> None:
+    seconds, millis = NOW_US // 1_000_000, NOW_US // 1000
+    series = [SeriesColumns("t", [1.0, 2.0, 3.0], [seconds, millis, 5])]
+    with pytest.raises(InvalidInput) as caught:
+        assemble(DEVICE, readings=[], series=series, state=[], limits=LIMITS)
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [
+        ("#/series/0/timestamps_us/0", "before 2000-01-01: looks like seconds; send microseconds"),
+        (
+            "#/series/0/timestamps_us/1",
+            "before 2000-01-01: looks like milliseconds; send microseconds",
+        ),
+        ("#/series/0/timestamps_us/2", "before 2000-01-01"),
+    ]
+
+
+def test_a_row_timestamp_before_2000_is_refused() -> None:
+    # A gRPC row's ts is a google.protobuf.Timestamp: its unit is never in doubt.
+    readings = [Reading(DEVICE, "t", 1_700_000_000, 1.0)]
+    with pytest.raises(InvalidInput) as caught:
+        assemble(DEVICE, readings=readings, series=[], state=[], limits=LIMITS)
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [
+        ("#/readings/0/ts", "before 2000-01-01")
+    ]

@@ -78,7 +78,7 @@ async def test_a_series_without_timestamps_is_stamped_when_received(grpc_hub: Gr
             telemetry_pb2.Series(
                 metric="t",
                 values=[1.0, 2.0, 3.0],
-                timestamps_us=[0, 2**62, -1],
+                timestamps_us=[1_767_225_600_000_000, 2**62, -1],
             ),
             ["series[0].timestamps_us[1]", "series[0].timestamps_us[2]"],
         ),
@@ -129,3 +129,29 @@ async def test_the_latest_value_of_a_series_is_its_newest_not_its_last(grpc_hub:
         [latest] = (await admin.latest("dev-1")).readings
 
     assert (latest.value, latest.ts.ToDatetime(UTC)) == (9.0, at(3))
+
+
+async def test_timestamps_before_2000_are_refused_saying_what_they_look_like(
+    grpc_hub: GrpcHub,
+) -> None:
+    # Epoch seconds or milliseconds where microseconds go would be January 1970.
+    now_s = int(datetime.now(UTC).timestamp())
+    series = telemetry_pb2.Series(
+        metric="t", values=[1.0, 2.0], timestamps_us=[now_s, now_s * 1000]
+    )
+    early = telemetry_pb2.Reading(metric="u", value=1.0)
+    early.ts.FromDatetime(datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    batch = telemetry_pb2.ReadingBatch(device_id="dev-1", series=[series], readings=[early])
+    token = await grpc_hub.device()
+    async with grpc_hub.client(token) as client:
+        error = await refused(client.publish_batch(batch), INVALID)
+
+    assert error.field_violations == [
+        ("readings[0].ts", "before 2000-01-01"),
+        ("series[0].timestamps_us[0]", "before 2000-01-01: looks like seconds; send microseconds"),
+        (
+            "series[0].timestamps_us[1]",
+            "before 2000-01-01: looks like milliseconds; send microseconds",
+        ),
+    ]
+    assert await stored_count(grpc_hub.hub, metric="t") == 0

@@ -96,7 +96,9 @@ BAD_PAYLOADS = [
         "sensor-1", b'{"ts": 99999999999999, "values": {"t": 1}}', "invalid-input", id="future-ts"
     ),
     pytest.param("no-such-device", b'{"values": {"t": 1}}', "unknown-device", id="unknown-device"),
-    pytest.param("Sensor-1", b'{"values": {"t": 1}}', "invalid-input", id="bad-device-id"),
+    pytest.param("sensor 1", b'{"values": {"t": 1}}', "invalid-input", id="device-id-space"),
+    pytest.param("x" * 129, b'{"values": {"t": 1}}', "invalid-input", id="device-id-too-long"),
+    pytest.param("_x", b'{"values": {"t": 1}}', "invalid-input", id="device-id-first-char"),
 ]
 
 

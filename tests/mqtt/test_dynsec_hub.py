@@ -96,6 +96,34 @@ async def test_a_created_device_logs_in_and_its_telemetry_is_stored(
         await bridge.stop()
 
 
+async def test_a_device_with_a_mac_address_id_gets_a_login_and_its_own_topics(
+    hub: Hub, broker: Broker, backend: str
+) -> None:
+    # Its id is its user name and in its role's name and ACL topics, case and colons kept.
+    device_id = f"AA:bb:cc:dd:ee:{len(backend):02x}"  # one per backend: the broker is shared
+    device, token = await hub.devices.create(device_id=device_id, name=None, attributes={})
+    assert login(broker, (device.id, token)) == "ok"
+    assert (await bridge_login(broker)).returncode == 0
+    bridge = bridge_for(hub)
+    await bridge.start()
+    try:
+        body = json.dumps({"ts": 1_767_225_600_000, "values": {"v": 1}})
+        # Another case is another device's topic: the broker drops it (had the bridge got
+        # it, it would have recorded an unknown device before the reading that follows).
+        publish_as(
+            broker, (device.id, token), f"telehub/v1/devices/{device_id.lower()}/telemetry", body
+        )
+        publish_as(broker, (device.id, token), f"telehub/v1/devices/{device_id}/telemetry", body)
+
+        async def stored() -> bool:
+            return await count(hub, device_id, "v") == 1
+
+        await eventually(stored, what="the reading through the dynsec broker")
+    finally:
+        await bridge.stop()
+    assert await hub.rejected.recent(limit=5, before_id=None, device_id=None) == []
+
+
 async def test_rotation_and_deletion_reach_the_broker(hub: Hub, broker: Broker) -> None:
     device, old = await hub.devices.create(device_id="dyn-2", name=None, attributes={})
     new = await hub.devices.rotate_token(device.id)

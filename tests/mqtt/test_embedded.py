@@ -63,11 +63,37 @@ async def test_a_login_without_the_device_s_own_token_is_refused(
     assert await count(hub, "sensor-2", "v") == 0
 
 
-async def test_a_device_publishing_to_another_device_s_topic_is_refused_and_recorded(
-    embedded: tuple[Hub, dict[str, str]],
+@pytest.mark.parametrize(
+    ("topic", "why"),
+    [
+        (
+            "telehub/v1/devices/sensor-2/telemetry",
+            "device 'sensor-1' may not publish to 'telehub/v1/devices/sensor-2/telemetry' "
+            "(another device's topic)",
+        ),
+        (
+            "elsewhere/sensor-1/telemetry",
+            "device 'sensor-1' may not publish to 'elsewhere/sensor-1/telemetry' "
+            "(a topic outside telehub/v1/devices)",
+        ),
+        (
+            "telehub/v1/devices/sensor-1/foo",
+            "unknown topic suffix 'foo' (accepted: telemetry, state, status, "
+            "commands/{command_id}/ack) under the device's own prefix telehub/v1/devices/sensor-1/",
+        ),
+        (
+            "telehub/v1/devices/sensor-1/telemetry/extra",
+            "unknown topic suffix 'telemetry/extra' (accepted: telemetry, state, status, "
+            "commands/{command_id}/ack) under the device's own prefix telehub/v1/devices/sensor-1/",
+        ),
+    ],
+    ids=["another-device", "outside", "unknown-suffix", "below-telemetry"],
+)
+async def test_a_publish_outside_the_device_s_own_topics_is_refused_and_recorded_saying_why(
+    embedded: tuple[Hub, dict[str, str]], topic: str, why: str
 ) -> None:
     hub, tokens = embedded
-    await publish_as(hub, tokens, "sensor-1", telemetry_topic("sensor-2"), reading(0))
+    await publish_as(hub, tokens, "sensor-1", topic, reading(0))
     # Its own topic still works, after the refused one.
     await publish_as(hub, tokens, "sensor-1", telemetry_topic("sensor-1"), reading(1))
 
@@ -82,7 +108,7 @@ async def test_a_device_publishing_to_another_device_s_topic_is_refused_and_reco
         "topic-not-allowed",
         "sensor-1",
     )
-    assert "telehub/v1/devices/sensor-2/telemetry" in record.detail
+    assert record.detail.startswith(why + ": topic: ")
 
 
 @pytest.mark.parametrize(
@@ -204,3 +230,46 @@ async def test_a_device_never_receives_another_device_s_retained_status(
     )
     received, _ = await asyncio.wait_for(other.communicate(), 15)
     assert received == b""
+
+
+# A MAC address, a Tasmota topic, a Zigbee IEEE address, a name: each logs in as itself
+# (client id and user name) and publishes under its own id, case kept.
+REAL_IDS = ["aa:bb:cc:dd:ee:ff", "tasmota_1A2B3C", "0x00158d0001a2b3c4", "Greenhouse-2"]
+
+
+async def test_devices_with_the_ids_real_devices_carry_publish_as_themselves(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    hub, tokens = embedded
+    for device_id in REAL_IDS:
+        _, tokens[device_id] = await hub.devices.create(
+            device_id=device_id, name=None, attributes={}
+        )
+        code, output = await publish_as(
+            hub, tokens, device_id, telemetry_topic(device_id), reading(0)
+        )
+        assert code == 0, output
+
+    async def stored() -> bool:
+        counts = [await count(hub, device_id, "v") for device_id in REAL_IDS]
+        return counts == [1, 1, 1, 1]
+
+    await eventually(stored, what="a reading of each device")
+    assert await hub.rejected.recent(limit=5, before_id=None, device_id=None) == []
+
+
+async def test_a_topic_naming_the_same_id_in_another_case_is_another_device_s(
+    embedded: tuple[Hub, dict[str, str]],
+) -> None:
+    hub, tokens = embedded
+    _, tokens["Greenhouse-2"] = await hub.devices.create(
+        device_id="Greenhouse-2", name=None, attributes={}
+    )
+    await publish_as(hub, tokens, "Greenhouse-2", telemetry_topic("greenhouse-2"), reading(0))
+
+    async def recorded() -> bool:
+        return bool(await hub.rejected.recent(limit=5, before_id=None, device_id=None))
+
+    await eventually(recorded, what="the refusal")
+    [record] = await hub.rejected.recent(limit=5, before_id=None, device_id=None)
+    assert "(another device's topic)" in record.detail

@@ -244,3 +244,25 @@ async def test_ids_stay_one_path_segment_and_attributes_can_be_cleared(
         cleared = await client.update_device("dev-1", attributes={})
 
     assert cleared.attributes == {}
+
+
+async def test_both_clients_delete_a_state_key_of_a_device_with_a_mac_address_id(
+    server: LiveServer,
+) -> None:
+    mac = "aa:bb:cc:dd:ee:ff"
+    sync, aio = _both(server)
+    async with aio:
+        await aio.create_device(mac)
+        await aio.send_telemetry(mac, {"t": 1.0, "door": "open", "mode": "eco"})
+        await aio.delete_state(mac, "door")
+        with pytest.raises(NotFound):
+            await aio.delete_state(mac, "door")
+
+    def delete_mode(c: Client) -> Any:
+        c.delete_state(mac, "mode")
+        with pytest.raises(NotFound):
+            c.delete_state(mac, "mode")
+        return c.latest(mac)
+
+    latest = await _sync(sync, delete_mode)
+    assert (list(latest.readings), latest.state) == (["t"], {})

@@ -17,9 +17,11 @@ from telehub.domain.devices import (
     RejectedInput,
     Scope,
 )
-from telehub.domain.readings import DEVICE_ID_PATTERN, from_micros
+from telehub.domain.readings import from_micros
+from telehub.domain.rules import DEVICE_ID_PATTERN, DEVICE_ID_RULE
 
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+DEVICE_ID_DESCRIPTION = f"device id: {DEVICE_ID_RULE}; case-sensitive"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 _ATTRIBUTE_LIMITS = (
     f"at most {MAX_ATTRIBUTES} keys of 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters, each value at "
@@ -40,7 +42,9 @@ class DeviceCreate(BaseModel):
             ]
         },
     )
-    id: DeviceId | None = Field(None, description="slug; generated when omitted")
+    id: DeviceId | None = Field(
+        None, description=f"{DEVICE_ID_DESCRIPTION}; generated when omitted"
+    )
     name: Name | None = None
     attributes: dict[str, Any] = Field(default_factory=dict, description=_ATTRIBUTE_LIMITS)
 

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from telehub.api.limits import BodyTooLarge, declared_over
 from telehub.api.problems import problem, problem_of
-from telehub.api.schemas import IngestAccepted
+from telehub.api.schemas import DEVICE_ID_DESCRIPTION, IngestAccepted
 from telehub.core.ingest_gate import BodyKind, IngestGate
 from telehub.core.rejected import EXCERPT_BYTES
 from telehub.domain.readings import DEVICE_ID_PATTERN, is_device_id
@@ -151,10 +151,10 @@ def openapi_operation(problem_responses: dict[int, Any]) -> dict[str, Any]:
                 "schema": {
                     "type": "string",
                     "pattern": DEVICE_ID_PATTERN,
-                    "description": "device id (slug)",
+                    "description": DEVICE_ID_DESCRIPTION,
                     "title": "Device Id",
                 },
-                "description": "device id (slug)",
+                "description": DEVICE_ID_DESCRIPTION,
             }
         ],
         "requestBody": {

@@ -47,7 +47,7 @@ from telehub.client.errors import (
 )
 from telehub.client.http_client import DEFAULT_URL, Client
 from telehub.client.tls import ssl_context
-from telehub.domain.readings import is_device_id
+from telehub.domain.rules import DEVICE_ID_RULE, is_device_id
 
 if TYPE_CHECKING:
     from telehub.cli.config_file import Login
@@ -87,16 +87,14 @@ def _device_id(value: str | None) -> str | None:
     # Checked here because the id becomes part of a URL path: "../tokens/x" must not
     # reach another endpoint; a new id is checked too, so a typo fails without a server.
     if value is not None and not is_device_id(value):
-        raise typer.BadParameter("lowercase letters, digits, - and _ (max 64)")
+        raise typer.BadParameter(DEVICE_ID_RULE)
     return value
 
 
 DeviceArg = Annotated[str, typer.Argument(metavar="DEVICE", help="device id", callback=_device_id)]
 NewDeviceArg = Annotated[
     str | None,
-    typer.Argument(
-        metavar="[DEVICE]", help="the id (a slug); generated when omitted", callback=_device_id
-    ),
+    typer.Argument(metavar="[DEVICE]", help="the id; generated when omitted", callback=_device_id),
 ]
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")

@@ -192,6 +192,10 @@ class AsyncClient:
         assert whole is not None  # there is always a first page
         return whole
 
+    async def delete_state(self, device_id: str, key: str) -> None:
+        """Remove one state key of the device; NotFound if there is none of that name."""
+        await self._do(calls.delete_state(device_id, key))
+
     async def latest(self, device_id: str) -> LatestOut:
         return await self._do(calls.latest(device_id))
 

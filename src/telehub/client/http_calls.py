@@ -282,6 +282,16 @@ def info() -> Call[HubInfo]:
     return Call("GET", "/api/v1/info", _model(HubInfo), idempotent=True)
 
 
+def delete_state(device_id: str, key: str) -> Call[None]:
+    return Call(
+        "DELETE",
+        f"/api/v1/devices/{_segment(device_id)}/state/{_segment(key)}",
+        lambda _: None,
+        idempotent=True,
+        expect_body=False,
+    )
+
+
 def rejected(before: int | None, limit: int, device_id: str | None) -> Call[RejectedPage]:
     params = _clean({"before": before, "limit": limit, "device_id": device_id})
     return Call("GET", "/api/v1/rejected", _model(RejectedPage), params, idempotent=True)

@@ -199,6 +199,10 @@ class Client:
         assert whole is not None  # there is always a first page
         return whole
 
+    def delete_state(self, device_id: str, key: str) -> None:
+        """Remove one state key of the device; NotFound if there is none of that name."""
+        self._do(calls.delete_state(device_id, key))
+
     def latest(self, device_id: str) -> LatestOut:
         return self._do(calls.latest(device_id))
 

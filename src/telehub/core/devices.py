@@ -111,6 +111,13 @@ class DeviceService:
             raise NotFound(f"device {device_id!r} does not exist")
         self._auth.revoke(Revoked(CredentialKind.DEVICE, device_id))
 
+    async def delete_state(self, device_id: str, key: str) -> None:
+        """Remove one state key of the device (one stored by mistake, say, under the name
+        of a metric); NotFound if the device or the key does not exist."""
+        await self.get(device_id)
+        if not await self._store.readings.delete_state(device_id, key):
+            raise NotFound(f"device {device_id!r} has no state key {key!r}")
+
     async def report_presence(self, device_id: str, *, online: bool, live: bool) -> bool:
         """A device said it is online or offline; True if that changed its presence.
 

@@ -25,9 +25,11 @@ from typing import NoReturn
 
 from telehub.core.auth import Authenticator
 from telehub.core.ingest import Ingestor, IngestResult, Ticket
+from telehub.core.ports import KnownMetrics
 from telehub.core.rejected import RejectedLog
 from telehub.domain.devices import Principal
 from telehub.domain.readings import Telemetry, now_us
+from telehub.domain.state_keys import metric_state_refusal, state_keys
 from telehub.domain.telemetry import parse_state_json, parse_telemetry_json
 from telehub.domain.typed_batch import Limits
 from telehub.errors import (
@@ -75,10 +77,14 @@ class IngestGate:
         ingestor: Ingestor,
         rejected: RejectedLog,
         limits: IngestLimits,
+        known_metrics: KnownMetrics,
     ) -> None:
+        """``known_metrics`` tells which state keys of a submission are metrics of its
+        device (storage knows): a value for one that is not a number is refused."""
         self._auth = auth
         self._ingestor = ingestor
         self._rejected = rejected
+        self._known_metrics = known_metrics
         self.limits = limits
 
     async def sender(self, secret: str | None) -> Principal:
@@ -105,19 +111,23 @@ class IngestGate:
                 raise _too_large(len(payload), limits.max_body_bytes)
             received_at = datetime.now(UTC)
             if kind is BodyKind.STATE:
-                return parse_state_json(
+                telemetry = parse_state_json(
                     device_id,
                     payload,
                     received_at=received_at,
                     max_batch_readings=limits.max_batch_readings,
                 )
-            return parse_telemetry_json(
-                device_id,
-                payload,
-                received_at=received_at,
-                max_batch_readings=limits.max_batch_readings,
-                max_future_skew=limits.max_future_skew,
-            )
+            else:
+                telemetry = parse_telemetry_json(
+                    device_id,
+                    payload,
+                    received_at=received_at,
+                    max_batch_readings=limits.max_batch_readings,
+                    max_future_skew=limits.max_future_skew,
+                )
+            if telemetry.state:  # the rare case: most bodies are numbers only
+                await self._refuse_state_for_metrics(telemetry)
+            return telemetry
         except InvalidInput as exc:
             await self.reject(transport=transport, device_id=device_id, error=exc, payload=payload)
             raise
@@ -138,10 +148,23 @@ class IngestGate:
             max_values=self.limits.max_batch_readings,
         )
         try:
-            return build(limits)
+            telemetry = build(limits)
+            if telemetry.state:
+                await self._refuse_state_for_metrics(telemetry)
+            return telemetry
         except InvalidInput as exc:
             await self.reject(transport=transport, device_id=device_id, error=exc, payload=payload)
             raise
+
+    async def _refuse_state_for_metrics(self, telemetry: Telemetry) -> None:
+        """InvalidInput if a state value's key is a metric of the device: it has readings
+        of it, or this submission gives it a number."""
+        metrics = await self._known_metrics.metrics_among(
+            telemetry.device_id, state_keys(telemetry)
+        )
+        refusal = metric_state_refusal(telemetry, metrics)
+        if refusal is not None:
+            raise refusal
 
     async def refuse_too_large(self, *, transport: str, device_id: str, head: bytes) -> NoReturn:
         """A body over the limit that was not read whole: record its ``head`` and refuse it."""

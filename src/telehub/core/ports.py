@@ -80,6 +80,14 @@ class ReadingStore(Protocol):
         ...
 
     async def metrics(self, device_id: str) -> list[str]: ...
+    async def metrics_among(self, device_id: str, names: Collection[str]) -> set[str]:
+        """Which of ``names`` the device has readings of (one index lookup each)."""
+        ...
+
+    async def delete_state(self, device_id: str, key: str) -> bool:
+        """Remove one state key of the device; False if it had none of that name."""
+        ...
+
     async def points(self, series: SeriesRange) -> list[Point]: ...
     async def buckets(
         self, series: SeriesRange, *, width_us: int, agg: Aggregate
@@ -93,6 +101,12 @@ class RollupStep:
 
     buckets: int
     finished: bool
+
+
+class KnownMetrics(Protocol):
+    """What the ingest gate asks storage: which of these keys are metrics of the device."""
+
+    async def metrics_among(self, device_id: str, names: Collection[str]) -> set[str]: ...
 
 
 class RollupStore(Protocol):

@@ -8,6 +8,7 @@ from telehub.core.metrics import Metrics
 from telehub.core.ports import Store
 from telehub.domain.devices import RejectedInput
 from telehub.domain.readings import now_us
+from telehub.domain.rules import is_device_id
 from telehub.domain.telemetry import excerpt
 from telehub.errors import InvalidInput
 
@@ -36,7 +37,9 @@ class RejectedLog:
             await self._store.rejected.add(
                 received_us=now_us(),
                 transport=transport,
-                device_id=device_id,
+                # A malformed id names no device (and may not fit where ids are kept);
+                # the excerpt still shows it.
+                device_id=device_id if device_id is None or is_device_id(device_id) else None,
                 reason=error.reason,
                 detail=_text(detail[:2000]),
                 excerpt=_text(payload[:EXCERPT_BYTES].decode("utf-8", errors="replace")),

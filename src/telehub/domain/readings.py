@@ -72,12 +72,18 @@ class Reading(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class StateUpdate:
-    """A non-numeric field of a device (firmware version, door open, mode): latest wins."""
+    """A non-numeric field of a device (firmware version, door open, mode): latest wins.
+
+    ``at`` is where the value was in the sender's form (``("values", "door")``,
+    ``(2, "values", "door")``, ``("state", 0, "value")``), so that a check made
+    after decoding (is the key a metric of the device?) can point at it.
+    """
 
     device_id: str
     key: str
     ts_us: int
     value: Any
+    at: tuple[int | str, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

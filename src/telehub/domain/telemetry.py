@@ -33,7 +33,8 @@ from pydantic import (
 from telehub.domain.readings import Reading, StateUpdate, Telemetry, to_micros
 from telehub.domain.rules import (
     BAD_METRIC_NAME,
-    BEFORE_EPOCH,
+    EARLIEST,
+    EARLIEST_US,
     METRIC_NAME_PATTERN,
     NOT_FINITE,
     STATE_NOT_FINITE,
@@ -76,23 +77,31 @@ def _window(info: ValidationInfo) -> TimeWindow:
     return window
 
 
+# What a sender of a number before 2000 is told to do instead.
+MS_ADVICE = "send milliseconds, or an ISO 8601 string"
+
+
 def _epoch_ms_or_iso(value: Any, info: ValidationInfo) -> Any:
     """Numbers are epoch milliseconds (never guessed seconds); naive ISO strings are UTC.
 
-    A number too large or small for a datetime is outside the time window, and
-    says which side.
+    A number outside the time window is refused before it becomes a datetime,
+    saying which side; one before 2000 that would be a time in seconds says so.
     """
     if isinstance(value, bool):
         raise ValueError("ts must be an ISO 8601 string or epoch milliseconds")
     if isinstance(value, int | float):
         if not is_finite(value):
             raise ValueError("ts must be finite")
+        window = _window(info)
+        problem = window.problem_of_number(value, unit_us=1000, advice=MS_ADVICE)
+        if problem is not None:
+            raise ValueError(problem)
         try:
             if isinstance(value, int):  # exact: the fast path's ts * 1000 agrees
                 return _MIN_TS + timedelta(milliseconds=value)
             return datetime.fromtimestamp(value / 1000, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(_window(info).too_late if value > 0 else BEFORE_EPOCH) from None
+        except (OverflowError, OSError, ValueError):  # a skew of centuries
+            raise ValueError(window.too_late) from None
     return value
 
 
@@ -121,14 +130,21 @@ class TelemetryMessage(BaseModel):
             {
                 "anyOf": [
                     {"type": "string", "format": "date-time"},
-                    {"type": "integer", "description": "epoch milliseconds"},
+                    {
+                        "type": "integer",
+                        "minimum": EARLIEST_US // 1000,
+                        "description": f"epoch milliseconds, from {EARLIEST}",
+                    },
                     {"type": "null"},
                 ]
             }
         ),
     ] = Field(
         None,
-        description="ISO 8601 (naive means UTC) or epoch milliseconds; default: time received",
+        description=(
+            f"ISO 8601 (naive means UTC) or epoch milliseconds, from {EARLIEST} (a number "
+            "before it is refused: epoch seconds are not guessed); default: time received"
+        ),
     )
     values: dict[MetricName, FieldValue] = Field(
         ...,
@@ -233,7 +249,8 @@ def to_telemetry(
     state: list[StateUpdate] = []
     errors: list[FieldError] = []
     many = isinstance(body.root, list)
-    for index, msg in enumerate(body.messages()):
+    for position, msg in enumerate(body.messages()):
+        index = position if many else None
         ts_us = to_micros(msg.ts) if msg.ts is not None else default_us
         for key, value in msg.values.items():
             # type() not isinstance(): bool is an int but is state, and this is the hot loop.
@@ -241,12 +258,13 @@ def to_telemetry(
             if kind is float or kind is int:
                 number = float(value)  # type: ignore[arg-type]
                 if not is_finite(number):
-                    errors.append(_refused(index if many else None, key, NOT_FINITE))
+                    errors.append(_refused(index, key, NOT_FINITE))
                 readings.append(_new_tuple(Reading, (device_id, key, ts_us, number)))
             else:
                 if (kind is list or kind is dict) and not all_finite(value):
-                    errors.append(_refused(index if many else None, key, STATE_NOT_FINITE))
-                state.append(StateUpdate(device_id, key, ts_us, value))
+                    errors.append(_refused(index, key, STATE_NOT_FINITE))
+                where = ("values", key) if index is None else (index, "values", key)
+                state.append(StateUpdate(device_id, key, ts_us, value, where))
     if errors:
         raise InvalidInput("telemetry body is invalid", errors)
     check_size(len(readings) + len(state), max_batch_readings)
@@ -311,5 +329,7 @@ def parse_state_json(
             [FieldError(detail=STATE_NOT_FINITE, pointer=loc_to_pointer([k])) for k in bad],
         )
     ts_us = to_micros(received_at)
-    state = tuple(StateUpdate(device_id, key, ts_us, value) for key, value in body.root.items())
+    state = tuple(
+        StateUpdate(device_id, key, ts_us, value, (key,)) for key, value in body.root.items()
+    )
     return Telemetry(device_id=device_id, readings=(), state=state)

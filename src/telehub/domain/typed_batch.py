@@ -37,6 +37,8 @@ from telehub.domain.rules import (
 from telehub.errors import FieldError, InvalidInput
 
 MAX_FIELD_ERRORS = 100
+# What a sender of series timestamps before 2000 is told to do instead.
+US_ADVICE = "send microseconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,10 @@ def _check_series(
         errors.append(_at(f"{where}/timestamps_us", "one per value, or none"))
     elif not window.admits_all(stamps):
         for i, ts_us in enumerate(stamps):
-            _check_ts(f"{where}/timestamps_us/{i}", ts_us, window, errors)
+            # Bare integers: one in seconds or milliseconds is told so.
+            problem = window.problem_of_number(ts_us, unit_us=1, advice=US_ADVICE)
+            if problem is not None:
+                errors.append(_at(f"{where}/timestamps_us/{i}", problem))
 
 
 def _check_state(

@@ -67,8 +67,9 @@ def telemetry_of(batch: telemetry_pb2.ReadingBatch, *, limits: Limits) -> Teleme
             s.key,
             micros_of(s.ts) if s.HasField("ts") else received_us,
             plain_value(s.value),
+            ("state", i, "value"),
         )
-        for s in batch.state
+        for i, s in enumerate(batch.state)
     ]
     return assemble(device_id, readings=readings, series=series, state=state, limits=limits)
 

@@ -33,7 +33,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 
 from telehub.config import Settings
-from telehub.domain.readings import is_device_id
+from telehub.domain.rules import BAD_DEVICE_ID, is_device_id
 from telehub.errors import ConfigError, FieldError, InvalidInput, TelehubError
 from telehub.mqtt.address import BrokerAddress
 from telehub.mqtt.dynsec_acls import (
@@ -354,7 +354,7 @@ def _check_device_id(device_id: str) -> None:
     if not is_device_id(device_id):
         raise InvalidInput(
             f"{device_id[:80]!r} is not a device id",
-            [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="device_id")],
+            [FieldError(detail=BAD_DEVICE_ID, parameter="device_id")],
         )
 
 

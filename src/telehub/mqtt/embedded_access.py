@@ -27,7 +27,7 @@ from telehub.errors import (
     TopicNotAllowed,
     Unauthenticated,
 )
-from telehub.mqtt.topics import ROOT, commands_prefix, parse_topic
+from telehub.mqtt.topics import ACCEPTED_SUFFIXES, ROOT, commands_prefix, parse_topic
 
 BRIDGE_USERNAME = "$telehub-bridge"
 
@@ -103,15 +103,24 @@ class EmbeddedAccess:
         return topic.startswith(commands_prefix(username))
 
     async def _record_refused(self, device_id: str, topic: str) -> None:
-        where = (
-            "another device's topic"
-            if topic.startswith(ROOT + "/")
-            else "a topic outside telehub/v1/devices"
-        )
-        error = TopicNotAllowed(
-            f"device {device_id!r} may not publish to {topic[:200]!r} ({where})",
-            [FieldError(detail="not this device's topic", parameter="topic")],
-        )
+        """Record a refused publish, saying which of three mistakes it was (what matters
+        first: a record keeps the first 200 characters)."""
+        own = f"{ROOT}/{device_id}/"
+        if topic.startswith(own):
+            detail = (
+                f"unknown topic suffix {topic.removeprefix(own)[:80]!r} (accepted: "
+                f"{ACCEPTED_SUFFIXES}) under the device's own prefix {own}"
+            )
+            field = "unknown topic suffix"
+        else:
+            where = (
+                "another device's topic"
+                if topic.startswith(ROOT + "/")
+                else f"a topic outside {ROOT}"
+            )
+            detail = f"device {device_id!r} may not publish to {topic[:200]!r} ({where})"
+            field = "not this device's topic"
+        error = TopicNotAllowed(detail, [FieldError(detail=field, parameter="topic")])
         await self._gate.reject(
             transport="mqtt", device_id=device_id, error=error, payload=topic.encode()
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from telehub.domain.readings import is_device_id
+from telehub.domain.rules import BAD_DEVICE_ID, is_device_id
 from telehub.errors import FieldError, InvalidInput
 
 ROOT = "telehub/v1/devices"
@@ -28,6 +28,8 @@ _KINDS = {kind.value: kind for kind in TopicKind}
 # Below telehub/v1/devices/{id}/: what a device publishes (and the bridge reads),
 # as MQTT filters. The bridge's subscriptions and the broker ACLs derive from it.
 UPLINK = ("telemetry", "state", "status", "commands/+/ack")
+# The same, as a person reads them: what an error lists as accepted.
+ACCEPTED_SUFFIXES = "telemetry, state, status, commands/{command_id}/ack"
 # Below telehub/v1/devices/{id}/: the command topics (hub → device).
 COMMAND = "commands/+"
 COMMANDS = "commands/#"
@@ -90,20 +92,20 @@ def _parse(name: str) -> DeviceTopic:
         command_id = None
     if len(parts) != 5 or "/".join(parts[:3]) != ROOT or (parts[4] == "ack" and not command_id):
         raise InvalidInput(
-            f"topic {name[:200]!r} is not telehub/v1/devices/{{device_id}}/"
-            "telemetry|state|status|commands/{command_id}/ack",
+            f"topic {name[:200]!r} is not {ROOT}/{{device_id}}/ followed by one of "
+            f"{ACCEPTED_SUFFIXES}",
             [FieldError(detail="unknown topic", parameter="topic")],
         )
     device_id, kind = parts[3], parts[4]
     if not is_device_id(device_id):
         raise InvalidInput(
             f"{device_id[:80]!r} in the topic is not a device id",
-            [FieldError(detail="must match [a-z0-9][a-z0-9_-]{0,63}", parameter="topic")],
+            [FieldError(detail=BAD_DEVICE_ID, parameter="topic")],
         )
     known = _KINDS.get(kind)  # a dict, not TopicKind(kind): this runs for every message
     if known is None:
         raise InvalidInput(
-            f"topic kind {kind[:80]!r} is not one of telemetry, state, status, commands/…/ack",
+            f"topic suffix {kind[:80]!r} is not one of {ACCEPTED_SUFFIXES}",
             [FieldError(detail="unknown topic kind", parameter="topic")],
         )
     return DeviceTopic(device_id, known, command_id)

@@ -7,10 +7,10 @@ key makes a resent batch land once and tells which readings were new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, func, literal, select, text
+from sqlalchemy import BigInteger, and_, delete, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -85,6 +85,25 @@ class SqlReadingStore:
                 .order_by(device_latest.c.metric)
             )
             return [r.metric for r in rows]
+
+    async def metrics_among(self, device_id: str, names: Collection[str]) -> set[str]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(device_latest.c.metric).where(
+                    device_latest.c.device_id == device_id,
+                    device_latest.c.metric.in_(list(names)),
+                )
+            )
+            return {r.metric for r in rows}
+
+    async def delete_state(self, device_id: str, key: str) -> bool:
+        async with self._engine.begin() as conn:
+            gone = await conn.execute(
+                delete(device_state).where(
+                    device_state.c.device_id == device_id, device_state.c.key == key
+                )
+            )
+        return bool(gone.rowcount)
 
     async def points(self, series: SeriesRange) -> list[Point]:
         query = (

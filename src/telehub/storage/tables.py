@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
 )
 
+from telehub.domain.rules import DEVICE_ID_MAX_CHARS
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -34,7 +36,7 @@ AutoId = BigInteger().with_variant(Integer(), "sqlite")
 devices = Table(
     "devices",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("attributes", JSON, nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
@@ -49,7 +51,7 @@ devices = Table(
 readings = Table(
     "readings",
     metadata,
-    Column("device_id", String(64), primary_key=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("ts", BigInteger, primary_key=True),
     Column("value", Double, nullable=False),
@@ -61,7 +63,7 @@ readings = Table(
 rollups = Table(
     "rollups",
     metadata,
-    Column("device_id", String(64), primary_key=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("width_us", BigInteger, primary_key=True),
     Column("start_us", BigInteger, primary_key=True),
@@ -77,7 +79,7 @@ rollups = Table(
 rollup_progress = Table(
     "rollup_progress",
     metadata,
-    Column("device_id", String(64), primary_key=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("width_us", BigInteger, primary_key=True),
     Column("done_until_us", BigInteger, nullable=False),
@@ -86,7 +88,7 @@ rollup_progress = Table(
 device_latest = Table(
     "device_latest",
     metadata,
-    Column("device_id", String(64), primary_key=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("metric", String(64), primary_key=True),
     Column("ts", BigInteger, nullable=False),
     Column("value", Double, nullable=False),
@@ -95,7 +97,7 @@ device_latest = Table(
 device_state = Table(
     "device_state",
     metadata,
-    Column("device_id", String(64), primary_key=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), primary_key=True),
     Column("key", String(64), primary_key=True),
     Column("ts", BigInteger, nullable=False),
     Column("value", JSON, nullable=True),
@@ -129,7 +131,7 @@ rejected_messages = Table(
     Column("id", AutoId, primary_key=True, autoincrement=True),
     Column("received_us", BigInteger, nullable=False),
     Column("transport", String(16), nullable=False),
-    Column("device_id", String(64), nullable=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), nullable=True),
     Column("reason", String(64), nullable=False),
     Column("detail", Text, nullable=False),
     Column("excerpt", Text, nullable=False),
@@ -143,7 +145,7 @@ commands = Table(
     "commands",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("device_id", String(64), nullable=False),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), nullable=False),
     Column("batch_id", String(32), nullable=True),
     Column("name", String(64), nullable=False),
     Column("params", JSON, nullable=False),
@@ -166,7 +168,7 @@ events = Table(
     metadata,
     Column("id", AutoId, primary_key=True, autoincrement=True),
     Column("type", String(16), nullable=False),
-    Column("device_id", String(64), nullable=True),
+    Column("device_id", String(DEVICE_ID_MAX_CHARS), nullable=True),
     Column("at_us", BigInteger, nullable=False),
     Column("data", JSON, nullable=False),
     # A filtered resume (?types=, ?devices=) walks these instead of every newer event.

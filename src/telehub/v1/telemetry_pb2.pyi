@@ -65,7 +65,9 @@ class Reading(_message.Message):
     """Finite; NaN and infinities are refused."""
     @_builtins.property
     def ts(self) -> _timestamp_pb2.Timestamp:
-        """Unset: the time the hub received the batch. At most 5 minutes in the future."""
+        """Unset: the time the hub received the batch. From 2000-01-01 to at most 5
+        minutes in the future.
+        """
 
     def __init__(
         self,
@@ -92,6 +94,9 @@ class StateValue(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     TS_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """Not a metric of the device (a key it has readings of, or one this batch
+    gives readings): that would be refused.
+    """
     @_builtins.property
     def value(self) -> _struct_pb2.Value: ...
     @_builtins.property
@@ -135,7 +140,8 @@ class Series(_message.Message):
     def timestamps_us(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Microseconds since the Unix epoch (UTC), one per value; empty: every value
         is stamped with the time the hub received the batch. Integers, because a
-        google.protobuf.Timestamp cannot be packed into an array.
+        google.protobuf.Timestamp cannot be packed into an array. From 2000-01-01:
+        a value in seconds or milliseconds is refused, saying which it looks like.
         """
 
     def __init__(
@@ -166,6 +172,9 @@ class ReadingBatch(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     SERIES_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
+    """[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}, case-sensitive: aa:bb:cc:dd:ee:ff,
+    Greenhouse-2.
+    """
     @_builtins.property
     def readings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reading]: ...
     @_builtins.property

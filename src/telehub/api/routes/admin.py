@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from telehub.api.deps import AdminScope, ReadScope, RejectedDep, TokensDep
 from telehub.api.schemas import RejectedOut, RejectedPage, TokenCreate, TokenCreated, TokenOut
+from telehub.domain.rules import DEVICE_ID_MAX_CHARS
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,7 +42,7 @@ async def list_rejected(
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, description="cursor: ids below this")] = None,
-    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    device_id: Annotated[str | None, Query(max_length=DEVICE_ID_MAX_CHARS)] = None,
 ) -> RejectedPage:
     """Recent inputs that were refused, newest first, with the reason and an excerpt."""
     items = await rejected.recent(limit=limit, before_id=before, device_id=device_id)

@@ -1,4 +1,5 @@
-"""Device registry endpoints (admin for changes, read for lookups)."""
+"""Device registry endpoints (admin for changes, read for lookups, write to remove a
+state key)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from telehub.api.deps import AdminScope, DevicesDep, ReadScope
+from telehub.api.deps import AdminScope, DevicesDep, ReadScope, WriteScope
 from telehub.api.schemas import (
+    DEVICE_ID_DESCRIPTION,
     DeviceCreate,
     DeviceCreated,
     DeviceOut,
@@ -15,11 +17,12 @@ from telehub.api.schemas import (
     DevicePatch,
     DeviceToken,
 )
-from telehub.domain.readings import DEVICE_ID_PATTERN
+from telehub.domain.rules import DEVICE_ID_MAX_CHARS, DEVICE_ID_PATTERN, METRIC_NAME_PATTERN
 from telehub.errors import FieldError, InvalidInput
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
-DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="device id (slug)")]
+DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description=DEVICE_ID_DESCRIPTION)]
+StateKeyPath = Annotated[str, Path(pattern=METRIC_NAME_PATTERN, description="a state key")]
 
 
 def _attribute_filters(pairs: list[str]) -> dict[str, str]:
@@ -49,7 +52,9 @@ async def list_devices(
     devices: DevicesDep,
     _: ReadScope,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[str | None, Query(max_length=64, description="cursor: last id seen")] = None,
+    after: Annotated[
+        str | None, Query(max_length=DEVICE_ID_MAX_CHARS, description="cursor: last id seen")
+    ] = None,
     attribute: Annotated[
         list[str], Query(description="filter `key:value` on attributes; repeat to AND")
     ] = [],  # noqa: B006 - FastAPI copies query defaults
@@ -76,6 +81,15 @@ async def patch_device(
 async def delete_device(device_id: DevicePath, devices: DevicesDep, _: AdminScope) -> Response:
     """Delete the device, its readings and its state."""
     await devices.delete(device_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/{device_id}/state/{key}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_state_key(
+    device_id: DevicePath, key: StateKeyPath, devices: DevicesDep, _: WriteScope
+) -> Response:
+    """Remove one state key of the device (the latest values keep its metrics)."""
+    await devices.delete_state(device_id, key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
