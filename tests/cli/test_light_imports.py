@@ -95,11 +95,6 @@ API_HELP = [
         pytest.param(
             [entry.name, "--help"],
             id=f"{entry.name} --help",
-            # Not this CLI's to change: simulate's module (sim/cli.py) imports the gRPC
-            # client at the top, for every transport.
-            marks=[pytest.mark.xfail(reason="telehub.sim.cli imports grpc")]
-            if entry.name == "simulate"
-            else [],
         )
         for entry in COMMANDS
         if entry.panel == TALK

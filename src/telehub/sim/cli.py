@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,10 +23,10 @@ from rich.table import Table
 from telehub.cli.common import run, stop_on_signals
 from telehub.cli.remote import CaFileOpt, Target, describe, target
 from telehub.client.errors import ClientError
-from telehub.client.grpc_calls import GrpcError
-from telehub.sim.runner import SimConfig, TransportName, simulate
 from telehub.sim.stats import Stats
-from telehub.sim.verify import check_run
+
+if TYPE_CHECKING:
+    from telehub.sim.runner import SimConfig, TransportName
 
 _REFRESH_S = 0.5
 
@@ -84,6 +84,10 @@ def simulate_command(
     )
     # The server and token as every API command finds them: flags, env, telehub login.
     where = target(url, token, ca_file)
+    # Here, not at the top: the transports load gRPC and MQTT clients, which
+    # `telehub --help` and `telehub simulate --help` need not pay for.
+    from telehub.sim.runner import SimConfig
+
     try:
         config = SimConfig(
             devices=devices,
@@ -114,6 +118,10 @@ def simulate_command(
 async def _main(
     config: SimConfig, where: Target, *, as_json: bool
 ) -> tuple[dict[str, Any], str | None]:
+    from telehub.client.grpc_calls import GrpcError
+    from telehub.sim.runner import simulate
+    from telehub.sim.verify import check_run
+
     stats = config.stats()
     stop = stop_on_signals()
     problem: str | None = None
@@ -141,6 +149,8 @@ async def _main(
 
 def _cause(exc: BaseException) -> BaseException | None:
     """The error to report: the first expected one, inside task groups too."""
+    from telehub.client.grpc_calls import GrpcError
+
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
             if (found := _cause(inner)) is not None:
