@@ -65,10 +65,20 @@ def admin_token(env: dict[str, str], name: str) -> str:
     return asyncio.run(_admin(database_of(env), name))
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now and that this process has not handed out before: the
+    kernel may give one free port to two calls in a row, and a server given it for MQTT
+    and gRPC refuses to start."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Server:
