@@ -25,7 +25,7 @@ Case = tuple[str, Callable[[Any], Any], type[ClientError]]
 CASES: list[Case] = [
     # devices
     ("create_device", lambda c: c.create_device("Bad Id"), ValidationFailed),
-    ("create_device", lambda c: c.create_device("x" * 65), ValidationFailed),
+    ("create_device", lambda c: c.create_device("x" * 129), ValidationFailed),
     (
         "create_device",
         lambda c: c.create_device("dev-9", attributes={"a": math.nan}),

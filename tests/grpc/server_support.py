@@ -119,9 +119,18 @@ async def server_task(hub: Hub) -> AsyncIterator[tuple[str, Callable[[], asyncio
             stop.set()
 
 
-async def slowly(count: int, sent: list[int]) -> AsyncIterator[telemetry_pb2.ReadingBatch]:
-    """Batches 0..count-1, 0.1 s apart, as a device trickling data would send them."""
+async def slowly(
+    count: int, sent: list[int], *, hold: asyncio.Event | None = None, hold_at: int = 5
+) -> AsyncIterator[telemetry_pb2.ReadingBatch]:
+    """Batches 0..count-1, 0.1 s apart, as a device trickling data would send them.
+
+    With ``hold``, the stream also waits before batch ``hold_at`` until it is set: a test
+    that must see the stream still open at some point says when it may go on, rather
+    than hoping the machine is fast enough for 0.1 s gaps to cover what it checks.
+    """
     for index in range(count):
+        if hold is not None and index == hold_at:
+            await hold.wait()
         yield numbered(index)
         sent.append(index)
         await asyncio.sleep(0.1)

@@ -176,7 +176,8 @@ async def test_shutdown_lets_a_running_stream_finish_and_refuses_new_calls(hub: 
         AsyncGrpcClient(target, token=admin) as other,
     ):
         assert (await other.latest("dev-1")).device_id == "dev-1"
-        publishing = asyncio.create_task(publisher.publish(slowly(15, sent)))
+        hold = asyncio.Event()
+        publishing = asyncio.create_task(publisher.publish(slowly(15, sent, hold=hold)))
         await received(hub, 3)
         stopped = stop()
 
@@ -195,6 +196,7 @@ async def test_shutdown_lets_a_running_stream_finish_and_refuses_new_calls(hub: 
         # CANCELLED: the call raced the stop and was dropped before it ran.
         assert refusals[0] in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         assert not publishing.done(), "the stream should still be running"
+        hold.set()
         summary = await asyncio.wait_for(publishing, 15)
         await asyncio.wait_for(stopped, 15)
     assert (summary.batches, summary.accepted) == (15, 15 * PER_BATCH)
