@@ -12,48 +12,12 @@ from telehub.domain.commands import (
     MAX_PARAMS_BYTES,
     MAX_TTL_S,
     MIN_TTL_S,
-    Command,
     CommandStatus,
-    new_command_id,
 )
 from telehub.domain.readings import now_us
 from telehub.errors import CommandClosed, InvalidInput, NotFound, UnknownCommand
 from telehub.hub import Hub
-
-SECOND_US = 1_000_000
-
-
-async def add_devices(hub: Hub, *ids: str, online: bool = True, **attributes: Any) -> None:
-    """Devices that reported ``online`` (the default: commands go out only to those)."""
-    for device_id in ids:
-        await hub.devices.create(device_id=device_id, name=None, attributes=attributes)
-        if online:
-            await hub.devices.report_presence(device_id, online=True, live=True)
-
-
-async def send(hub: Hub, device_id: str = "pump", *, name: str = "reboot") -> Command:
-    return await hub.commands.send(device_id, name=name, params={}, ttl_s=60)
-
-
-async def stored(
-    hub: Hub, device_id: str, *, created_us: int, ttl_s: int, n: int = 1
-) -> list[Command]:
-    """``n`` pending commands written straight to the store, all created at ``created_us``."""
-    expires_us, pending = created_us + ttl_s * SECOND_US, CommandStatus.PENDING
-    fields: tuple[Any, ...] = (device_id, "reboot", {}, pending, created_us, expires_us)
-    commands = [Command(new_command_id(), *fields) for _ in range(n)]
-    await hub.store.commands.add(commands)
-    return commands
-
-
-async def claim_at(hub: Hub, at_us: int) -> list[Command]:
-    """What a bridge would claim at ``at_us``, sending only what is still unexpired then."""
-    return await hub.store.commands.claim_due(now_us=at_us, expiring_after_us=at_us, limit=1000)
-
-
-def pointers(caught: pytest.ExceptionInfo[InvalidInput]) -> list[str | None]:
-    return [e.pointer for e in caught.value.errors]
-
+from tests.core.commands_support import SECOND_US, add_devices, claim_at, pointers, send, stored
 
 # --- send ------------------------------------------------------------------------------
 
@@ -402,93 +366,3 @@ async def test_a_deleted_device_takes_its_commands_with_it(hub: Hub) -> None:
 
 
 # --- presence: a command waits, queued, while its device is offline -------------------------
-
-
-async def test_a_command_to_a_device_that_never_connected_is_queued_and_expires_unsent(
-    hub: Hub,
-) -> None:
-    await add_devices(hub, "pump", online=False)
-
-    command = await send(hub)
-
-    assert command.status is CommandStatus.QUEUED
-    assert await hub.commands.claim_due() == []
-    assert (await hub.commands.get("pump", command.id)).status is CommandStatus.QUEUED
-    [expired] = await hub.store.commands.expire(now_us=command.expires_us)
-    assert (expired.id, expired.status, expired.sent_us) == (
-        command.id,
-        CommandStatus.EXPIRED,
-        None,
-    )
-
-
-async def test_a_device_coming_online_gets_its_queued_commands_sent_then_delivered_and_acked(
-    hub: Hub,
-) -> None:
-    await add_devices(hub, "pump", online=False)
-    command = await send(hub)
-    await hub.devices.report_presence("pump", online=False, live=True)  # offline: still waits
-    assert await hub.commands.claim_due() == []
-
-    await hub.devices.report_presence("pump", online=True, live=True)
-    [sent] = await hub.commands.claim_due()
-
-    assert (sent.id, sent.status) == (command.id, CommandStatus.SENT)
-    delivered = await hub.commands.delivered("pump", command.id)
-    assert delivered is not None
-    assert delivered.status is CommandStatus.DELIVERED
-    assert delivered.sent_us is not None
-    assert delivered.delivered_us is not None
-    assert delivered.sent_us <= delivered.delivered_us
-    done = await hub.commands.acknowledge("pump", command.id, ok=True, result=None)
-    assert (done.status, done.delivered_us) == (CommandStatus.ACKED, delivered.delivered_us)
-
-
-async def test_a_pending_command_whose_device_went_offline_becomes_queued(hub: Hub) -> None:
-    await add_devices(hub, "pump", "fan")
-    waiting = await send(hub, "pump")
-    going = await send(hub, "fan")
-    assert waiting.status is CommandStatus.PENDING
-
-    await hub.devices.report_presence("pump", online=False, live=True)
-    claimed = await hub.commands.claim_due()
-
-    assert [c.id for c in claimed] == [going.id]
-    assert (await hub.commands.get("pump", waiting.id)).status is CommandStatus.QUEUED
-
-
-async def test_only_a_sent_command_can_be_delivered(hub: Hub) -> None:
-    await add_devices(hub, "pump")
-    await add_devices(hub, "fan", online=False)
-    pending, queued = await send(hub, "pump"), await send(hub, "fan")
-
-    assert await hub.commands.delivered("pump", pending.id) is None
-    assert await hub.commands.delivered("fan", queued.id) is None
-    await hub.commands.claim_due()
-    await hub.commands.acknowledge("pump", pending.id, ok=True, result=None)
-    # The answer overtook the PUBACK: acked stays acked.
-    assert await hub.commands.delivered("pump", pending.id) is None
-    assert (await hub.commands.get("pump", pending.id)).status is CommandStatus.ACKED
-
-
-async def test_bulk_queues_for_the_offline_devices_and_the_batch_says_so(hub: Hub) -> None:
-    await add_devices(hub, "on-1")
-    await add_devices(hub, "off-1", online=False)
-
-    _, made = await hub.commands.send_bulk(
-        device_ids=["on-1", "off-1"], attributes=None, name="reboot", params={}, ttl_s=60
-    )
-
-    assert {c.device_id: c.status for c in made} == {
-        "on-1": CommandStatus.PENDING,
-        "off-1": CommandStatus.QUEUED,
-    }
-    assert [c.device_id for c in await hub.commands.claim_due()] == ["on-1"]
-
-
-async def test_wake_ends_the_dispatchers_wait(hub: Hub) -> None:
-    await hub.commands.wait_due(0.001)
-
-    hub.commands.wake()
-
-    await asyncio.wait_for(hub.commands.wait_due(60), timeout=5)
