@@ -54,8 +54,13 @@ class Call(Generic[R_co]):
     idempotent: bool = False
     expect_body: bool = True
 
+    def __post_init__(self) -> None:
+        # Every body is checked here, as the call is made: no call can forget it.
+        if self.json is not None:
+            _check_json(self.json)
+
     def content(self) -> bytes | None:
-        """The JSON body as both clients send it, byte for byte (``json`` is checked)."""
+        """The JSON body as both clients send it, byte for byte (checked when made)."""
         return None if self.json is None else orjson.dumps(self.json)
 
     def headers(self) -> dict[str, str] | None:
@@ -153,8 +158,8 @@ def _json_problems(value: Any, path: list[str | int], out: list[dict[str, str]])
         out.append({"detail": detail, "pointer": _pointer(path)})
 
 
-def _checked(body: Any) -> Any:
-    """``body`` if JSON can carry it, else ValidationFailed naming each offending field.
+def _check_json(body: Any) -> None:
+    """ValidationFailed naming each field of ``body`` that JSON cannot carry.
 
     Refused here, before anything is sent, so both clients refuse it alike: JSON has
     no NaN or infinities (a server would refuse them too), nor dates or sets. The
@@ -169,14 +174,13 @@ def _checked(body: Any) -> Any:
             "invalid-input",
             errors=found,
         )
-    return body
 
 
 def create_device(
     device_id: str | None, name: str | None, attributes: Mapping[str, Any] | None
 ) -> Call[DeviceCreated]:
     body = {"id": device_id, "name": name, "attributes": dict(attributes or {})}
-    return Call("POST", "/api/v1/devices", _model(DeviceCreated), json=_checked(_clean(body)))
+    return Call("POST", "/api/v1/devices", _model(DeviceCreated), json=_clean(body))
 
 
 def get_device(device_id: str) -> Call[DeviceOut]:
@@ -199,7 +203,7 @@ def update_device(
         {"name": name, "attributes": dict(attributes) if attributes is not None else None}
     )
     path = f"/api/v1/devices/{_segment(device_id)}"
-    return Call("PATCH", path, _model(DeviceOut), json=_checked(body))
+    return Call("PATCH", path, _model(DeviceOut), json=body)
 
 
 def delete_device(device_id: str) -> Call[None]:
@@ -230,7 +234,7 @@ def send_telemetry(
         "POST",
         f"/api/v1/devices/{_segment(device_id)}/telemetry",
         _model(IngestAccepted),
-        json=_checked(body),
+        json=body,
         idempotent=True,
     )
 
@@ -302,7 +306,7 @@ def send_command(
 ) -> Call[CommandOut]:
     body = _clean({"name": name, "params": dict(params or {}), "ttl_s": ttl_s})
     path = f"/api/v1/devices/{_segment(device_id)}/commands"
-    return Call("POST", path, _model(CommandOut), json=_checked(body))
+    return Call("POST", path, _model(CommandOut), json=body)
 
 
 def get_command(device_id: str, command_id: str) -> Call[CommandOut]:
@@ -333,7 +337,7 @@ def bulk_command(
             "ttl_s": ttl_s,
         }
     )
-    return Call("POST", "/api/v1/commands", _model(BatchOut), json=_checked(body))
+    return Call("POST", "/api/v1/commands", _model(BatchOut), json=body)
 
 
 def get_batch(batch_id: str) -> Call[BatchOut]:
@@ -347,7 +351,7 @@ def get_batch(batch_id: str) -> Call[BatchOut]:
 
 def create_token(name: str, scope: str) -> Call[TokenCreated]:
     body = {"name": name, "scope": scope}
-    return Call("POST", "/api/v1/tokens", _model(TokenCreated), json=_checked(body))
+    return Call("POST", "/api/v1/tokens", _model(TokenCreated), json=body)
 
 
 def list_tokens() -> Call[list[TokenOut]]:
