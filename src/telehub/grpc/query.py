@@ -51,16 +51,19 @@ class QueryServicer(telemetry_pb2_grpc.QueryServiceServicer):
             page = await self._telemetry.page(request.device_id, q)
         except InvalidInput as exc:
             raise _in_request_terms(exc) from None
-        last = [(m, p) for m, points in page.series.items() if points for p in points[-1:]]
-        final = last[-1] if last else None
+        # Each point goes out once the next is made, so the last one can carry the cursor.
+        held: telemetry_pb2.Point | None = None
         for metric, points in page.series.items():
             for p in points:
-                point = telemetry_pb2.Point(
+                if held is not None:
+                    yield held
+                held = telemetry_pb2.Point(
                     metric=metric, ts=convert.timestamp(p.ts_us), value=p.value
                 )
-                if page.next is not None and (metric, p) == final:
-                    point.next_page_token = page.next
-                yield point
+        if held is not None:
+            if page.next is not None:
+                held.next_page_token = page.next
+            yield held
 
     async def Latest(
         self, request: telemetry_pb2.LatestRequest, context: Context
